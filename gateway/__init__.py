@@ -1,0 +1,1 @@
+"""Sinch connectStream to RTP stream gateway."""
