@@ -1,0 +1,103 @@
+"""Sinch stream commands (protocol notes §2): parsing the connect command, encoding the server's replies.
+
+Sources spell the connect fields differently (`CallId`, `callId`, `ApplicationId`, `applicationKey`,
+`Headers`, `callHeaders`, ...), so keys are matched case-insensitively and every known spelling is accepted.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from gateway.config import SINCH_RATES
+
+
+class CommandError(ValueError):
+    """A text message that is not a usable command. `reason` is a short metric label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class _ConnectFields(msgspec.Struct):
+    """The connect command with keys lower-cased; every spelling from the protocol notes is a field."""
+
+    command: str
+    callid: str | None = None
+    applicationid: str | None = None
+    applicationkey: str | None = None
+    headers: dict[str, str] | None = None
+    callheaders: dict[str, str] | None = None
+    version: int | None = None
+    codec: str | None = None
+    samplerate: int | None = None
+
+
+class Connect(msgspec.Struct, frozen=True):
+    call_id: str
+    application: str
+    headers: dict[str, str]
+    sample_rate: int | None  # None: the server must know it (stream URL `rate=`)
+    codec: str
+    version: int | None
+
+
+class Other(msgspec.Struct, frozen=True):
+    """A well-formed command the gateway has no use for (forward compatibility: counted, not fatal)."""
+
+    name: str
+
+
+_decode_json = msgspec.json.Decoder().decode
+
+# Server -> Sinch replies (protocol notes §2.3, §2.5), encoded once.
+ANSWER = b'{"command":"answer"}'
+BUSY = b'{"command":"busy"}'
+REJECT = b'{"command":"reject"}'
+CLEAR = b'{"command":"clear"}'
+HEARTBEAT = b'{"command":"heartbeat"}'
+
+MAX_CALL_ID_LENGTH = 256
+
+
+def parse_command(text: bytes | str) -> Connect | Other:
+    """Parse one text message from Sinch; raise CommandError naming what is wrong."""
+    try:
+        raw = _decode_json(text)
+    except msgspec.DecodeError as exc:
+        raise CommandError("malformed_json", f"not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise CommandError("not_an_object", "a command must be a JSON object")
+    lowered = {str(key).lower(): value for key, value in raw.items()}
+    name = lowered.get("command")
+    if not isinstance(name, str):
+        raise CommandError("missing_command", "no \"command\" field")
+    name = name.lower()
+    if name != "connect":
+        return Other(name)
+    lowered["command"] = name
+    try:
+        fields = msgspec.convert(lowered, _ConnectFields, strict=False)
+    except msgspec.ValidationError as exc:
+        raise CommandError("bad_connect", f"connect: {exc}") from None
+    return _connect_from(fields)
+
+
+def _connect_from(fields: _ConnectFields) -> Connect:
+    if not fields.callid:
+        raise CommandError("bad_connect", "connect: no call id (CallId/callId)")
+    if len(fields.callid) > MAX_CALL_ID_LENGTH:
+        raise CommandError("bad_connect", f"connect: call id longer than {MAX_CALL_ID_LENGTH}")
+    if fields.samplerate is not None and fields.samplerate not in SINCH_RATES:
+        raise CommandError("bad_connect", f"connect: sampleRate {fields.samplerate} not one of {SINCH_RATES}")
+    codec = (fields.codec or "PCM").upper()
+    if codec != "PCM":
+        raise CommandError("bad_connect", f"connect: codec {fields.codec!r} unsupported (PCM only)")
+    return Connect(
+        call_id=fields.callid,
+        application=fields.applicationkey or fields.applicationid or "",
+        headers=fields.callheaders or fields.headers or {},
+        sample_rate=fields.samplerate,
+        codec=codec,
+        version=fields.version,
+    )

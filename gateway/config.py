@@ -1,0 +1,212 @@
+"""One frozen configuration object, merged from defaults < TOML file < environment < command line.
+
+Every value is validated by msgspec against the annotations below, so an error names the key and the rule:
+`config error: connect_timeout: Expected `float` > 0.0`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+import msgspec
+
+# Sample rates Sinch's streamingOptions allows (protocol notes §2.4).
+SINCH_RATES = (8000, 16000, 24000, 44100, 48000, 96000)
+CODECS = ("L16", "PCMU", "PCMA")
+G711_RATE = 8000  # RFC 3551 §4.5.14: PCMU/PCMA are 8 kHz only
+ENV_PREFIX = "GATEWAY_"
+EMBEDDED_ECHO_ROUTE = "echo"
+
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key."""
+
+
+class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A downstream media service: where a call's RTP goes and in which format."""
+
+    name: str
+    host: str
+    port: Port
+    codec: Literal["L16", "PCMU", "PCMA"] = "L16"
+    rate: int = 0  # wire sample rate; 0 = the call's own rate (L16 only)
+    ptime_ms: int = 0  # packet duration; 0 = the largest of 20/10/5 ms that fits the MTU budget
+    payload_type: int = -1  # -1 = static PT where RFC 3551 has one, else dynamic 96
+
+    def __post_init__(self) -> None:
+        if self.codec != "L16" and self.rate not in (0, G711_RATE):
+            raise ValueError(f"route {self.name}: {self.codec} is 8000 Hz only (RFC 3551 §4.5.14)")
+        if self.rate and self.rate not in SINCH_RATES:
+            raise ValueError(f"route {self.name}: rate must be one of {SINCH_RATES}")
+        if self.ptime_ms and self.ptime_ms not in (5, 10, 20, 30, 40, 60):
+            raise ValueError(f"route {self.name}: ptime must be one of 5, 10, 20, 30, 40, 60 ms")
+        if not -1 <= self.payload_type <= 127:
+            raise ValueError(f"route {self.name}: payload type must be 0..127")
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            raise ValueError(f"route {self.name}: host must be an IP address, got {self.host!r}") from None
+
+    def wire_rate(self, call_rate: int) -> int:
+        if self.codec != "L16":
+            return G711_RATE
+        return self.rate or call_rate
+
+    def payload_type_for(self, wire_rate: int) -> int:
+        if self.payload_type >= 0:
+            return self.payload_type
+        if self.codec == "PCMU":
+            return 0  # RFC 3551 table 4
+        if self.codec == "PCMA":
+            return 8
+        if wire_rate == 44100:
+            return 11  # RFC 3551 table 4: L16 mono 44.1 kHz
+        return 96  # dynamic (RFC 3551 §3)
+
+    def ptime_for(self, wire_rate: int, mtu_budget: int) -> int:
+        """Packet duration in ms whose payload fits the MTU budget (design notes: keep under path MTU)."""
+        bytes_per_ms = wire_rate * (2 if self.codec == "L16" else 1) / 1000
+        if self.ptime_ms:
+            return self.ptime_ms
+        return next(ms for ms in (20, 10, 5) if ms * bytes_per_ms <= mtu_budget or ms == 5)
+
+    def url(self) -> str:
+        return f"rtp://{self.host}:{self.port}?codec={self.codec}"
+
+
+class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    listen: str = "0.0.0.0:8080"
+    routes: dict[str, Route] = {}
+    default_rate: int = 8000  # the call's rate when neither connect nor the URL says
+    rtp_host: str = "0.0.0.0"  # local address the per-call RTP sockets bind to
+    rtp_ports: str = "16384-32767"  # even RTP port, RTCP on the next (RFC 3550 §11)
+    udp_rcvbuf_bytes: Annotated[int, msgspec.Meta(ge=0)] = 262144
+    mtu_budget: Annotated[int, msgspec.Meta(ge=160, le=65000)] = 1200
+    max_frame_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 256 * 1024
+    connect_timeout: PositiveSeconds = 5.0
+    heartbeat_interval: PositiveSeconds = 20.0  # Sinch hangs up after 60 s without server audio
+    max_call_duration: Seconds = 0.0  # 0 = unlimited
+    jitter_max_wait: Seconds = 0.06
+    return_queue_seconds: PositiveSeconds = 5.0  # cap on audio waiting to be paced back to Sinch
+    pacing_lead_frames: Annotated[int, msgspec.Meta(ge=1, le=50)] = 3
+    rtcp_interval: PositiveSeconds = 5.0  # RFC 3550 §6.2 minimum
+    tick_interval: Annotated[float, msgspec.Meta(ge=0.005, le=0.02)] = 0.01
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def __post_init__(self) -> None:
+        parse_host_port(self.listen, "listen")
+        if self.default_rate not in SINCH_RATES:
+            raise ValueError(f"default_rate: must be one of {SINCH_RATES}")
+        low, high = self.rtp_port_range
+        if not (1024 <= low < high <= 65535):
+            raise ValueError("rtp_ports: expected LOW-HIGH within 1024-65535, e.g. 16384-32767")
+        for name, route in self.routes.items():
+            if name != route.name:
+                raise ValueError(f"routes.{name}: name mismatch")
+
+    @property
+    def rtp_port_range(self) -> tuple[int, int]:
+        low, _, high = self.rtp_ports.partition("-")
+        try:
+            return int(low), int(high)
+        except ValueError:
+            raise ValueError("rtp_ports: expected LOW-HIGH, e.g. 16384-32767") from None
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return parse_host_port(self.listen, "listen")
+
+
+def parse_host_port(value: str, key: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{key}: expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def parse_route(spec: str) -> Route:
+    """`NAME=rtp://HOST:PORT?codec=L16|PCMU|PCMA&rate=HZ&ptime=MS&pt=N`."""
+    name, sep, url = spec.partition("=")
+    if not sep or not name:
+        raise ConfigError(f"route: expected NAME=rtp://HOST:PORT?..., got {spec!r}")
+    return route_from_url(name, url)
+
+
+def route_from_url(name: str, url: str) -> Route:
+    parts = urlsplit(url)
+    if parts.scheme != "rtp" or not parts.hostname or parts.port is None:
+        raise ConfigError(f"routes.{name}: expected rtp://HOST:PORT?..., got {url!r}")
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    fields = {"name": name, "host": parts.hostname, "port": parts.port}
+    renames = {"codec": "codec", "rate": "rate", "ptime": "ptime_ms", "pt": "payload_type"}
+    for key, value in query.items():
+        if key not in renames:
+            raise ConfigError(f"routes.{name}: unknown option {key!r} (known: {', '.join(renames)})")
+        fields[renames[key]] = value.upper() if key == "codec" else value
+    try:
+        return msgspec.convert(fields, Route, strict=False)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise ConfigError(f"routes.{name}: {exc}") from None
+
+
+def _routes_value(value: Any) -> dict[str, Route]:
+    if isinstance(value, str):
+        value = [spec for spec in value.replace(",", " ").split() if spec]
+    if isinstance(value, list):
+        routes = [parse_route(spec) for spec in value]
+        return {route.name: route for route in routes}
+    if isinstance(value, Mapping):
+        return {name: route_from_url(name, url) for name, url in value.items()}
+    raise ConfigError("routes: expected a table of NAME = \"rtp://...\"")
+
+
+def config_keys() -> tuple[str, ...]:
+    return tuple(field.name for field in msgspec.structs.fields(Config))
+
+
+def load_config(
+    path: str | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Merge defaults < TOML file < GATEWAY_* environment < command-line overrides, then validate."""
+    merged: dict[str, Any] = {}
+    if path:
+        try:
+            with open(path, "rb") as file:
+                merged.update(tomllib.load(file))
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+    environ = os.environ if env is None else env
+    for key in config_keys():
+        if (value := environ.get(ENV_PREFIX + key.upper())) is not None:
+            merged[key] = value
+    merged.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    if "routes" in merged:
+        merged["routes"] = _routes_value(merged["routes"])
+    unknown = set(merged) - set(config_keys())
+    if unknown:
+        raise ConfigError(f"{sorted(unknown)[0]}: unknown key (known: {', '.join(config_keys())})")
+    try:
+        return msgspec.convert(merged, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_name_the_key(str(exc))) from None
+
+
+def _name_the_key(message: str) -> str:
+    """msgspec says `Expected ... - at `$.key``; lead with the key as every other error does."""
+    text, sep, where = message.rpartition(" - at `$.")
+    if not sep:
+        return message
+    return f"{where.rstrip('`')}: {text}"

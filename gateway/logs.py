@@ -1,0 +1,41 @@
+"""Structured logs: one JSON object per line on stderr, one line per event, with the call id when there is one."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import msgspec
+
+_encode = msgspec.json.Encoder().encode
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return _encode(entry).decode()
+
+
+def setup(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("picows").setLevel(max(logging.WARNING, root.level))
+
+
+def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
+    """`log_event(log, logging.INFO, "call.answered", call_id=..., rate=16000)`."""
+    if logger.isEnabledFor(level):
+        logger.log(level, event, extra={"fields": fields})

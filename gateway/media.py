@@ -1,0 +1,185 @@
+"""The thin adapter between one CallSession and the outside: a picows listener and a pair of UDP sockets.
+
+It makes no protocol decisions. Data-path entry points are plain callbacks (no coroutine per frame), and an
+exception inside one call closes that call with 1011, never the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+
+from gateway.commands import Connect
+from gateway.config import Route
+from gateway.logs import log_event
+from gateway.session import CallSession, CallState, CloseCode
+
+if TYPE_CHECKING:
+    from gateway.worker import Worker
+
+log = logging.getLogger("gateway.call")
+
+MAX_DATAGRAM = 65535
+READS_PER_WAKEUP = 32  # bound the work one busy socket can take from the loop in one go
+MAX_CLOSE_REASON = 123  # RFC 6455 §5.5: control frame payload <= 125 bytes, 2 of them the code
+
+
+class CallAdapter(WSListener):
+    def __init__(
+        self, worker: Worker, route: Route, url_rate: int | None, rtp: socket.socket, rtcp: socket.socket
+    ) -> None:
+        self.worker = worker
+        self.route = route
+        self.url_rate = url_rate
+        self.rtp = rtp
+        self.rtcp = rtcp
+        self.route_rtp = (route.host, route.port)
+        self.route_rtcp = (route.host, route.port + 1)
+        self.transport: WSTransport | None = None
+        self.session: CallSession | None = None
+        self._fragments: bytearray | None = None
+        self._fragments_type = WSMsgType.BINARY
+
+    # ---- picows listener ------------------------------------------------------------------------------
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        loop = self.worker.loop
+        self.transport = transport
+        self.session = CallSession(
+            self.worker.config, self.route, self, loop.time(), self.url_rate, self.worker.unix_offset
+        )
+        loop.add_reader(self.rtp.fileno(), self._read_datagrams, self.rtp, self.session.on_rtp)
+        loop.add_reader(self.rtcp.fileno(), self._read_datagrams, self.rtcp, self.session.on_rtcp)
+        self.worker.call_started(self)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        session = self.session
+        now = self.worker.loop.time()
+        try:
+            msg_type = frame.msg_type
+            if msg_type is WSMsgType.BINARY and frame.fin:
+                session.on_audio(frame.get_payload_as_memoryview(), now)
+            elif msg_type is WSMsgType.TEXT and frame.fin:
+                session.on_text(frame.get_payload_as_bytes(), now)
+            elif msg_type is WSMsgType.CLOSE:
+                session.on_closed(frame.get_close_code().value, frame.get_close_reason() or "", now)
+                transport.send_close(frame.get_close_code())  # RFC 6455 §5.5.1: echo the close
+                transport.disconnect()
+            elif msg_type in (WSMsgType.BINARY, WSMsgType.TEXT, WSMsgType.CONTINUATION):
+                self._on_fragment(frame, now)
+        except Exception:
+            self._fail("websocket frame", now)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        session = self.session
+        if session is None:
+            return
+        if session.state is not CallState.CLOSED:
+            sent = transport.close_handshake.sent if transport.close_handshake else None
+            if sent is not None:  # picows itself closed it, e.g. 1009 for an oversized frame
+                session.on_closed(sent.code.value, sent.reason, self.worker.loop.time(), by_peer=False)
+            else:
+                session.on_closed(CloseCode.ABNORMAL, "connection lost", self.worker.loop.time())
+        self._release()
+
+    # ---- CallOutput ----------------------------------------------------------------------------------
+
+    def send_command(self, message: bytes) -> None:
+        self.transport.send(WSMsgType.TEXT, message)
+
+    def send_audio(self, pcm: bytes) -> None:
+        self.transport.send(WSMsgType.BINARY, pcm)
+
+    def send_rtp(self, packet: bytes) -> None:
+        try:
+            self.rtp.sendto(packet, self.route_rtp)
+        except OSError:
+            self.session.counters.rtp_dropped["send_error"] += 1  # ICMP unreachable, buffer full: UDP loses
+
+    def send_rtcp(self, packet: bytes) -> None:
+        try:
+            self.rtcp.sendto(packet, self.route_rtcp)
+        except OSError:
+            self.session.counters.rtp_dropped["rtcp_send_error"] += 1
+
+    def answered(self, connect: Connect, sample_rate: int) -> None:
+        session = self.session
+        fmt = session.format
+        log_event(
+            log, logging.INFO, "call.answered", call_id=connect.call_id, route=self.route.name,
+            sample_rate=sample_rate, codec=self.route.codec, wire_rate=fmt.wire_rate, ptime_ms=fmt.ptime_ms,
+            payload_type=fmt.payload_type, rtp_port=self.rtp.getsockname()[1], headers=sorted(connect.headers),
+        )
+
+    def close(self, code: int, reason: str) -> None:
+        transport = self.transport
+        if not transport.is_close_frame_sent:
+            transport.send_close(WSCloseCode(code), reason.encode()[:MAX_CLOSE_REASON])
+        transport.disconnect()
+
+    # ---- internals -------------------------------------------------------------------------------------
+
+    def _read_datagrams(self, sock: socket.socket, handler: Callable[[bytes, tuple, float], None]) -> None:
+        now = self.worker.loop.time()
+        try:
+            for _ in range(READS_PER_WAKEUP):
+                data, source = sock.recvfrom(MAX_DATAGRAM)
+                handler(data, source, now)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return  # e.g. ECONNREFUSED from an earlier ICMP error: nothing to read now
+        except Exception:
+            self._fail("datagram", now)
+
+    def _on_fragment(self, frame: WSFrame, now: float) -> None:
+        """Reassemble a fragmented message (RFC 6455 §5.4), bounded by max_frame_bytes."""
+        if frame.msg_type is not WSMsgType.CONTINUATION:
+            self._fragments = bytearray()
+            self._fragments_type = frame.msg_type
+        elif self._fragments is None:
+            self.session.shutdown(CloseCode.POLICY_VIOLATION, "continuation without a first fragment", now)
+            return
+        self._fragments += frame.get_payload_as_memoryview()
+        if len(self._fragments) > self.worker.config.max_frame_bytes:
+            self._fragments = None
+            self.session.shutdown(CloseCode.MESSAGE_TOO_BIG, "fragmented message over max_frame_bytes", now)
+            return
+        if frame.fin:
+            message, self._fragments = bytes(self._fragments), None
+            if self._fragments_type is WSMsgType.TEXT:
+                self.session.on_text(message, now)
+            else:
+                self.session.on_audio(message, now)
+
+    def _fail(self, where: str, now: float) -> None:
+        log.exception("call.error", extra={"fields": {"call_id": self.session.call_id, "where": where}})
+        self.session.shutdown(CloseCode.INTERNAL_ERROR, "internal error", now)
+
+    def tick(self, now: float) -> None:
+        try:
+            self.session.on_tick(now)
+        except Exception:
+            self._fail("tick", now)
+
+    def _release(self) -> None:
+        loop = self.worker.loop
+        for sock in (self.rtp, self.rtcp):
+            loop.remove_reader(sock.fileno())
+            sock.close()
+        session = self.session
+        counters = session.counters
+        log_event(
+            log, logging.INFO, "call.ended", call_id=session.call_id, route=self.route.name,
+            close_code=session.close_code, reason=session.close_reason, by_peer=session.closed_by_peer,
+            seconds=round(session.ended_at - session.started_at, 3), ws_frames_in=counters.ws_frames_in,
+            ws_frames_out=counters.ws_frames_out, rtp_packets_out=counters.rtp_packets_out,
+            rtp_packets_in=counters.rtp_packets_in, rtp_dropped=dict(counters.rtp_dropped),
+            return_queue_dropped_bytes=counters.return_queue_dropped_bytes,
+        )
+        self.worker.call_ended(self)
+

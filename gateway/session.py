@@ -1,0 +1,375 @@
+"""One call's state machine, sans-IO: Sinch websocket messages and RTP datagrams in, what to send out.
+
+The adapter (gateway.media) feeds it bytes and `now` (seconds, monotonic) and implements `CallOutput`;
+tests drive it with a fake clock and a recording output. States: awaiting connect -> answered -> closed.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gateway import commands
+from gateway.codec import DownstreamDecoder, UpstreamEncoder
+from gateway.commands import CommandError, Connect
+from gateway.config import Config, Route
+from gateway.rtp import (
+    JitterBuffer,
+    PushResult,
+    ReceiveStats,
+    RtcpError,
+    RtpError,
+    RtpPacketizer,
+    build_bye,
+    build_sender_report,
+    is_bye,
+    ntp_from_unix,
+    parse_rtcp,
+    parse_rtp,
+    random_stream_origin,
+)
+
+FRAME_SECONDS = 0.020  # audio to Sinch goes in 20 ms frames (protocol notes §2.4)
+
+
+class CloseCode(enum.IntEnum):
+    """Websocket close codes (RFC 6455 §7.4.1) and what the gateway means by them."""
+
+    NORMAL = 1000  # call ended: by the media service (RTCP BYE), the maximum duration, or after busy/reject
+    GOING_AWAY = 1001  # gateway draining or shutting down
+    UNSUPPORTED_DATA = 1003  # a message type the protocol has no use for
+    ABNORMAL = 1006  # connection lost without a close frame (never sent, only recorded)
+    INVALID_PAYLOAD = 1007  # text that is not a valid command
+    POLICY_VIOLATION = 1008  # protocol order broken: audio before answer, no connect in time, bad connect
+    MESSAGE_TOO_BIG = 1009  # frame over max_frame_bytes
+    INTERNAL_ERROR = 1011  # the gateway failed on this call
+
+
+class CallState(enum.Enum):
+    AWAITING_CONNECT = "awaiting_connect"
+    ANSWERED = "answered"
+    CLOSED = "closed"
+
+
+class CallOutput(Protocol):
+    """What the session asks its adapter to do. Calls happen synchronously inside session methods."""
+
+    def send_command(self, message: bytes) -> None: ...
+    def send_audio(self, pcm: bytes) -> None: ...
+    def send_rtp(self, packet: bytes) -> None: ...
+    def send_rtcp(self, packet: bytes) -> None: ...
+    def answered(self, connect: Connect, sample_rate: int) -> None: ...
+    def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(slots=True)
+class CallCounters:
+    """Per-call counts; the adapter turns them into metrics (cheaper than touching metrics per frame)."""
+
+    ws_frames_in: int = 0
+    ws_bytes_in: int = 0
+    ws_frames_out: int = 0
+    ws_bytes_out: int = 0
+    rtp_packets_out: int = 0
+    rtp_bytes_out: int = 0
+    rtp_packets_in: int = 0
+    rtp_bytes_in: int = 0
+    rtp_dropped: Counter[str] = field(default_factory=Counter)
+    return_queue_dropped_bytes: int = 0
+    ignored_commands: Counter[str] = field(default_factory=Counter)
+    heartbeats_sent: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class MediaFormat:
+    """The negotiated shape of one call's media, fixed at answer time."""
+
+    call_rate: int
+    wire_rate: int
+    payload_type: int
+    ptime_ms: int
+    wire_bytes_per_sample: int
+
+    @property
+    def packet_samples(self) -> int:
+        return self.wire_rate * self.ptime_ms // 1000
+
+    @property
+    def packet_bytes(self) -> int:
+        return self.packet_samples * self.wire_bytes_per_sample
+
+    @property
+    def frame_bytes(self) -> int:
+        """A 20 ms frame of Sinch audio: 16-bit mono at the call's rate."""
+        return round(self.call_rate * FRAME_SECONDS) * 2
+
+
+class CallSession:
+    def __init__(
+        self,
+        config: Config,
+        route: Route,
+        output: CallOutput,
+        now: float,
+        url_rate: int | None = None,
+        unix_offset: float = 0.0,
+    ) -> None:
+        self.config = config
+        self.route = route
+        self.output = output
+        self.url_rate = url_rate
+        self.unix_offset = unix_offset  # unix time = now + unix_offset (RTCP NTP timestamps)
+        self.state = CallState.AWAITING_CONNECT
+        self.counters = CallCounters()
+        self.call_id = ""
+        self.started_at = now
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.closed_by_peer = False
+        self.format: MediaFormat | None = None
+        self._connect_deadline = now + config.connect_timeout
+        self._odd_byte = b""
+        self._upstream = bytearray()
+        self._return_queue = bytearray()
+
+    # ---- websocket side -------------------------------------------------------------------------------
+
+    def on_text(self, text: bytes, now: float) -> None:
+        self.counters.ws_frames_in += 1
+        self.counters.ws_bytes_in += len(text)
+        if self.state is CallState.CLOSED:
+            return
+        try:
+            command = commands.parse_command(text)
+        except CommandError as exc:
+            if self.state is CallState.AWAITING_CONNECT:
+                self.output.send_command(commands.REJECT)
+            self._close(CloseCode.INVALID_PAYLOAD if exc.reason != "bad_connect" else CloseCode.POLICY_VIOLATION,
+                        str(exc), now)
+            return
+        if isinstance(command, Connect):
+            if self.state is CallState.AWAITING_CONNECT:
+                self._answer(command, now)
+            else:
+                self._close(CloseCode.POLICY_VIOLATION, "second connect command", now)
+            return
+        self.counters.ignored_commands[command.name] += 1
+
+    def on_audio(self, pcm: bytes | memoryview, now: float) -> None:
+        """A binary message: 16-bit LE mono PCM at the call's rate, any length (protocol notes §2.4)."""
+        counters = self.counters
+        counters.ws_frames_in += 1
+        counters.ws_bytes_in += len(pcm)
+        if self.state is not CallState.ANSWERED:
+            if self.state is CallState.AWAITING_CONNECT:
+                self._close(CloseCode.POLICY_VIOLATION, "audio before connect", now)
+            return
+        if self._odd_byte or len(pcm) & 1:
+            pcm = self._keep_whole_samples(pcm)
+        wire = self._encoder.encode(pcm)
+        packet_bytes = self._packet_bytes
+        if not self._upstream and len(wire) == packet_bytes:
+            self._send_rtp(wire, now)
+            return
+        self._upstream += wire
+        while len(self._upstream) >= packet_bytes:
+            self._send_rtp(self._upstream[:packet_bytes], now)
+            del self._upstream[:packet_bytes]
+
+    def on_closed(self, code: int, reason: str, now: float, by_peer: bool = True) -> None:
+        """The websocket is closed: by Sinch (a hangup), by the connection dropping (1006), or by the
+        websocket layer itself (e.g. 1009 for an oversized frame). Either way the call is over."""
+        if self.state is CallState.CLOSED:
+            return
+        self.closed_by_peer = by_peer
+        self._end(code, reason, now)
+
+    # ---- RTP side ------------------------------------------------------------------------------------
+
+    def on_rtp(self, data: bytes, source: tuple[str, int], now: float) -> None:
+        counters = self.counters
+        if not self._from_route(source, self.route.port):
+            counters.rtp_dropped["unexpected_source"] += 1  # symmetric RTP: only the route answers
+            return
+        if self.state is not CallState.ANSWERED:
+            counters.rtp_dropped["not_answered"] += 1
+            return
+        try:
+            packet = parse_rtp(data)
+        except RtpError as exc:
+            counters.rtp_dropped[exc.reason] += 1
+            return
+        if packet.payload_type != self.format.payload_type:
+            counters.rtp_dropped["unexpected_payload_type"] += 1
+            return
+        counters.rtp_packets_in += 1
+        counters.rtp_bytes_in += len(data)
+        self.receive_stats.update(packet, now)
+        samples = len(packet.payload) // self.format.wire_bytes_per_sample
+        result = self.jitter_buffer.push(packet, samples, now)
+        if result is PushResult.LATE or result is PushResult.DUPLICATE:
+            counters.rtp_dropped[result.name.lower()] += 1
+            return
+        self._play_out(now)
+
+    def on_rtcp(self, data: bytes, source: tuple[str, int], now: float) -> None:
+        if self.state is not CallState.ANSWERED or not self._from_route(source, self.route.port + 1):
+            self.counters.rtp_dropped["unexpected_rtcp"] += 1
+            return
+        try:
+            packets = parse_rtcp(data)
+        except RtcpError as exc:
+            self.counters.rtp_dropped["rtcp_" + exc.reason] += 1
+            return
+        if is_bye(packets):
+            self._close(CloseCode.NORMAL, "media service sent RTCP BYE", now)
+
+    # ---- time ------------------------------------------------------------------------------------------
+
+    def on_tick(self, now: float) -> None:
+        """Called every few ms by the worker for every call: deadlines, loss declared by time, pacing."""
+        if self.state is CallState.ANSWERED:
+            if self._max_end and now >= self._max_end:
+                self._close(CloseCode.NORMAL, "maximum call duration reached", now)
+                return
+            if self.jitter_buffer:
+                self._play_out(now)
+            else:
+                self._pace(now)
+            if now - self._last_sent_to_sinch >= self.config.heartbeat_interval:
+                self._send_command(commands.HEARTBEAT, now)
+                self.counters.heartbeats_sent += 1
+            if now >= self._next_rtcp:
+                self._send_sender_report(now)
+        elif self.state is CallState.AWAITING_CONNECT and now >= self._connect_deadline:
+            self._close(CloseCode.POLICY_VIOLATION, f"no connect command within {self.config.connect_timeout:g}s",
+                        now)
+
+    def clear(self, now: float) -> None:
+        """Barge-in: drop audio not yet played here and ask Sinch to drop what it has buffered."""
+        if self.state is CallState.ANSWERED:
+            self._return_queue.clear()
+            self._send_command(commands.CLEAR, now)
+
+    def shutdown(self, code: int, reason: str, now: float) -> None:
+        """The gateway ends the call (drain deadline, shutdown)."""
+        if self.state is not CallState.CLOSED:
+            self._close(code, reason, now)
+
+    @property
+    def return_queue_bytes(self) -> int:
+        return len(self._return_queue)
+
+    # ---- internals -------------------------------------------------------------------------------------
+
+    def _answer(self, connect: Connect, now: float) -> None:
+        call_rate = connect.sample_rate or self.url_rate or self.config.default_rate
+        route = self.route
+        wire_rate = route.wire_rate(call_rate)
+        self._encoder = UpstreamEncoder(route.codec, call_rate, wire_rate)
+        self._decoder = DownstreamDecoder(route.codec, call_rate, wire_rate)
+        self.format = fmt = MediaFormat(
+            call_rate=call_rate,
+            wire_rate=wire_rate,
+            payload_type=route.payload_type_for(wire_rate),
+            ptime_ms=route.ptime_for(wire_rate, self.config.mtu_budget),
+            wire_bytes_per_sample=self._encoder.bytes_per_sample,
+        )
+        self._packet_bytes = fmt.packet_bytes
+        self._packet_samples = fmt.packet_samples
+        self._frame_bytes = fmt.frame_bytes
+        self._return_queue_cap = round(self.config.return_queue_seconds / FRAME_SECONDS) * fmt.frame_bytes
+        ssrc, sequence, timestamp = random_stream_origin()
+        self.packetizer = RtpPacketizer(fmt.payload_type, ssrc, sequence, timestamp)
+        self.receive_stats = ReceiveStats(wire_rate)
+        self.jitter_buffer = JitterBuffer(wire_rate, max_wait=self.config.jitter_max_wait)
+        self.call_id = connect.call_id
+        self.state = CallState.ANSWERED
+        self.answered_at = now
+        self._max_end = now + self.config.max_call_duration if self.config.max_call_duration else 0.0
+        self._pace_credit = float(self.config.pacing_lead_frames)
+        self._pace_at = now
+        self._next_rtcp = now + self.config.rtcp_interval
+        self._send_command(commands.ANSWER, now)
+        self.output.answered(connect, call_rate)
+
+    def _from_route(self, source: tuple, port: int) -> bool:
+        return source[1] == port and source[0] == self.route.host
+
+    def _keep_whole_samples(self, pcm: bytes | memoryview) -> bytes:
+        """Carry an odd trailing byte to the next message: chunk sizes are not fixed (protocol notes §2.4)."""
+        data = self._odd_byte + bytes(pcm)
+        cut = len(data) & ~1
+        self._odd_byte = data[cut:]
+        return data[:cut]
+
+    def _send_rtp(self, payload: bytes | bytearray, now: float) -> None:
+        packet = self.packetizer.pack(payload, self._packet_samples)
+        self.output.send_rtp(packet)
+        self.counters.rtp_packets_out += 1
+        self.counters.rtp_bytes_out += len(packet)
+        if self.packetizer.packet_count == 1:
+            # Announce the CNAME (= Sinch CallId) with the first packet rather than 5 s later.
+            self._send_sender_report(now)
+
+    def _send_sender_report(self, now: float) -> None:
+        self._next_rtcp = now + self.config.rtcp_interval
+        packetizer = self.packetizer
+        if packetizer.packet_count == 0:
+            return  # RFC 3550 §6.4: an SR describes a sender; nothing sent yet
+        report = build_sender_report(
+            packetizer.ssrc, ntp_from_unix(now + self.unix_offset), packetizer.last_timestamp,
+            packetizer.packet_count, packetizer.octet_count, self.call_id,
+        )
+        self.output.send_rtcp(report)
+
+    def _play_out(self, now: float) -> None:
+        """Move what the jitter buffer releases into the return queue, then pace it to Sinch."""
+        decoder = self._decoder
+        queue = self._return_queue
+        for payload, samples in self.jitter_buffer.pop(now):
+            queue += decoder.decode(payload) if payload is not None else decoder.conceal(samples)
+        overflow = len(queue) - self._return_queue_cap
+        if overflow > 0:
+            overflow += -overflow % self._frame_bytes  # drop whole frames, oldest first
+            del queue[:overflow]
+            self.counters.return_queue_dropped_bytes += overflow
+        self._pace(now)
+
+    def _pace(self, now: float) -> None:
+        """Send whole 20 ms frames at real time, with a small lead so audio leaves as soon as it arrives
+        (design notes: faster than real time fills Sinch's 5 MB buffer and adds delay only `clear` removes)."""
+        credit = self._pace_credit + (now - self._pace_at) / FRAME_SECONDS
+        lead = self.config.pacing_lead_frames
+        self._pace_credit = credit if credit < lead else float(lead)
+        self._pace_at = now
+        queue = self._return_queue
+        frame_bytes = self._frame_bytes
+        while self._pace_credit >= 1.0 and len(queue) >= frame_bytes:
+            frame = bytes(queue[:frame_bytes])
+            del queue[:frame_bytes]
+            self._pace_credit -= 1.0
+            self.output.send_audio(frame)
+            self.counters.ws_frames_out += 1
+            self.counters.ws_bytes_out += frame_bytes
+            self._last_sent_to_sinch = now
+
+    def _send_command(self, message: bytes, now: float) -> None:
+        self.output.send_command(message)
+        self.counters.ws_frames_out += 1
+        self.counters.ws_bytes_out += len(message)
+        self._last_sent_to_sinch = now
+
+    def _close(self, code: int, reason: str, now: float) -> None:
+        self._end(code, reason, now)
+        self.output.close(code, reason)
+
+    def _end(self, code: int, reason: str, now: float) -> None:
+        if self.state is CallState.ANSWERED and self.packetizer.packet_count:
+            self.output.send_rtcp(build_bye(self.packetizer.ssrc, self.call_id, reason[:255]))
+        self.state = CallState.CLOSED
+        self.close_code = code
+        self.close_reason = reason
+        self.ended_at = now
