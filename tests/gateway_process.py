@@ -1,0 +1,85 @@
+"""Starts the real gateway as a subprocess for end-to-end tests and reads its structured log."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+STARTUP_TIMEOUT = 15.0
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class GatewayProcess:
+    """`gateway serve` on loopback. Log lines (JSON) are collected; tests wait on them, never on sleeps."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"ws://127.0.0.1:{self.port}"
+        self.args = ["--listen", f"127.0.0.1:{self.port}", "--rtp-host", "127.0.0.1", *args]
+        self.env = {**os.environ, **(env or {})}
+        self.events: list[dict[str, Any]] = []
+        self.raw_lines: list[str] = []
+        self._new_lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> GatewayProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", *self.args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=self.env,
+        )
+        threading.Thread(target=self._read_log, daemon=True).start()
+        self.wait_for("worker.listening", timeout=STARTUP_TIMEOUT)
+        return self
+
+    def _read_log(self) -> None:
+        for line in self.proc.stderr:
+            self.raw_lines.append(line)
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            self.events.append(event)
+            self._new_lines.put(event)
+
+    def wait_for(self, event: str, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
+        """Block until a log event with these fields appears (already seen ones count)."""
+        match: Callable[[dict[str, Any]], bool] = lambda e: e.get("event") == event and all(  # noqa: E731
+            e.get(k) == v for k, v in fields.items()
+        )
+        for seen in list(self.events):
+            if match(seen):
+                return seen
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                candidate = self._new_lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if match(candidate):
+                return candidate
+            if self.proc.poll() is not None and self._new_lines.empty():
+                break
+        raise AssertionError(f"no {event} {fields} in gateway log:\n{''.join(self.raw_lines[-30:])}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode

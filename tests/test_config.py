@@ -1,0 +1,96 @@
+import subprocess
+import sys
+
+import pytest
+
+from gateway.config import ConfigError, Route, load_config, parse_route
+
+
+def test_defaults_need_nothing():
+    config = load_config(env={})
+    assert config.listen == "0.0.0.0:8080"
+    assert config.routes == {}
+    assert config.rtp_port_range == (16384, 32767)
+
+
+def test_route_url_fields():
+    route = parse_route("asr=rtp://10.0.0.5:5004?codec=pcmu&ptime=20")
+    assert route == Route(name="asr", host="10.0.0.5", port=5004, codec="PCMU", ptime_ms=20)
+    assert route.wire_rate(16000) == 8000
+    assert route.payload_type_for(8000) == 0
+
+
+@pytest.mark.parametrize(
+    ("rate", "ptime", "pt"),
+    [(8000, 20, 96), (16000, 20, 96), (24000, 20, 96), (44100, 10, 11), (48000, 10, 96), (96000, 5, 96)],
+)
+def test_l16_packet_duration_fits_mtu_budget(rate, ptime, pt):
+    route = parse_route("r=rtp://127.0.0.1:5004")
+    assert route.ptime_for(rate, 1200) == ptime
+    assert rate * ptime // 1000 * 2 <= 1200
+    assert route.payload_type_for(rate) == pt
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("asr=rtp://127.0.0.1:5004?codec=PCMU&rate=16000", "8000 Hz only"),
+        ("asr=rtp://127.0.0.1:5004?codec=G729", "codec"),
+        ("asr=rtp://127.0.0.1:5004?ptime=7", "ptime"),
+        ("asr=rtp://127.0.0.1:5004?bogus=1", "unknown option 'bogus'"),
+        ("asr=http://127.0.0.1:5004", "expected rtp://"),
+        ("asr=rtp://media.example:5004", "IP address"),
+        ("rtp://127.0.0.1:5004", "expected NAME=rtp://"),
+    ],
+)
+def test_bad_routes_name_the_route(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(env={}, overrides={"routes": [spec]})
+
+
+def test_merge_order_file_then_env_then_flags(tmp_path):
+    path = tmp_path / "gateway.toml"
+    path.write_text('connect_timeout = 3.0\nheartbeat_interval = 7\n[routes]\nasr = "rtp://127.0.0.1:6000"\n')
+    config = load_config(str(path), env={"GATEWAY_HEARTBEAT_INTERVAL": "9"}, overrides={"mtu_budget": "900"})
+    assert config.connect_timeout == 3.0
+    assert config.heartbeat_interval == 9.0
+    assert config.mtu_budget == 900
+    assert config.routes["asr"].port == 6000
+
+
+def test_env_routes_list():
+    config = load_config(env={"GATEWAY_ROUTES": "a=rtp://127.0.0.1:6000, b=rtp://127.0.0.1:6002?codec=PCMA"})
+    assert sorted(config.routes) == ["a", "b"]
+    assert config.routes["b"].codec == "PCMA"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"connect_timeout": "-1"}, r"^connect_timeout: Expected `float` > 0"),
+        ({"connect_timeout": "soon"}, r"^connect_timeout: Expected `float`"),
+        ({"listen": "8080"}, r"listen: expected HOST:PORT"),
+        ({"rtp_ports": "9-5"}, r"rtp_ports"),
+        ({"default_rate": "11025"}, r"default_rate: must be one of"),
+        ({"mtu_budget": "100"}, r"^mtu_budget: Expected `int` >= 160"),
+    ],
+)
+def test_invalid_values_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(env={}, overrides=overrides)
+
+
+def test_unknown_key_in_file(tmp_path):
+    path = tmp_path / "gateway.toml"
+    path.write_text("conect_timeout = 3\n")
+    with pytest.raises(ConfigError, match="conect_timeout: unknown key"):
+        load_config(str(path), env={})
+
+
+def test_cli_exits_2_naming_the_key():
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--connect-timeout", "-1"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert "config error: connect_timeout" in result.stderr
