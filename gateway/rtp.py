@@ -1,0 +1,499 @@
+"""RTP/RTCP wire format (RFC 3550), packetizer, receive statistics and jitter buffer.
+
+Sans-IO: no sockets, no clocks (time is passed in as `now`/`arrival` seconds), no codecs, no metrics.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import secrets
+import struct
+from dataclasses import dataclass
+from typing import NamedTuple
+
+# RFC 3550 §5.1: fixed header V|P|X|CC, M|PT, sequence, timestamp, SSRC.
+RTP_VERSION = 2
+V2 = RTP_VERSION << 6  # first octet: version 2, no padding/extension, count 0
+RTP_HEADER = struct.Struct("!BBHII")
+RTP_HEADER_SIZE = RTP_HEADER.size  # 12
+CSRC_SIZE = 4
+RTP_EXTENSION_HEADER = struct.Struct("!HH")  # RFC 3550 §5.3.1: profile-defined, length in 32-bit words
+PADDING_BIT = 0x20
+EXTENSION_BIT = 0x10
+CC_MASK = 0x0F
+MARKER_BIT = 0x80
+PT_MASK = 0x7F
+COUNT_MASK = 0x1F  # RTCP RC/SC
+SEQ_MOD = 1 << 16
+
+# RFC 3550 §6.4-§6.6: common header V|P|RC, PT, length (32-bit words minus one).
+RTCP_HEADER = struct.Struct("!BBH")
+RTCP_SSRC_HEADER = struct.Struct("!BBHI")  # header + SSRC: RR without report blocks, BYE with one source
+RTCP_SR = struct.Struct("!BBHIIIIII")  # header, SSRC, NTP sec, NTP frac, RTP timestamp, packets, octets
+RTCP_SR_TYPE = 200
+RTCP_RR_TYPE = 201
+RTCP_SDES_TYPE = 202
+RTCP_BYE_TYPE = 203
+RTCP_APP_TYPE = 204
+SDES_END = 0
+SDES_CNAME = 1
+MAX_SDES_TEXT = 255  # RFC 3550 §6.5: 8-bit length field
+
+NTP_UNIX_OFFSET = 2208988800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
+
+# RFC 3550 A.1
+MAX_DROPOUT = 3000
+MAX_MISORDER = 100
+_SEEN_MASK = (1 << MAX_MISORDER) - 1  # ReceiveStats duplicate window
+
+
+class RtpError(ValueError):
+    """An undecodable RTP packet. `reason` is a short metric label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class RtcpError(ValueError):
+    """An undecodable RTCP packet. `reason` is a short metric label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def seq_distance(a: int, b: int) -> int:
+    """Signed distance a - b between 16-bit sequence numbers, in [-32768, 32767]."""
+    return ((a - b + 0x8000) & 0xFFFF) - 0x8000
+
+
+def seq_newer(a: int, b: int) -> bool:
+    """True if sequence a comes after b (RFC 1982 serial number arithmetic, 16 bits)."""
+    return seq_distance(a, b) > 0
+
+
+def _ts_distance(a: int, b: int) -> int:
+    """Signed distance a - b between 32-bit RTP timestamps."""
+    return ((a - b + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+
+
+# --- RTP ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class RtpPacket:
+    payload_type: int
+    marker: bool
+    sequence: int
+    timestamp: int
+    ssrc: int
+    payload: bytes  # after CSRCs and header extension, padding removed (RFC 3550 §5.1, §5.3.1)
+
+
+def parse_rtp(data: bytes | memoryview) -> RtpPacket:
+    size = len(data)
+    if size < RTP_HEADER_SIZE:
+        raise RtpError("too_short", f"RTP packet of {size} bytes, header needs {RTP_HEADER_SIZE}")
+    first, second, sequence, timestamp, ssrc = RTP_HEADER.unpack_from(data)
+    if first >> 6 != RTP_VERSION:
+        raise RtpError("bad_version", f"RTP version {first >> 6}")
+    start = RTP_HEADER_SIZE + CSRC_SIZE * (first & CC_MASK)  # RFC 3550 §5.1: CSRC list
+    if start > size:
+        raise RtpError("bad_csrc", f"{first & CC_MASK} CSRCs do not fit in {size} bytes")
+    if first & EXTENSION_BIT:  # RFC 3550 §5.3.1
+        if start + RTP_EXTENSION_HEADER.size > size:
+            raise RtpError("bad_extension", "header extension truncated")
+        _profile, words = RTP_EXTENSION_HEADER.unpack_from(data, start)
+        start += RTP_EXTENSION_HEADER.size + 4 * words
+        if start > size:
+            raise RtpError("bad_extension", f"header extension of {words} words exceeds packet")
+    end = size
+    if first & PADDING_BIT:  # RFC 3550 §5.1: last octet counts the padding, itself included
+        padding = data[-1] if end > start else 0
+        if padding == 0 or padding > end - start:
+            raise RtpError("bad_padding", f"padding of {padding} octets, {end - start} available")
+        end -= padding
+    return RtpPacket(
+        second & PT_MASK, bool(second & MARKER_BIT), sequence, timestamp, ssrc, bytes(data[start:end])
+    )
+
+
+def random_stream_origin() -> tuple[int, int, int]:
+    """Random (SSRC, first sequence, first timestamp) for a new stream (RFC 3550 §5.1, §8)."""
+    return secrets.randbits(32), secrets.randbits(16), secrets.randbits(32)
+
+
+class RtpPacketizer:
+    """Builds RTP packets for one outgoing stream. The random origin comes from the caller
+    (`random_stream_origin()`), so tests are deterministic."""
+
+    __slots__ = (
+        "_second_byte",
+        "_sequence",
+        "_timestamp",
+        "last_timestamp",
+        "octet_count",
+        "packet_count",
+        "ssrc",
+    )
+
+    def __init__(self, payload_type: int, ssrc: int, first_sequence: int, first_timestamp: int) -> None:
+        if not 0 <= payload_type <= PT_MASK:
+            raise ValueError(f"RTP payload type {payload_type} outside 0-127")
+        self._second_byte = MARKER_BIT | payload_type  # RFC 3551 §4.1: marker on the first packet
+        self._sequence = first_sequence
+        self._timestamp = first_timestamp
+        self.ssrc = ssrc
+        self.last_timestamp = first_timestamp  # RTP timestamp of the last packet sent (first one if none)
+        self.packet_count = 0  # RFC 3550 §6.4.1 sender's packet count
+        self.octet_count = 0  # RFC 3550 §6.4.1 sender's octet count: payload only
+
+    def pack(self, payload: bytes | memoryview, samples: int) -> bytes:
+        timestamp = self._timestamp
+        # One concatenation of the precompiled header: measured faster than pack_into a bytearray + copy.
+        packet = RTP_HEADER.pack(V2, self._second_byte, self._sequence, timestamp, self.ssrc) + payload
+        self._second_byte &= PT_MASK
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        self._timestamp = (timestamp + samples) & 0xFFFFFFFF
+        self.last_timestamp = timestamp
+        self.packet_count += 1
+        self.octet_count += len(payload)
+        return packet
+
+
+# --- RTCP --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class RtcpPacket:
+    packet_type: int  # 200 SR, 201 RR, 202 SDES, 203 BYE, 204 APP, others kept as-is
+    count: int  # RC/SC field
+    body: bytes  # everything after the 4-byte common header (SSRC first), padding removed
+
+
+def ntp_from_unix(unix_seconds: float) -> float:
+    return unix_seconds + NTP_UNIX_OFFSET
+
+
+def _sdes_text(text: str) -> bytes:
+    """UTF-8, truncated at a character boundary to fit the 8-bit length (RFC 3550 §6.5)."""
+    encoded = text.encode()
+    if len(encoded) > MAX_SDES_TEXT:
+        encoded = encoded[:MAX_SDES_TEXT].decode(errors="ignore").encode()
+    return encoded
+
+
+def _sdes_cname_packet(ssrc: int, cname: str) -> bytes:
+    """SDES with one chunk: SSRC, CNAME item, then null octets (at least one) to a 32-bit boundary
+    (RFC 3550 §6.5, §6.5.1)."""
+    text = _sdes_text(cname)
+    item = bytes((SDES_CNAME, len(text))) + text
+    chunk_size = 4 + len(item)
+    nulls = 4 - chunk_size % 4
+    words = (chunk_size + nulls) // 4
+    return b"".join((RTCP_SSRC_HEADER.pack(V2 | 1, RTCP_SDES_TYPE, words, ssrc), item, bytes(nulls)))
+
+
+def build_sender_report(
+    ssrc: int, ntp_time: float, rtp_timestamp: int, packet_count: int, octet_count: int, cname: str
+) -> bytes:
+    """Compound RTCP: SR without report blocks + SDES CNAME (RFC 3550 §6.4.1, §6.5, §6.1).
+    `ntp_time` is seconds since 1900-01-01 (see `ntp_from_unix`), sent as 32.32 fixed point."""
+    fraction, seconds = math.modf(ntp_time)
+    sr = RTCP_SR.pack(
+        V2,
+        RTCP_SR_TYPE,
+        RTCP_SR.size // 4 - 1,
+        ssrc,
+        int(seconds) & 0xFFFFFFFF,  # wraps at the 2036 NTP era boundary
+        int(fraction * 2**32),
+        rtp_timestamp & 0xFFFFFFFF,
+        packet_count & 0xFFFFFFFF,  # RFC 3550 §6.4.1: the counts wrap
+        octet_count & 0xFFFFFFFF,
+    )
+    return sr + _sdes_cname_packet(ssrc, cname)
+
+
+def build_bye(ssrc: int, cname: str, reason: str = "") -> bytes:
+    """Compound RTCP ending a stream: empty RR + SDES CNAME + BYE with optional reason
+    (RFC 3550 §6.6, §6.1: a compound packet starts with SR/RR and carries a CNAME)."""
+    rr = RTCP_SSRC_HEADER.pack(V2, RTCP_RR_TYPE, 1, ssrc)
+    text = _sdes_text(reason)
+    reason_field = bytes((len(text),)) + text + bytes(-(1 + len(text)) % 4) if text else b""
+    bye = RTCP_SSRC_HEADER.pack(V2 | 1, RTCP_BYE_TYPE, 1 + len(reason_field) // 4, ssrc)
+    return b"".join((rr, _sdes_cname_packet(ssrc, cname), bye, reason_field))
+
+
+def parse_rtcp(data: bytes | memoryview) -> list[RtcpPacket]:
+    """Splits a compound RTCP packet, checking version and length fields (RFC 3550 §6.1, A.2)."""
+    size = len(data)
+    if size == 0:
+        raise RtcpError("too_short", "empty RTCP packet")
+    packets: list[RtcpPacket] = []
+    offset = 0
+    while offset < size:
+        if offset + RTCP_HEADER.size > size:
+            raise RtcpError("too_short", f"{size - offset} trailing bytes at offset {offset}")
+        first, packet_type, words = RTCP_HEADER.unpack_from(data, offset)
+        if first >> 6 != RTP_VERSION:
+            raise RtcpError("bad_version", f"RTCP version {first >> 6} at offset {offset}")
+        end = offset + 4 * (words + 1)
+        if end > size:
+            raise RtcpError("bad_length", f"length of {words} words at offset {offset} exceeds {size} bytes")
+        body_end = end
+        if first & PADDING_BIT:  # RFC 3550 §6.4.1: last octet counts the padding, itself included
+            padding = data[end - 1]
+            if padding == 0 or padding > end - offset - RTCP_HEADER.size:
+                raise RtcpError("bad_padding", f"padding of {padding} octets at offset {offset}")
+            body_end -= padding
+        body = bytes(data[offset + RTCP_HEADER.size : body_end])
+        packets.append(RtcpPacket(packet_type, first & COUNT_MASK, body))
+        offset = end
+    return packets
+
+
+def is_bye(packets: list[RtcpPacket]) -> bool:
+    return any(packet.packet_type == RTCP_BYE_TYPE for packet in packets)
+
+
+def sdes_cname(packets: list[RtcpPacket]) -> str | None:
+    """The first CNAME item of the first SDES packet that has one (RFC 3550 §6.5.1)."""
+    for packet in packets:
+        if packet.packet_type != RTCP_SDES_TYPE:
+            continue
+        body = packet.body
+        offset = 0
+        for _ in range(packet.count):
+            offset += 4  # chunk SSRC/CSRC
+            while True:
+                if offset >= len(body):
+                    raise RtcpError("bad_sdes", "SDES chunk not terminated")
+                item_type = body[offset]
+                if item_type == SDES_END:  # null octets pad the chunk to a 32-bit boundary
+                    offset = (offset + 4) & ~3
+                    break
+                if offset + 2 > len(body) or offset + 2 + body[offset + 1] > len(body):
+                    raise RtcpError("bad_sdes", f"SDES item {item_type} truncated")
+                text = body[offset + 2 : offset + 2 + body[offset + 1]]
+                if item_type == SDES_CNAME:
+                    return text.decode(errors="replace")
+                offset += 2 + len(text)
+    return None
+
+
+# --- Receive statistics ------------------------------------------------------------------------------
+
+
+class ReceiveStats:
+    """RFC 3550 A.1 sequence tracking (probation skipped: the first packet is the base) and A.8
+    interarrival jitter, for one source; everything restarts when the SSRC changes.
+
+    As in RFC 3550 §6.4.1, `received` includes duplicates and reordered packets, so `expected - received`
+    can go negative; the `lost` getter clamps it at 0. Duplicates are recognised within MAX_MISORDER."""
+
+    __slots__ = (
+        "_bad_seq",
+        "_base_seq",
+        "_clock_rate",
+        "_cycles",
+        "_jitter",
+        "_last_arrival",
+        "_last_timestamp",
+        "_max_seq",
+        "_seen",
+        "_ssrc",
+        "duplicates",
+        "received",
+        "reordered",
+    )
+
+    def __init__(self, clock_rate: int) -> None:
+        self._clock_rate = clock_rate
+        self._start(None, 0)
+
+    def _start(self, ssrc: int | None, seq: int) -> None:
+        self._ssrc = ssrc
+        self._jitter = 0.0  # RFC 3550 A.8 J, in timestamp units
+        self.duplicates = 0
+        self.reordered = 0
+        self._init_seq(seq)
+
+    def _init_seq(self, seq: int) -> None:  # RFC 3550 A.1 init_seq()
+        self._base_seq = seq
+        self._max_seq = seq
+        self._bad_seq = SEQ_MOD + 1  # so seq == bad_seq is false
+        self._cycles = 0
+        self.received = 0
+        self._seen = 1  # bit i: max_seq - i received
+        self._last_arrival: float | None = None  # no transit time to compare with yet
+        self._last_timestamp = 0
+
+    @property
+    def expected(self) -> int:
+        if self._ssrc is None:
+            return 0
+        return self._cycles + self._max_seq - self._base_seq + 1
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.expected - self.received)
+
+    @property
+    def jitter_seconds(self) -> float:
+        return self._jitter / self._clock_rate
+
+    def update(self, packet: RtpPacket, arrival: float) -> None:
+        seq = packet.sequence
+        if packet.ssrc != self._ssrc:
+            self._start(packet.ssrc, seq)
+        else:
+            # RFC 3550 A.1 update_seq()
+            udelta = (seq - self._max_seq) & 0xFFFF
+            if udelta == 0:
+                self.duplicates += 1
+            elif udelta < MAX_DROPOUT:  # in order, with permissible gap
+                if seq < self._max_seq:
+                    self._cycles += SEQ_MOD
+                self._max_seq = seq
+                self._seen = ((self._seen << udelta) | 1) & _SEEN_MASK
+            elif udelta <= SEQ_MOD - MAX_MISORDER:  # very large jump
+                if seq != self._bad_seq:
+                    self._bad_seq = (seq + 1) & 0xFFFF
+                    return
+                # Two sequential packets: the sender restarted without telling us, re-sync.
+                self._init_seq(seq)
+            else:  # duplicate or reordered packet, behind max_seq by less than MAX_MISORDER
+                bit = 1 << (SEQ_MOD - udelta)
+                if self._seen & bit:
+                    self.duplicates += 1
+                else:
+                    self._seen |= bit
+                    self.reordered += 1
+        self.received += 1
+        # RFC 3550 A.8: D(i-1,i) = (Rj - Ri) - (Sj - Si) in timestamp units; J += (|D| - J) / 16.
+        if self._last_arrival is not None:
+            transit_delta = (arrival - self._last_arrival) * self._clock_rate - _ts_distance(
+                packet.timestamp, self._last_timestamp
+            )
+            self._jitter += (abs(transit_delta) - self._jitter) / 16
+        self._last_arrival = arrival
+        self._last_timestamp = packet.timestamp
+
+
+# --- Jitter buffer -----------------------------------------------------------------------------------
+
+
+class PushResult(enum.Enum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    LATE = "late"
+    RESET = "reset"
+
+
+class _Buffered(NamedTuple):
+    timestamp: int
+    payload: bytes
+    samples: int
+    arrival: float
+
+
+class JitterBuffer:
+    """Reorders RTP by sequence number and declares loss after a bounded wait. Sans-IO: `now` is passed in
+    and must not go backwards.
+
+    push() stores a packet: one before the playout point is LATE, one already buffered is a DUPLICATE.
+    A new SSRC, a sequence jump beyond MAX_DROPOUT or a timestamp jump beyond `max_gap_seconds` (both
+    measured from the playout point, either direction) drops whatever is buffered and makes the packet the
+    new base (RESET): nothing is concealed across a reset.
+
+    pop(now) returns the items ready now, in order: (payload, samples) for a packet, (None, samples) for a
+    declared loss. The next expected packet is released as soon as it is present. A gap is declared lost
+    once the oldest buffered packet has waited `max_wait` seconds, or the buffer holds more than `capacity`
+    packets; its duration is the timestamp distance to the first present packet, clamped to
+    [0, max_gap_seconds]."""
+
+    __slots__ = (
+        "_expected_timestamp",
+        "_max_gap",
+        "_next_seq",
+        "_packets",
+        "_ssrc",
+        "capacity",
+        "duplicates",
+        "late",
+        "lost_packets",
+        "max_wait",
+        "resets",
+    )
+
+    def __init__(
+        self, clock_rate: int, max_wait: float = 0.06, capacity: int = 50, max_gap_seconds: float = 1.0
+    ) -> None:
+        self.max_wait = max_wait
+        self.capacity = capacity
+        self._max_gap = round(max_gap_seconds * clock_rate)  # in timestamp units
+        self._ssrc: int | None = None
+        self._next_seq = 0  # playout point: the sequence number to release next
+        self._expected_timestamp = 0  # its timestamp: last released timestamp + its samples
+        self._packets: dict[int, _Buffered] = {}  # by sequence; insertion order = arrival order
+        self.late = 0
+        self.duplicates = 0
+        self.lost_packets = 0
+        self.resets = 0
+
+    def __len__(self) -> int:
+        return len(self._packets)
+
+    def push(self, packet: RtpPacket, samples: int, now: float) -> PushResult:
+        seq = packet.sequence
+        result = PushResult.ACCEPTED
+        if self._ssrc is None:
+            self._ssrc = packet.ssrc
+            self._rebase(packet)
+        else:
+            distance = seq_distance(seq, self._next_seq)
+            if (
+                packet.ssrc != self._ssrc
+                or abs(distance) > MAX_DROPOUT
+                or abs(_ts_distance(packet.timestamp, self._expected_timestamp)) > self._max_gap
+            ):
+                self._ssrc = packet.ssrc
+                self._rebase(packet)
+                self.resets += 1
+                result = PushResult.RESET
+            elif distance < 0:
+                self.late += 1
+                return PushResult.LATE
+            elif seq in self._packets:
+                self.duplicates += 1
+                return PushResult.DUPLICATE
+        self._packets[seq] = _Buffered(packet.timestamp, packet.payload, samples, now)
+        return result
+
+    def _rebase(self, packet: RtpPacket) -> None:
+        self._packets.clear()
+        self._next_seq = packet.sequence
+        self._expected_timestamp = packet.timestamp
+
+    def pop(self, now: float) -> list[tuple[bytes | None, int]]:
+        ready: list[tuple[bytes | None, int]] = []
+        packets = self._packets
+        while packets:
+            buffered = packets.pop(self._next_seq, None)
+            if buffered is None:
+                oldest = next(iter(packets.values()))
+                if now - oldest.arrival < self.max_wait and len(packets) <= self.capacity:
+                    break
+                # Declare the gap up to the first present packet lost.
+                first_seq = min(packets, key=lambda seq: seq_distance(seq, self._next_seq))
+                gap = _ts_distance(packets[first_seq].timestamp, self._expected_timestamp)
+                ready.append((None, min(max(gap, 0), self._max_gap)))
+                self.lost_packets += seq_distance(first_seq, self._next_seq)
+                self._next_seq = first_seq
+                continue
+            ready.append((buffered.payload, buffered.samples))
+            self._next_seq = (self._next_seq + 1) & 0xFFFF
+            self._expected_timestamp = (buffered.timestamp + buffered.samples) & 0xFFFFFFFF
+        return ready

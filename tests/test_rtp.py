@@ -1,0 +1,452 @@
+import struct
+
+import pytest
+
+from gateway.rtp import (
+    JitterBuffer,
+    PushResult,
+    ReceiveStats,
+    RtcpError,
+    RtpError,
+    RtpPacket,
+    RtpPacketizer,
+    build_bye,
+    build_sender_report,
+    is_bye,
+    ntp_from_unix,
+    parse_rtcp,
+    parse_rtp,
+    random_stream_origin,
+    sdes_cname,
+    seq_distance,
+    seq_newer,
+)
+
+SSRC = 0x11223344
+
+
+def packet(seq: int, ts: int, ssrc: int = SSRC, payload: bytes | None = None) -> RtpPacket:
+    return RtpPacket(
+        0, False, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc, payload or (seq & 0xFFFF).to_bytes(2, "big")
+    )
+
+
+# --- serial arithmetic -------------------------------------------------------------------------------
+
+
+def test_seq_comparison_wraps():
+    assert seq_newer(1, 0)
+    assert seq_newer(0, 65535)
+    assert not seq_newer(65535, 0)
+    assert not seq_newer(5, 5)
+    assert seq_distance(2, 65534) == 4
+    assert seq_distance(65534, 2) == -4
+    assert seq_distance(0x8000, 0) == -0x8000  # half-way is not "newer"
+    assert not seq_newer(0x8000, 0)
+
+
+# --- RTP ---------------------------------------------------------------------------------------------
+
+
+def test_pack_header_bytes_rfc3550_layout():
+    packetizer = RtpPacketizer(payload_type=0, ssrc=SSRC, first_sequence=0x1234, first_timestamp=0xAABBCCDD)
+    # RFC 3550 §5.1: V=2 P=0 X=0 CC=0 | M PT | sequence | timestamp | SSRC
+    assert packetizer.pack(b"\x01\x02", 160) == bytes.fromhex("80 80 1234 aabbccdd 11223344 0102")
+    assert packetizer.pack(memoryview(b"\x03"), 160) == bytes.fromhex("80 00 1235 aabbcd7d 11223344 03")
+    assert (packetizer.packet_count, packetizer.octet_count, packetizer.last_timestamp) == (2, 3, 0xAABBCD7D)
+
+
+def test_pack_parse_round_trip_and_marker_on_first_packet_only():
+    packetizer = RtpPacketizer(payload_type=8, ssrc=7, first_sequence=100, first_timestamp=1000)
+    parsed = [parse_rtp(packetizer.pack(bytes([i]) * 160, 160)) for i in range(3)]
+    assert [p.marker for p in parsed] == [True, False, False]
+    assert [p.sequence for p in parsed] == [100, 101, 102]
+    assert [p.timestamp for p in parsed] == [1000, 1160, 1320]
+    assert all(p.payload_type == 8 and p.ssrc == 7 for p in parsed)
+    assert [p.payload for p in parsed] == [bytes([i]) * 160 for i in range(3)]
+
+
+def test_pack_sequence_and_timestamp_wrap():
+    packetizer = RtpPacketizer(payload_type=0, ssrc=1, first_sequence=65535, first_timestamp=2**32 - 100)
+    first = parse_rtp(packetizer.pack(b"x", 160))
+    second = parse_rtp(packetizer.pack(b"x", 160))
+    assert (first.sequence, first.timestamp) == (65535, 2**32 - 100)
+    assert (second.sequence, second.timestamp) == (0, 60)
+
+
+def test_packetizer_rejects_bad_payload_type():
+    with pytest.raises(ValueError):
+        RtpPacketizer(payload_type=128, ssrc=1, first_sequence=0, first_timestamp=0)
+
+
+def test_random_stream_origin_ranges():
+    ssrc, sequence, timestamp = random_stream_origin()
+    assert 0 <= ssrc < 2**32 and 0 <= sequence < 2**16 and 0 <= timestamp < 2**32
+
+
+def test_parse_captured_pcmu_packet():
+    # Layout of a PCMU packet as seen in a capture: 80 00 | seq | ts | ssrc | 160 octets of mu-law.
+    data = bytes.fromhex("80 00 5e 3d 00 01 f4 00 6b 8b 45 67") + b"\xff" * 160
+    parsed = parse_rtp(memoryview(data))
+    assert parsed == RtpPacket(0, False, 0x5E3D, 128000, 0x6B8B4567, b"\xff" * 160)
+    assert type(parsed.payload) is bytes
+
+
+def test_parse_skips_csrcs_and_extension_and_removes_padding():
+    data = (
+        bytes.fromhex("b2 e1 0001 00000002 00000003")  # V=2 P=1 X=1 CC=2, M=1 PT=97
+        + bytes.fromhex("0000000a 0000000b")  # two CSRCs
+        + bytes.fromhex("bede 0001 10ff0000")  # RFC 3550 §5.3.1 extension: one 32-bit word
+        + b"abc"
+        + b"\x00\x00\x03"  # padding: count in the last octet
+    )
+    assert parse_rtp(data) == RtpPacket(97, True, 1, 2, 3, b"abc")
+
+
+def test_parse_padding_may_consume_whole_payload():
+    assert parse_rtp(bytes.fromhex("a0 00 0001 00000002 00000003 00000004")).payload == b""
+
+
+HEADER = bytes.fromhex("80 00 0001 00000002 00000003")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "too_short"),
+        (HEADER[:11], "too_short"),
+        (b"\x40" + HEADER[1:], "bad_version"),
+        (b"\x00" + HEADER[1:], "bad_version"),
+        (b"\x82" + HEADER[1:] + b"\x00" * 4, "bad_csrc"),  # two CSRCs announced, one present
+        (b"\x90" + HEADER[1:] + b"\xbe\xde", "bad_extension"),  # extension header cut short
+        (b"\x90" + HEADER[1:] + bytes.fromhex("bede 0002 00000000"), "bad_extension"),  # 2 words, 1 given
+        (b"\xa0" + HEADER[1:], "bad_padding"),  # no room for the padding count
+        (b"\xa0" + HEADER[1:] + b"abc\x00", "bad_padding"),  # zero padding count
+        (b"\xa0" + HEADER[1:] + b"abc\x05", "bad_padding"),  # more padding than payload
+    ],
+)
+def test_parse_rtp_errors(data, reason):
+    with pytest.raises(RtpError) as error:
+        parse_rtp(data)
+    assert error.value.reason == reason
+    assert isinstance(error.value, ValueError)
+
+
+# --- RTCP --------------------------------------------------------------------------------------------
+
+
+def test_sender_report_layout():
+    ntp = ntp_from_unix(1_700_000_000.25)
+    assert ntp == 3_908_988_800.25
+    data = build_sender_report(0x01020304, ntp, 0xDEADBEEF, 2**32 + 5, 1234, "ab")
+    # RFC 3550 §6.4.1: V=2 RC=0 PT=200, length 6 (28 octets), SSRC, NTP 32.32, RTP ts, counts.
+    assert data[:28] == bytes.fromhex("80 c8 0006 01020304 e8fe6f80 40000000 deadbeef 00000005 000004d2")
+    # RFC 3550 §6.5: SC=1 PT=202, length 3; chunk SSRC, CNAME item (type 1, len 2), nulls to 32 bits.
+    assert data[28:] == bytes.fromhex("81 ca 0003 01020304 01 02 6162 00000000")
+
+
+def test_ntp_fraction_encoding():
+    data = build_sender_report(1, 3_908_988_800.5, 0, 0, 0, "x")
+    assert struct.unpack_from("!II", data, 8) == (3_908_988_800, 0x80000000)
+
+
+@pytest.mark.parametrize("cname", ["", "a", "ab", "abc", "abcd", "user@192.0.2.1", "é" * 3])
+def test_sdes_padding_and_cname_round_trip(cname):
+    data = build_sender_report(9, ntp_from_unix(0.0), 0, 0, 0, cname)
+    packets = parse_rtcp(data)
+    assert [p.packet_type for p in packets] == [200, 202]
+    sdes = data[28:]
+    assert len(sdes) % 4 == 0
+    assert struct.unpack_from("!H", sdes, 2)[0] == len(sdes) // 4 - 1
+    item_end = 4 + 4 + 2 + len(cname.encode())
+    assert len(sdes) - item_end >= 1 and not any(sdes[item_end:])  # at least one null octet
+    assert sdes_cname(packets) == cname
+
+
+def test_long_cname_truncated_at_character_boundary():
+    packets = parse_rtcp(build_sender_report(9, 0.0, 0, 0, 0, "é" * 200))  # 400 octets
+    assert sdes_cname(packets) == "é" * 127  # 254 octets: the 255th would split a character
+
+
+def test_bye_compound():
+    data = build_bye(0x0A0B0C0D, "cn", "bye now")
+    packets = parse_rtcp(data)
+    assert [(p.packet_type, p.count) for p in packets] == [(201, 0), (202, 1), (203, 1)]
+    assert data[:8] == bytes.fromhex("80 c9 0001 0a0b0c0d")  # RR without report blocks
+    assert packets[2].body == bytes.fromhex("0a0b0c0d 07") + b"bye now"  # reason fits 32 bits exactly
+    assert is_bye(packets)
+    assert sdes_cname(packets) == "cn"
+    assert not is_bye(parse_rtcp(build_sender_report(1, 0.0, 0, 0, 0, "cn")))
+
+
+def test_bye_reason_padding_and_no_reason():
+    assert parse_rtcp(build_bye(1, "cn", "ab"))[2].body == bytes.fromhex("00000001 02 6162 00")
+    bye = build_bye(1, "cn")[-8:]
+    assert bye == bytes.fromhex("81 cb 0001 00000001")
+
+
+def test_parse_rtcp_keeps_unknown_types_and_strips_padding():
+    app = bytes.fromhex("85 cc 0002 00000001") + b"NAME"  # APP, subtype 5
+    padded_rr = bytes.fromhex("a0 c9 0002 00000002 00000004")  # P=1: 4 octets of padding
+    other = bytes.fromhex("80 d0 0000")  # PT 208, kept as-is
+    packets = parse_rtcp(app + padded_rr + other)
+    assert [(p.packet_type, p.count, p.body) for p in packets] == [
+        (204, 5, bytes.fromhex("00000001") + b"NAME"),
+        (201, 0, bytes.fromhex("00000002")),
+        (208, 0, b""),
+    ]
+
+
+RR = bytes.fromhex("80 c9 0001 00000001")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "too_short"),
+        (RR[:3], "too_short"),
+        (RR + b"\x80\xc9", "too_short"),  # trailing bytes after a valid packet
+        (b"\x40" + RR[1:], "bad_version"),
+        (RR + b"\x00" + RR[1:], "bad_version"),  # second packet of the compound
+        (bytes.fromhex("80 c9 0002 00000001"), "bad_length"),
+        (bytes.fromhex("a0 c9 0001 00000000"), "bad_padding"),
+        (bytes.fromhex("a0 c9 0001 00000009"), "bad_padding"),
+    ],
+)
+def test_parse_rtcp_errors(data, reason):
+    with pytest.raises(RtcpError) as error:
+        parse_rtcp(data)
+    assert error.value.reason == reason
+
+
+def test_sdes_cname_malformed():
+    truncated_item = bytes.fromhex("81 ca 0002 00000001 01 09 6162")
+    with pytest.raises(RtcpError) as error:
+        sdes_cname(parse_rtcp(truncated_item))
+    assert error.value.reason == "bad_sdes"
+    unterminated = bytes.fromhex("81 ca 0002 00000001 02 02 6162")  # NAME item, no null octet
+    with pytest.raises(RtcpError):
+        sdes_cname(parse_rtcp(unterminated))
+
+
+def test_sdes_cname_skips_other_items_and_chunks():
+    chunk1 = bytes.fromhex("00000001 02 01 61 00")  # NAME only
+    chunk2 = bytes.fromhex("00000002 02 01 62 01 02 6364 00")  # NAME, then CNAME "cd"
+    sdes = bytes.fromhex("82 ca 0005") + chunk1 + chunk2
+    assert sdes_cname(parse_rtcp(RR + sdes)) == "cd"
+    assert sdes_cname(parse_rtcp(RR)) is None
+
+
+# --- ReceiveStats ------------------------------------------------------------------------------------
+
+
+def feed(stats: ReceiveStats, seqs: list[int], start_ts: int = 0) -> None:
+    for seq in seqs:
+        stats.update(packet(seq, start_ts + 160 * seq), arrival=seq * 0.02)
+
+
+def test_stats_in_order():
+    stats = ReceiveStats(8000)
+    assert (stats.expected, stats.received, stats.lost) == (0, 0, 0)
+    feed(stats, list(range(100)))
+    assert (stats.expected, stats.received, stats.lost, stats.reordered, stats.duplicates) == (
+        100,
+        100,
+        0,
+        0,
+        0,
+    )
+    assert stats.jitter_seconds == pytest.approx(0.0, abs=1e-9)
+
+
+def test_stats_loss():
+    stats = ReceiveStats(8000)
+    feed(stats, [1, 2, 6, 7])
+    assert (stats.expected, stats.received, stats.lost) == (7, 4, 3)
+
+
+def test_stats_reordering_fills_the_gap():
+    stats = ReceiveStats(8000)
+    feed(stats, [1, 2, 4, 3, 5])
+    assert (stats.expected, stats.received, stats.lost, stats.reordered) == (5, 5, 0, 1)
+
+
+def test_stats_duplicates():
+    stats = ReceiveStats(8000)
+    feed(stats, [1, 2, 2, 3, 2, 4])
+    assert stats.duplicates == 2
+    assert stats.reordered == 0
+    assert (stats.expected, stats.received) == (4, 6)  # RFC 3550 §6.4.1: received counts duplicates
+    assert stats.lost == 0  # would be -2: clamped
+
+
+def test_stats_wraparound():
+    stats = ReceiveStats(8000)
+    seqs = [65533, 65534, 65535, 0, 2, 1, 3]
+    for i, seq in enumerate(seqs):
+        stats.update(packet(seq, 160 * i), arrival=0.02 * i)
+    assert (stats.expected, stats.received, stats.lost, stats.reordered) == (7, 7, 0, 1)
+
+
+def test_stats_wraparound_with_loss():
+    stats = ReceiveStats(8000)
+    for seq in [65534, 65535, 3]:
+        stats.update(packet(seq, 0), arrival=0.0)
+    assert (stats.expected, stats.lost) == (6, 3)
+
+
+def test_stats_large_jump_needs_two_sequential_packets():
+    stats = ReceiveStats(8000)
+    feed(stats, [1, 2])
+    stats.update(packet(20000, 0), arrival=1.0)  # stray: discarded
+    assert (stats.expected, stats.received) == (2, 2)
+    stats.update(packet(20001, 160), arrival=1.02)  # sequential: the sender restarted, re-sync
+    assert (stats.expected, stats.received, stats.lost) == (1, 1, 0)
+
+
+def test_stats_reset_on_ssrc_change():
+    stats = ReceiveStats(8000)
+    feed(stats, [1, 2, 5, 3])
+    stats.update(packet(40000, 0, ssrc=99), arrival=1.0)
+    assert (stats.expected, stats.received, stats.lost, stats.reordered, stats.jitter_seconds) == (
+        1,
+        1,
+        0,
+        0,
+        0,
+    )
+
+
+def test_stats_jitter_perfect_pacing_across_timestamp_wrap():
+    stats = ReceiveStats(8000)
+    for i in range(50):
+        stats.update(packet(i, 2**32 - 800 + 160 * i), arrival=100.0 + 0.02 * i)
+    assert stats.jitter_seconds == pytest.approx(0.0, abs=1e-9)
+
+
+def test_stats_jitter_alternating_delay_converges():
+    # Delay alternates +d/-d: every transit difference is 2d, so J converges to 2d (RFC 3550 A.8).
+    d = 0.005
+    stats = ReceiveStats(8000)
+    for i in range(300):
+        stats.update(packet(i, 160 * i), arrival=0.02 * i + (d if i % 2 else -d))
+    assert stats.jitter_seconds == pytest.approx(2 * d, rel=1e-3)
+
+
+# --- JitterBuffer ------------------------------------------------------------------------------------
+
+
+def test_jitter_buffer_releases_in_order_immediately():
+    buffer = JitterBuffer(8000)
+    for i in range(5):
+        assert buffer.push(packet(10 + i, 160 * i), 160, now=0.02 * i) is PushResult.ACCEPTED
+        assert buffer.pop(0.02 * i) == [((10 + i).to_bytes(2, "big"), 160)]
+    assert len(buffer) == 0
+    assert buffer.pop(1.0) == []
+
+
+def test_jitter_buffer_reorders_within_max_wait():
+    buffer = JitterBuffer(8000)
+    buffer.push(packet(1, 0), 160, now=0.0)
+    assert buffer.pop(0.0) == [(b"\x00\x01", 160)]
+    buffer.push(packet(3, 320), 160, now=0.02)
+    assert buffer.pop(0.05) == []
+    assert len(buffer) == 1
+    buffer.push(packet(2, 160), 160, now=0.07)
+    assert buffer.pop(0.07) == [(b"\x00\x02", 160), (b"\x00\x03", 160)]
+    assert buffer.lost_packets == 0
+
+
+def test_jitter_buffer_declares_loss_after_max_wait_then_late():
+    buffer = JitterBuffer(8000, max_wait=0.06)
+    buffer.push(packet(1, 0), 160, now=0.0)
+    buffer.pop(0.0)
+    buffer.push(packet(5, 640), 160, now=1.0)  # 2, 3, 4 missing
+    buffer.push(packet(6, 800), 160, now=1.02)
+    assert buffer.pop(1.059) == []
+    assert buffer.pop(1.061) == [(None, 480), (b"\x00\x05", 160), (b"\x00\x06", 160)]
+    assert buffer.lost_packets == 3
+    assert buffer.push(packet(3, 320), 160, now=1.07) is PushResult.LATE
+    assert buffer.push(packet(6, 800), 160, now=1.07) is PushResult.LATE  # already played out
+    assert buffer.late == 2
+    assert buffer.pop(1.07) == []
+
+
+def test_jitter_buffer_loss_duration_from_timestamps():
+    buffer = JitterBuffer(8000)
+    buffer.push(packet(1, 1000), 160, now=0.0)
+    buffer.pop(0.0)
+    buffer.push(packet(3, 1000 + 160 + 240), 160, now=0.0)  # the lost packet carried 240 samples
+    assert buffer.pop(0.1) == [(None, 240), (b"\x00\x03", 160)]
+    buffer.push(packet(5, 1400), 160, now=0.2)  # timestamp goes backwards: duration clamped to 0
+    assert buffer.pop(0.3) == [(None, 0), (b"\x00\x05", 160)]
+
+
+def test_jitter_buffer_duplicate():
+    buffer = JitterBuffer(8000)
+    buffer.push(packet(1, 0), 160, now=0.0)
+    buffer.pop(0.0)
+    assert buffer.push(packet(3, 320), 160, now=0.01) is PushResult.ACCEPTED
+    assert buffer.push(packet(3, 320), 160, now=0.02) is PushResult.DUPLICATE
+    assert (buffer.duplicates, len(buffer)) == (1, 1)
+
+
+def test_jitter_buffer_capacity_forces_loss():
+    buffer = JitterBuffer(8000, capacity=3)
+    buffer.push(packet(1, 0), 160, now=0.0)
+    buffer.pop(0.0)
+    for seq in (3, 4, 5):
+        buffer.push(packet(seq, 160 * (seq - 1)), 160, now=0.0)
+    assert buffer.pop(0.0) == []
+    buffer.push(packet(6, 800), 160, now=0.0)
+    assert buffer.pop(0.0) == [(None, 160)] + [(seq.to_bytes(2, "big"), 160) for seq in (3, 4, 5, 6)]
+    assert buffer.lost_packets == 1
+
+
+def test_jitter_buffer_wraparound_across_gap():
+    buffer = JitterBuffer(8000)
+    buffer.push(packet(65534, 2**32 - 160), 160, now=0.0)
+    assert buffer.pop(0.0) == [(b"\xff\xfe", 160)]
+    buffer.push(packet(0, 160), 160, now=0.04)  # 65535 (timestamp 0) missing
+    buffer.push(packet(1, 320), 160, now=0.06)
+    assert buffer.pop(0.11) == [(None, 160), (b"\x00\x00", 160), (b"\x00\x01", 160)]
+    assert buffer.lost_packets == 1
+    assert buffer.push(packet(65535, 0), 160, now=0.12) is PushResult.LATE
+
+
+def test_jitter_buffer_ssrc_change_resets():
+    buffer = JitterBuffer(8000)
+    buffer.push(packet(1, 0), 160, now=0.0)
+    buffer.pop(0.0)
+    buffer.push(packet(3, 320), 160, now=0.01)  # waiting for 2: dropped by the reset
+    assert buffer.push(packet(500, 7, ssrc=42), 160, now=0.02) is PushResult.RESET
+    assert buffer.pop(0.02) == [(b"\x01\xf4", 160)]
+    assert (buffer.resets, buffer.lost_packets, len(buffer)) == (1, 0, 0)
+    assert buffer.push(packet(501, 167, ssrc=42), 160, now=0.04) is PushResult.ACCEPTED
+
+
+@pytest.mark.parametrize(
+    ("seq", "ts"),
+    [
+        (2 + 3001, 320),  # sequence jump beyond MAX_DROPOUT
+        (2 - 3002, 320),  # ... backwards too: a restarted sender must not be LATE for minutes
+        (2, 160 + 8001),  # timestamp jump beyond max_gap_seconds (e.g. after silence suppression)
+        (2, 160 - 8001),
+    ],
+)
+def test_jitter_buffer_jump_resets(seq, ts):
+    buffer = JitterBuffer(8000, max_gap_seconds=1.0)
+    buffer.push(packet(1, 0), 160, now=0.0)
+    buffer.pop(0.0)
+    assert buffer.push(packet(seq, ts), 160, now=0.02) is PushResult.RESET
+    assert buffer.pop(0.02) == [((seq & 0xFFFF).to_bytes(2, "big"), 160)]
+    assert buffer.lost_packets == 0
+
+
+def test_jitter_buffer_jump_within_limits_is_concealed():
+    buffer = JitterBuffer(8000, max_gap_seconds=1.0)
+    buffer.push(packet(1, 0), 160, now=0.0)
+    buffer.pop(0.0)
+    assert buffer.push(packet(51, 8000), 160, now=0.5) is PushResult.ACCEPTED  # exactly 1 s later
+    assert buffer.pop(0.6) == [(None, 7840), (b"\x00\x33", 160)]
+    assert buffer.lost_packets == 49
