@@ -11,6 +11,9 @@ import socket
 
 from gateway.ports import bind_udp_pair
 
+# One socket carries every call of the worker: give it room for bursts (the kernel caps it at rmem_max).
+ECHO_RCVBUF = 4 * 1024 * 1024
+
 
 class _Reflect(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -34,7 +37,7 @@ class EchoService:
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        rtp, rtcp = bind_udp_pair(family, self.host, self.port_range)
+        rtp, rtcp = bind_udp_pair(family, self.host, self.port_range, ECHO_RCVBUF)
         self.port = rtp.getsockname()[1]
         for sock, protocol in ((rtp, _Reflect), (rtcp, _Discard)):
             transport, _ = await loop.create_datagram_endpoint(protocol, sock=sock)

@@ -25,6 +25,7 @@ log = logging.getLogger("gateway.call")
 
 MAX_DATAGRAM = 65535
 READS_PER_WAKEUP = 32  # bound the work one busy socket can take from the loop in one go
+CLOSE_TIMEOUT = 2.0  # seconds to wait for the peer's close frame before dropping the connection
 MAX_CLOSE_REASON = 123  # RFC 6455 §5.5: control frame payload <= 125 bytes, 2 of them the code
 
 
@@ -67,7 +68,8 @@ class CallAdapter(WSListener):
                 session.on_text(frame.get_payload_as_bytes(), now)
             elif msg_type is WSMsgType.CLOSE:
                 session.on_closed(frame.get_close_code().value, frame.get_close_reason() or "", now)
-                transport.send_close(frame.get_close_code())  # RFC 6455 §5.5.1: echo the close
+                if not transport.is_close_frame_sent:
+                    transport.send_close(frame.get_close_code())  # RFC 6455 §5.5.1: echo the close
                 transport.disconnect()
             elif msg_type in (WSMsgType.BINARY, WSMsgType.TEXT, WSMsgType.CONTINUATION):
                 self._on_fragment(frame, now)
@@ -116,10 +118,12 @@ class CallAdapter(WSListener):
         )
 
     def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake; the TCP connection ends when Sinch answers with its close frame
+        (RFC 6455 §7.1.1: the server closes TCP after the handshake) or after CLOSE_TIMEOUT."""
         transport = self.transport
         if not transport.is_close_frame_sent:
             transport.send_close(WSCloseCode(code), reason.encode()[:MAX_CLOSE_REASON])
-        transport.disconnect()
+        self.worker.loop.call_later(CLOSE_TIMEOUT, transport.disconnect)
 
     # ---- internals -------------------------------------------------------------------------------------
 

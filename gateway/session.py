@@ -32,6 +32,7 @@ from gateway.rtp import (
 )
 
 FRAME_SECONDS = 0.020  # audio to Sinch goes in 20 ms frames (protocol notes §2.4)
+CREDIT_EPSILON = 1e-6  # timer arithmetic in floats: 0.02 s later is one whole frame of credit
 
 
 class CloseCode(enum.IntEnum):
@@ -347,7 +348,7 @@ class CallSession:
         self._pace_at = now
         queue = self._return_queue
         frame_bytes = self._frame_bytes
-        while self._pace_credit >= 1.0 and len(queue) >= frame_bytes:
+        while self._pace_credit >= 1.0 - CREDIT_EPSILON and len(queue) >= frame_bytes:
             frame = bytes(queue[:frame_bytes])
             del queue[:frame_bytes]
             self._pace_credit -= 1.0

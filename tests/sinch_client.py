@@ -72,10 +72,13 @@ class SinchCall:
     async def closed(self, timeout: float = 5.0) -> tuple[int, str]:
         """Wait for the gateway to close; returns its close code and reason."""
         async def drain() -> None:
-            async for message in self.ws:
-                if isinstance(message, bytes):
-                    self.audio += message
-                else:
-                    self.commands.append(json.loads(message))
+            try:
+                async for message in self.ws:
+                    if isinstance(message, bytes):
+                        self.audio += message
+                    else:
+                        self.commands.append(json.loads(message))
+            except websockets.ConnectionClosed:
+                pass  # a close code other than 1000/1001: the caller asserts it
         await asyncio.wait_for(drain(), timeout)
         return self.ws.close_code, self.ws.close_reason

@@ -1,0 +1,236 @@
+"""The call state machine with a fake clock and a recording output: no sockets, no sleeps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gateway import commands
+from gateway.config import Config, Route
+from gateway.rtp import RtpPacketizer, build_bye, is_bye, parse_rtcp, parse_rtp, sdes_cname
+from gateway.session import CallSession, CallState, CloseCode
+
+ROUTE = Route(name="asr", host="127.0.0.1", port=5004)
+ROUTE_ADDR = ("127.0.0.1", 5004)
+CONNECT = b'{"command":"connect","callId":"call-7","sampleRate":16000,"callHeaders":{"a":"b"}}'
+FRAME = (np.arange(320, dtype="<i2") * 50).tobytes()  # 20 ms at 16 kHz, as Sinch sends it
+WIRE_FRAME = np.frombuffer(FRAME, "<i2").astype(">i2").tobytes()  # the same on the wire (RFC 3551 §4.5.11)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.commands: list[dict] = []
+        self.audio: list[bytes] = []
+        self.rtp: list[bytes] = []
+        self.rtcp: list[bytes] = []
+        self.closed: tuple[int, str] | None = None
+        self.answered_with = None
+
+    def send_command(self, message: bytes) -> None:
+        self.commands.append(json.loads(message))
+
+    def send_audio(self, pcm: bytes) -> None:
+        self.audio.append(pcm)
+
+    def send_rtp(self, packet: bytes) -> None:
+        self.rtp.append(packet)
+
+    def send_rtcp(self, packet: bytes) -> None:
+        self.rtcp.append(packet)
+
+    def answered(self, connect, sample_rate) -> None:
+        self.answered_with = (connect.call_id, sample_rate)
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+def new_session(route: Route = ROUTE, **config) -> tuple[CallSession, Recorder]:
+    output = Recorder()
+    return CallSession(Config(**config), route, output, now=100.0), output
+
+
+def answered_session(**config) -> tuple[CallSession, Recorder]:
+    session, output = new_session(**config)
+    session.on_text(CONNECT, 100.0)
+    return session, output
+
+
+def media_packets(count: int, first_seq: int = 1000, samples: int = 320) -> list[bytes]:
+    packetizer = RtpPacketizer(96, 0xABCD, first_seq, 5000)
+    return [packetizer.pack(WIRE_FRAME, samples) for _ in range(count)]
+
+
+def test_connect_is_answered_with_the_call_rate():
+    session, output = answered_session()
+    assert output.commands == [{"command": "answer"}]
+    assert output.answered_with == ("call-7", 16000)
+    assert session.state is CallState.ANSWERED
+    assert (session.format.payload_type, session.format.ptime_ms) == (96, 20)
+
+
+def test_url_rate_then_default_rate_when_connect_has_none():
+    output = Recorder()
+    session = CallSession(Config(), ROUTE, output, now=0.0, url_rate=48000)
+    session.on_text(b'{"command":"connect","callId":"c"}', 0.0)
+    assert session.format.call_rate == 48000
+    session, output = new_session()
+    session.on_text(b'{"command":"connect","callId":"c"}', 0.0)
+    assert session.format.call_rate == 8000
+
+
+def test_audio_becomes_big_endian_rtp_with_marker_and_cname_report():
+    session, output = answered_session()
+    session.on_audio(FRAME, 100.01)
+    session.on_audio(FRAME, 100.03)
+    first, second = (parse_rtp(p) for p in output.rtp)
+    assert first.payload == WIRE_FRAME
+    assert (first.marker, second.marker) == (True, False)
+    assert (second.sequence - first.sequence) % 65536 == 1
+    assert (second.timestamp - first.timestamp) % 2**32 == 320
+    assert sdes_cname(parse_rtcp(output.rtcp[0])) == "call-7"
+
+
+def test_small_chunks_are_packetized_at_ptime():
+    session, output = answered_session()
+    for start in range(0, len(FRAME) * 3, 100):
+        session.on_audio((FRAME * 3)[start:start + 100], 100.1)
+    assert [len(parse_rtp(p).payload) for p in output.rtp] == [640, 640, 640]
+
+
+def test_audio_before_connect_is_a_policy_violation():
+    session, output = new_session()
+    session.on_audio(FRAME, 100.0)
+    assert output.closed == (CloseCode.POLICY_VIOLATION, "audio before connect")
+    assert output.commands == []
+
+
+def test_no_connect_in_time_closes():
+    session, output = new_session(connect_timeout=2.0)
+    session.on_tick(101.9)
+    assert output.closed is None
+    session.on_tick(102.0)
+    assert output.closed == (CloseCode.POLICY_VIOLATION, "no connect command within 2s")
+
+
+@pytest.mark.parametrize(
+    ("text", "code"), [(b"nope", CloseCode.INVALID_PAYLOAD), (b'{"command":"connect"}', CloseCode.POLICY_VIOLATION)]
+)
+def test_bad_connect_is_rejected_then_closed(text, code):
+    session, output = new_session()
+    session.on_text(text, 100.0)
+    assert output.commands == [{"command": "reject"}]
+    assert output.closed[0] == code
+    assert session.state is CallState.CLOSED
+
+
+def test_return_audio_is_paced_at_real_time_with_a_small_lead():
+    session, output = answered_session(pacing_lead_frames=3)
+    for packet in media_packets(10):
+        session.on_rtp(packet, ROUTE_ADDR, 100.5)
+    assert len(output.audio) == 3  # the lead goes out at once
+    for step in range(1, 8):  # then one frame per 20 ms, the worker ticking every 10 ms
+        session.on_tick(100.5 + step * 0.01)
+        assert len(output.audio) == 3 + step // 2
+    assert all(frame == FRAME for frame in output.audio)  # L16 round trip is exact
+
+
+def test_return_queue_cap_drops_oldest_and_counts():
+    session, output = answered_session(return_queue_seconds=0.1, pacing_lead_frames=1)
+    for packet in media_packets(20):
+        session.on_rtp(packet, ROUTE_ADDR, 100.5)
+    assert session.return_queue_bytes <= 5 * 640
+    assert session.counters.return_queue_dropped_bytes == 14 * 640
+
+
+def test_loss_is_concealed_after_the_wait_keeping_duration():
+    session, output = answered_session(jitter_max_wait=0.06, pacing_lead_frames=50)
+    packets = media_packets(4)
+    for packet in (packets[0], packets[1], packets[3]):
+        session.on_rtp(packet, ROUTE_ADDR, 100.5)
+    assert len(output.audio) == 2
+    session.on_tick(100.58)
+    assert len(output.audio) == 4
+    assert output.audio[3] == FRAME
+
+
+def test_heartbeat_only_when_nothing_was_sent():
+    session, output = answered_session(heartbeat_interval=1.0)
+    session.on_tick(100.9)
+    assert output.commands == [{"command": "answer"}]
+    session.on_tick(101.0)
+    assert output.commands[-1] == {"command": "heartbeat"}
+    session.on_rtp(media_packets(1)[0], ROUTE_ADDR, 101.5)
+    session.on_tick(101.99)
+    assert output.commands.count({"command": "heartbeat"}) == 1
+
+
+def test_maximum_duration():
+    session, output = answered_session(max_call_duration=30)
+    session.on_tick(129.9)
+    assert output.closed is None
+    session.on_tick(130.0)
+    assert output.closed == (CloseCode.NORMAL, "maximum call duration reached")
+
+
+def test_strays_and_garbage_are_counted_not_fatal():
+    session, output = answered_session()
+    good = media_packets(1)[0]
+    session.on_rtp(good, ("127.0.0.1", 9999), 100.1)
+    session.on_rtp(good, ("127.0.0.2", 5004), 100.1)
+    session.on_rtp(b"\x80\x60", ROUTE_ADDR, 100.1)
+    session.on_rtp(RtpPacketizer(0, 1, 1, 1).pack(b"\xff" * 160, 160), ROUTE_ADDR, 100.1)
+    session.on_rtcp(b"\x00", ("127.0.0.1", 5005), 100.1)
+    assert session.counters.rtp_dropped == {
+        "unexpected_source": 2, "too_short": 1, "unexpected_payload_type": 1, "rtcp_too_short": 1,
+    }
+    assert session.state is CallState.ANSWERED
+    assert output.closed is None
+
+
+def test_rtcp_bye_from_the_media_service_hangs_up():
+    session, output = answered_session()
+    session.on_audio(FRAME, 100.02)
+    session.on_rtcp(build_bye(77, "media"), ("127.0.0.1", 5005), 100.1)
+    assert output.closed == (CloseCode.NORMAL, "media service sent RTCP BYE")
+    assert is_bye(parse_rtcp(output.rtcp[-1]))
+
+
+def test_hangup_by_sinch_sends_bye_and_does_not_close_again():
+    session, output = answered_session()
+    session.on_audio(FRAME, 100.02)
+    session.on_closed(1000, "caller hung up", 101.0)
+    assert output.closed is None
+    assert session.closed_by_peer
+    assert sdes_cname(parse_rtcp(output.rtcp[-1])) == "call-7"
+    assert is_bye(parse_rtcp(output.rtcp[-1]))
+
+
+def test_clear_flushes_queue_and_tells_sinch():
+    session, output = answered_session(pacing_lead_frames=1)
+    for packet in media_packets(5):
+        session.on_rtp(packet, ROUTE_ADDR, 100.5)
+    session.clear(100.5)
+    assert session.return_queue_bytes == 0
+    assert output.commands[-1] == {"command": "clear"}
+
+
+def test_unknown_commands_are_counted():
+    session, output = answered_session()
+    session.on_text(b'{"command":"dtmf","digit":"1"}', 100.1)
+    assert session.counters.ignored_commands == {"dtmf": 1}
+    assert output.closed is None
+
+
+def test_g711_route_resamples_to_8k_packets():
+    session, output = new_session(route=Route(name="asr", host="127.0.0.1", port=5004, codec="PCMA"))
+    session.on_text(CONNECT, 100.0)
+    for _ in range(5):
+        session.on_audio(FRAME, 100.1)
+    packets = [parse_rtp(p) for p in output.rtp]
+    assert {p.payload_type for p in packets} == {8}
+    assert sum(len(p.payload) for p in packets) in range(790, 801)
+    assert all(len(p.payload) == 160 for p in packets)
+    assert commands.ANSWER
