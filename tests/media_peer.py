@@ -56,7 +56,7 @@ class MediaPeer:
         async with self._arrivals:
             self._arrivals.notify_all()
 
-    async def wait_until(self, predicate, timeout: float = 5.0) -> None:  # noqa: ANN001
+    async def wait_until(self, predicate, timeout: float = 5.0) -> None:
         async def wait() -> None:
             async with self._arrivals:
                 await self._arrivals.wait_for(predicate)

@@ -138,7 +138,7 @@ def test_return_audio_is_paced_at_real_time_with_a_small_lead():
 
 
 def test_return_queue_cap_drops_oldest_and_counts():
-    session, output = answered_session(return_queue_seconds=0.1, pacing_lead_frames=1)
+    session, _output = answered_session(return_queue_seconds=0.1, pacing_lead_frames=1)
     for packet in media_packets(20):
         session.on_rtp(packet, ROUTE_ADDR, 100.5)
     assert session.return_queue_bytes <= 5 * 640

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import urllib.request
@@ -17,7 +18,7 @@ from tests.media_peer import MediaPeer
 from tests.sinch_client import SinchCall, frames, sine
 
 
-def run(coro):  # noqa: ANN001, ANN201
+def run(coro):
     return asyncio.run(coro)
 
 
@@ -206,7 +207,7 @@ def test_pcmu_route_packets_and_audio_within_g711_tolerance():
         assert [p.marker for p in peer.packets[:2]] == [True, False]
         assert len({p.ssrc for p in peer.packets}) == 1
         sequences = [p.sequence for p in peer.packets]
-        assert all((b - a) % 65536 == 1 for a, b in zip(sequences, sequences[1:], strict=False))
+        assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(sequences))
         reference = np.frombuffer(pcm, "<i2").astype(float)
         got, core = align(reference, np.frombuffer(received, "<i2").astype(float), 400)
         assert snr_db(core, got) > 25
