@@ -258,6 +258,18 @@ def is_bye(packets: list[RtcpPacket]) -> bool:
     return any(packet.packet_type == RTCP_BYE_TYPE for packet in packets)
 
 
+def build_app(ssrc: int, name: bytes, data: bytes = b"") -> bytes:
+    """RTCP APP (RFC 3550 §6.7): 4 ASCII octets of name, application data in whole 32-bit words.
+    Sent alone, not in a compound packet, as RFC 3550 §6.1 permits for application-specific signalling."""
+    if len(name) != 4 or len(data) % 4:
+        raise ValueError("APP name is 4 octets and data a multiple of 4")
+    return RTCP_SSRC_HEADER.pack(V2, RTCP_APP_TYPE, 2 + len(data) // 4, ssrc) + name + data
+
+
+def has_app(packets: list[RtcpPacket], name: bytes) -> bool:
+    return any(packet.packet_type == RTCP_APP_TYPE and packet.body[4:8] == name for packet in packets)
+
+
 def sdes_cname(packets: list[RtcpPacket]) -> str | None:
     """The first CNAME item of the first SDES packet that has one (RFC 3550 §6.5.1)."""
     for packet in packets:

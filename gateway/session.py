@@ -24,6 +24,7 @@ from gateway.rtp import (
     RtpPacketizer,
     build_bye,
     build_sender_report,
+    has_app,
     is_bye,
     ntp_from_unix,
     parse_rtcp,
@@ -32,6 +33,8 @@ from gateway.rtp import (
 )
 
 FRAME_SECONDS = 0.020  # audio to Sinch goes in 20 ms frames (protocol notes §2.4)
+# RTCP APP name a media service sends for barge-in: drop queued audio here and `clear` Sinch's buffer.
+CLEAR_APP_NAME = b"CLER"
 CREDIT_EPSILON = 1e-6  # timer arithmetic in floats: 0.02 s later is one whole frame of credit
 
 
@@ -226,6 +229,8 @@ class CallSession:
             return
         if is_bye(packets):
             self._close(CloseCode.NORMAL, "media service sent RTCP BYE", now)
+        elif has_app(packets, CLEAR_APP_NAME):
+            self.clear(now)
 
     # ---- time ------------------------------------------------------------------------------------------
 

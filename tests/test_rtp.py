@@ -10,8 +10,10 @@ from gateway.rtp import (
     RtpError,
     RtpPacket,
     RtpPacketizer,
+    build_app,
     build_bye,
     build_sender_report,
+    has_app,
     is_bye,
     ntp_from_unix,
     parse_rtcp,
@@ -450,3 +452,13 @@ def test_jitter_buffer_jump_within_limits_is_concealed():
     assert buffer.push(packet(51, 8000), 160, now=0.5) is PushResult.ACCEPTED  # exactly 1 s later
     assert buffer.pop(0.6) == [(None, 7840), (b"\x00\x33", 160)]
     assert buffer.lost_packets == 49
+
+
+def test_app_packet_round_trip():
+    packet = build_app(0x01020304, b"CLER", b"\x00\x00\x00\x01")
+    assert packet[:4] == bytes((0x80, 204, 0, 3))
+    parsed = parse_rtcp(packet)
+    assert has_app(parsed, b"CLER")
+    assert not has_app(parsed, b"ABCD")
+    with pytest.raises(ValueError):
+        build_app(1, b"TOOLONG")

@@ -9,7 +9,7 @@ import pytest
 
 from gateway import commands
 from gateway.config import Config, Route
-from gateway.rtp import RtpPacketizer, build_bye, is_bye, parse_rtcp, parse_rtp, sdes_cname
+from gateway.rtp import RtpPacketizer, build_app, build_bye, is_bye, parse_rtcp, parse_rtp, sdes_cname
 from gateway.session import CallSession, CallState, CloseCode
 
 ROUTE = Route(name="asr", host="127.0.0.1", port=5004)
@@ -208,13 +208,16 @@ def test_hangup_by_sinch_sends_bye_and_does_not_close_again():
     assert is_bye(parse_rtcp(output.rtcp[-1]))
 
 
-def test_clear_flushes_queue_and_tells_sinch():
+def test_rtcp_app_clear_flushes_queue_and_tells_sinch():
     session, output = answered_session(pacing_lead_frames=1)
     for packet in media_packets(5):
         session.on_rtp(packet, ROUTE_ADDR, 100.5)
-    session.clear(100.5)
+    assert session.return_queue_bytes == 4 * 640
+    session.on_rtcp(build_app(77, b"CLER"), ("127.0.0.1", 5005), 100.5)
     assert session.return_queue_bytes == 0
     assert output.commands[-1] == {"command": "clear"}
+    session.on_rtcp(build_app(77, b"XYZW"), ("127.0.0.1", 5005), 100.5)
+    assert output.commands.count({"command": "clear"}) == 1
 
 
 def test_unknown_commands_are_counted():
