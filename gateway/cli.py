@@ -9,6 +9,7 @@ import msgspec
 
 from gateway import logs
 from gateway.config import Config, ConfigError, config_keys, load_config
+from gateway.supervisor import Supervisor
 
 EXIT_CONFIG_ERROR = 2
 
@@ -37,9 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gateway: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
     logs.setup(config.log_level)
-    from gateway.server import serve  # the media stack is imported only once the config is valid
-
-    return serve(config)
+    return Supervisor(config).run()
 
 
 if __name__ == "__main__":

@@ -101,9 +101,18 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rtcp_interval: PositiveSeconds = 5.0  # RFC 3550 §6.2 minimum
     tick_interval: Annotated[float, msgspec.Meta(ge=0.005, le=0.02)] = 0.01
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # ---- processes (prefork server) ----
+    workers: Annotated[int, msgspec.Meta(ge=0, le=128)] = 0  # 0 = one per CPU
+    accept: Literal["shared", "reuseport"] = "shared"  # one accept queue for all workers, or one each
+    metrics_listen: str = "0.0.0.0:9100"  # control process: /metrics, /healthz, /readyz
+    drain_timeout: Seconds = 30.0  # SIGTERM/SIGHUP: how long calls in progress may go on
+    worker_timeout: PositiveSeconds = 10.0  # a worker whose loop has not beaten for this long is replaced
+    max_calls: Annotated[int, msgspec.Meta(ge=0)] = 0  # per worker; over it a connect is answered busy; 0 = no cap
+    max_cpu_percent: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.0  # busy while a worker is this busy; 0 = off
 
     def __post_init__(self) -> None:
         parse_host_port(self.listen, "listen")
+        parse_host_port(self.metrics_listen, "metrics_listen")
         if self.default_rate not in SINCH_RATES:
             raise ValueError(f"default_rate: must be one of {SINCH_RATES}")
         low, high = self.rtp_port_range
@@ -124,6 +133,14 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     @property
     def listen_address(self) -> tuple[str, int]:
         return parse_host_port(self.listen, "listen")
+
+    @property
+    def metrics_address(self) -> tuple[str, int]:
+        return parse_host_port(self.metrics_listen, "metrics_listen")
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or os.cpu_count() or 1
 
 
 def parse_host_port(value: str, key: str) -> tuple[str, int]:

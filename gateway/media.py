@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
+from gateway import metrics
 from gateway.commands import Connect
 from gateway.config import Route
 from gateway.logs import log_event
 from gateway.session import CallSession, CallState, CloseCode
+from gateway.telemetry import CallTelemetry
+from gateway.udpstats import socket_inode
 
 if TYPE_CHECKING:
     from gateway.worker import Worker
@@ -27,6 +31,7 @@ MAX_DATAGRAM = 65535
 READS_PER_WAKEUP = 32  # bound the work one busy socket can take from the loop in one go
 CLOSE_TIMEOUT = 2.0  # seconds to wait for the peer's close frame before dropping the connection
 MAX_CLOSE_REASON = 123  # RFC 6455 §5.5: control frame payload <= 125 bytes, 2 of them the code
+LATENCY_SAMPLE_MASK = 15  # time one audio frame in 16 from receipt to RTP send
 
 
 class CallAdapter(WSListener):
@@ -40,6 +45,9 @@ class CallAdapter(WSListener):
         self.rtcp = rtcp
         self.route_rtp = (route.host, route.port)
         self.route_rtcp = (route.host, route.port + 1)
+        self.rtp_inode = socket_inode(rtp)
+        self.telemetry = CallTelemetry()
+        self._audio_frames = 0
         self.transport: WSTransport | None = None
         self.session: CallSession | None = None
         self._fragments: bytearray | None = None
@@ -63,7 +71,13 @@ class CallAdapter(WSListener):
         try:
             msg_type = frame.msg_type
             if msg_type is WSMsgType.BINARY and frame.fin:
-                session.on_audio(frame.get_payload_as_memoryview(), now)
+                self._audio_frames += 1
+                if self._audio_frames & LATENCY_SAMPLE_MASK:
+                    session.on_audio(frame.get_payload_as_memoryview(), now)
+                else:
+                    started = time.perf_counter()
+                    session.on_audio(frame.get_payload_as_memoryview(), now)
+                    self.worker.latency_samples.append(time.perf_counter() - started)
             elif msg_type is WSMsgType.TEXT and frame.fin:
                 session.on_text(frame.get_payload_as_bytes(), now)
             elif msg_type is WSMsgType.CLOSE:
@@ -108,7 +122,11 @@ class CallAdapter(WSListener):
         except OSError:
             self.session.counters.rtp_dropped["rtcp_send_error"] += 1
 
+    def admit(self) -> bool:
+        return self.worker.admit()
+
     def answered(self, connect: Connect, sample_rate: int) -> None:
+        self.worker.call_answered(self)
         session = self.session
         fmt = session.format
         log_event(
@@ -164,6 +182,9 @@ class CallAdapter(WSListener):
         log.exception("call.error", extra={"fields": {"call_id": self.session.call_id, "where": where}})
         self.session.shutdown(CloseCode.INTERNAL_ERROR, "internal error", now)
 
+    def flush_metrics(self) -> None:
+        self.telemetry.flush(self.session)
+
     def tick(self, now: float) -> None:
         try:
             self.session.on_tick(now)
@@ -177,6 +198,13 @@ class CallAdapter(WSListener):
             sock.close()
         session = self.session
         counters = session.counters
+        self.telemetry.flush(session)
+        route = self.route.name
+        if session.outcome:
+            metrics.CALLS.labels(route, session.outcome).inc()
+        if session.outcome == "answer":
+            metrics.CALL_DURATION.labels(route).observe(session.ended_at - session.answered_at)
+        metrics.WS_CLOSES.labels(str(session.close_code), "sinch" if session.closed_by_peer else "gateway").inc()
         log_event(
             log, logging.INFO, "call.ended", call_id=session.call_id, route=self.route.name,
             close_code=session.close_code, reason=session.close_reason, by_peer=session.closed_by_peer,
@@ -185,5 +213,5 @@ class CallAdapter(WSListener):
             rtp_packets_in=counters.rtp_packets_in, rtp_dropped=dict(counters.rtp_dropped),
             return_queue_dropped_bytes=counters.return_queue_dropped_bytes,
         )
-        self.worker.call_ended(self)
+        self.worker.call_ended(self, session.outcome == "answer")
 

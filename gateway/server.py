@@ -1,4 +1,4 @@
-"""Runs a worker on uvloop. (One process for now; the prefork supervisor will fork several.)"""
+"""Entry points run inside a forked child: a worker on uvloop. The supervisor names it as a target."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ import uvloop
 
 from gateway.config import Config
 from gateway.logs import log_event
+from gateway.scoreboard import Scoreboard
+from gateway.supervisor import EXIT_BOOT_FAILURE
 from gateway.worker import Worker
 
-log = logging.getLogger("gateway.server")
-
-EXIT_BOOT_FAILURE = 3
+log = logging.getLogger("gateway.worker")
 
 
-def serve(config: Config, sock: socket.socket | None = None) -> int:
+def run_worker(config: Config, sock: socket.socket, slot: int, scoreboard: Scoreboard) -> int:
     try:
-        uvloop.run(Worker(config).run(sock))
-    except OSError as exc:  # e.g. the listen port is taken
-        log_event(log, logging.ERROR, "worker.boot_failed", error=str(exc), listen=config.listen)
+        uvloop.run(Worker(config, slot, scoreboard).run(sock))
+    except OSError as exc:
+        log_event(log, logging.ERROR, "worker.boot_failed", error=str(exc))
         return EXIT_BOOT_FAILURE
     return 0

@@ -64,6 +64,7 @@ class CallOutput(Protocol):
     def send_audio(self, pcm: bytes) -> None: ...
     def send_rtp(self, packet: bytes) -> None: ...
     def send_rtcp(self, packet: bytes) -> None: ...
+    def admit(self) -> bool: ...
     def answered(self, connect: Connect, sample_rate: int) -> None: ...
     def close(self, code: int, reason: str) -> None: ...
 
@@ -132,6 +133,7 @@ class CallSession:
         self.close_code: int | None = None
         self.close_reason = ""
         self.closed_by_peer = False
+        self.outcome: str | None = None  # answer, busy or reject, once the connect is handled
         self.format: MediaFormat | None = None
         self._connect_deadline = now + config.connect_timeout
         self._odd_byte = b""
@@ -149,15 +151,21 @@ class CallSession:
             command = commands.parse_command(text)
         except CommandError as exc:
             if self.state is CallState.AWAITING_CONNECT:
+                self.outcome = "reject"
                 self.output.send_command(commands.REJECT)
             self._close(CloseCode.INVALID_PAYLOAD if exc.reason != "bad_connect" else CloseCode.POLICY_VIOLATION,
                         str(exc), now)
             return
         if isinstance(command, Connect):
-            if self.state is CallState.AWAITING_CONNECT:
+            if self.state is not CallState.AWAITING_CONNECT:
+                self._close(CloseCode.POLICY_VIOLATION, "second connect command", now)
+            elif self.output.admit():
                 self._answer(command, now)
             else:
-                self._close(CloseCode.POLICY_VIOLATION, "second connect command", now)
+                self.call_id = command.call_id
+                self.outcome = "busy"
+                self.output.send_command(commands.BUSY)
+                self._close(CloseCode.NORMAL, "busy: gateway at capacity", now)
             return
         self.counters.ignored_commands[command.name] += 1
 
@@ -293,6 +301,7 @@ class CallSession:
         self.jitter_buffer = JitterBuffer(wire_rate, max_wait=self.config.jitter_max_wait)
         self.call_id = connect.call_id
         self.state = CallState.ANSWERED
+        self.outcome = "answer"
         self.answered_at = now
         self._max_end = now + self.config.max_call_duration if self.config.max_call_duration else 0.0
         self._pace_credit = float(self.config.pacing_lead_frames)

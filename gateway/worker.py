@@ -1,13 +1,21 @@
-"""One worker process: a uvloop loop, a picows server, the calls it carries, and their shared tick.
+"""One worker process: a uvloop loop, a picows server, the calls it carries, and their shared timers.
 
 The listener factory is the router: it maps `/stream/{route}?rate=HZ` to a route and refuses the upgrade with
-an HTTP status otherwise (404 unknown route, 400 bad query, 503 no RTP port or shutting down).
+an HTTP status otherwise (404 unknown route, 400 bad query, 503 draining or no RTP port).
+
+Signals (sent by the supervisor, or by hand to a lone worker):
+- SIGTERM: drain. New upgrades get 503; calls in progress go on until they end or drain_timeout passes,
+  then are closed with 1001.
+- SIGUSR1: retire (rolling restart). Stop accepting, so the new workers take the new calls; finish the rest
+  as for SIGTERM.
+- SIGINT: fast stop: every call closed with 1001 now.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import time
@@ -15,101 +23,210 @@ from urllib.parse import parse_qs, urlsplit
 
 from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener, ws_create_server
 
+from gateway import metrics
 from gateway.config import EMBEDDED_ECHO_ROUTE, SINCH_RATES, Config, Route
 from gateway.echo import EchoService
 from gateway.logs import log_event
 from gateway.media import CallAdapter
 from gateway.ports import NoPortAvailable, bind_udp_pair
+from gateway.scoreboard import Scoreboard, WorkerState
 from gateway.session import CloseCode
+from gateway.udpstats import read_drops
 
 log = logging.getLogger("gateway.worker")
 
 STREAM_PREFIX = "/stream/"
 HANDSHAKE_TIMEOUT = 5.0
+HOUSEKEEPING_INTERVAL = 0.5  # heartbeat to the supervisor
+FLUSH_EVERY = 2  # housekeeping rounds between metric flushes (1 s)
+KERNEL_DROPS_EVERY = 10  # housekeeping rounds between /proc/net/udp reads (5 s)
+CLOSE_GRACE = 2.5  # after closing every call, how long to wait for the close handshakes
 
 
 class Worker:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, slot: int = 0, scoreboard: Scoreboard | None = None) -> None:
         self.config = config
+        self.slot = slot
+        self.scoreboard = scoreboard
         self.routes: dict[str, Route] = dict(config.routes)
         self.calls: set[CallAdapter] = set()
-        self.accepting = True
+        self.answered_calls = 0
+        self.state = WorkerState.BOOTING
+        self.latency_samples: list[float] = []
+        self.cpu_percent = 0.0
         self.loop: asyncio.AbstractEventLoop
         self.unix_offset = 0.0
+        self._parent = os.getppid()
         self._echo: EchoService | None = None
-        self._stopped: asyncio.Event
+        self._server: asyncio.Server | None = None
+        self._done: asyncio.Event
+        self._max_lag = 0.0
+        self._rounds = 0
+        self._cpu_mark = (time.monotonic(), time.process_time())
+        self._calls_gauge = metrics.WORKER_CALLS_ACTIVE.labels(slot)
 
     async def run(self, sock: socket.socket | None = None) -> None:
-        """Serve until SIGTERM/SIGINT; `sock` is an already bound listener (the prefork supervisor's)."""
-        self.loop = asyncio.get_running_loop()
-        self.unix_offset = time.time() - self.loop.time()
-        self._stopped = asyncio.Event()
+        """Serve until told to stop; `sock` is a listener bound by the supervisor."""
+        self.loop = loop = asyncio.get_running_loop()
+        self.unix_offset = time.time() - loop.time()
+        self._done = asyncio.Event()
         if not self.routes:
             self._echo = EchoService()
             port = await self._echo.start()
             self.routes[EMBEDDED_ECHO_ROUTE] = Route(name=EMBEDDED_ECHO_ROUTE, host="127.0.0.1", port=port)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            self.loop.add_signal_handler(signum, self._stopped.set)
+        loop.add_signal_handler(signal.SIGTERM, self.drain, True)
+        loop.add_signal_handler(signal.SIGUSR1, self.drain, False)
+        loop.add_signal_handler(signal.SIGINT, self.stop_now)
         host, port = self.config.listen_address
         listen = {"sock": sock} if sock else {"host": host or None, "port": port, "reuse_address": True}
-        server = await ws_create_server(
+        self._server = await ws_create_server(
             self.route_request, **listen, max_frame_size=self.config.max_frame_bytes,
             websocket_handshake_timeout=HANDSHAKE_TIMEOUT,
         )
-        bound = server.sockets[0].getsockname()
-        log_event(log, logging.INFO, "worker.listening", address=f"{bound[0]}:{bound[1]}",
+        bound = self._server.sockets[0].getsockname()
+        self.state = WorkerState.SERVING
+        log_event(log, logging.INFO, "worker.listening", address=f"{bound[0]}:{bound[1]}", slot=self.slot,
                   routes={name: route.url() for name, route in self.routes.items()})
-        self._schedule_tick(self.loop.time())
-        await self._stopped.wait()
-        self.accepting = False
-        server.close()
-        now = self.loop.time()
-        for call in tuple(self.calls):
-            call.session.shutdown(CloseCode.GOING_AWAY, "gateway shutting down", now)
+        self._tick(loop.time())
+        self._housekeeping()
+        await self._done.wait()
+        self._flush_metrics()
         if self._echo:
             self._echo.close()
-        log_event(log, logging.INFO, "worker.stopped")
+        log_event(log, logging.INFO, "worker.stopped", slot=self.slot)
+
+    # ---- routing and admission -------------------------------------------------------------------------
 
     def route_request(self, request: WSUpgradeRequest) -> CallAdapter | WSUpgradeResponseWithListener:
         url = urlsplit(request.path.decode("latin-1"))
         if url.path == "/healthz":
             return WSUpgradeResponseWithListener(WSUpgradeResponse.create_ok_response(b"ok\n"), None)
         if not url.path.startswith(STREAM_PREFIX):
-            return _decline(404, "not found")
+            return _decline(404, "not_found", "not found")
         route = self.routes.get(url.path[len(STREAM_PREFIX):])
         if route is None:
-            return _decline(404, "unknown route")
-        if not self.accepting:
-            return _decline(503, "shutting down")
+            return _decline(404, "unknown_route", "unknown route")
+        if self.state is not WorkerState.SERVING:
+            return _decline(503, "draining", "gateway draining")
         try:
             url_rate = _rate_from_query(url.query)
         except ValueError as exc:
-            return _decline(400, str(exc))
+            return _decline(400, "bad_query", str(exc))
         family = socket.AF_INET6 if ":" in self.config.rtp_host else socket.AF_INET
         try:
             rtp, rtcp = bind_udp_pair(family, self.config.rtp_host, self.config.rtp_port_range,
                                       self.config.udp_rcvbuf_bytes)
         except NoPortAvailable:
-            log_event(log, logging.WARNING, "upgrade.declined", reason="no_rtp_port")
-            return _decline(503, "no RTP port available")
+            return _decline(503, "no_rtp_port", "no RTP port available")
         return CallAdapter(self, route, url_rate, rtp, rtcp)
+
+    def admit(self) -> bool:
+        """Admission control at connect time: over the caps, the call is answered busy."""
+        config = self.config
+        if config.max_calls and self.answered_calls >= config.max_calls:
+            return False
+        return not (config.max_cpu_percent and self.cpu_percent >= config.max_cpu_percent)
 
     def call_started(self, call: CallAdapter) -> None:
         self.calls.add(call)
 
-    def call_ended(self, call: CallAdapter) -> None:
-        self.calls.discard(call)
+    def call_answered(self, call: CallAdapter) -> None:
+        self.answered_calls += 1
+        metrics.CALLS_ACTIVE.labels(call.route.name).inc()
+        self._calls_gauge.set(self.answered_calls)
 
-    def _schedule_tick(self, at: float) -> None:
-        self.loop.call_at(at, self._tick, at)
+    def call_ended(self, call: CallAdapter, answered: bool) -> None:
+        self.calls.discard(call)
+        if answered:
+            self.answered_calls -= 1
+            metrics.CALLS_ACTIVE.labels(call.route.name).dec()
+            self._calls_gauge.set(self.answered_calls)
+        if self.state is WorkerState.DRAINING and not self.calls:
+            self._done.set()
+
+    # ---- stopping --------------------------------------------------------------------------------------
+
+    def drain(self, decline: bool) -> None:
+        """Stop taking calls (decline with 503, or stop accepting) and end once the calls in progress have."""
+        if self.state is WorkerState.DRAINING:
+            return
+        self.state = WorkerState.DRAINING
+        log_event(log, logging.INFO, "worker.draining", slot=self.slot, calls=len(self.calls),
+                  mode="decline" if decline else "retire")
+        self._beat()
+        if not decline:
+            self._server.close()
+        if not self.calls:
+            self._done.set()
+            return
+        self.loop.call_later(self.config.drain_timeout, self._close_all, "drain timeout")
+
+    def stop_now(self) -> None:
+        self.state = WorkerState.DRAINING
+        self._close_all("gateway shutting down")
+
+    def _close_all(self, reason: str) -> None:
+        now = self.loop.time()
+        for call in tuple(self.calls):
+            call.session.shutdown(CloseCode.GOING_AWAY, reason, now)
+        if self.calls:
+            self.loop.call_later(CLOSE_GRACE, self._done.set)
+        else:
+            self._done.set()
+
+    # ---- timers ----------------------------------------------------------------------------------------
 
     def _tick(self, scheduled: float) -> None:
         """One timer for all calls instead of one per call: deadlines, heartbeats and pacing."""
         now = self.loop.time()
+        lag = now - scheduled
+        if lag > self._max_lag:
+            self._max_lag = lag
+        metrics.LOOP_LAG.observe(lag)
         for call in tuple(self.calls):
             call.tick(now)
-        interval = self.config.tick_interval
-        self._schedule_tick(max(scheduled + interval, now))
+        next_at = max(scheduled + self.config.tick_interval, now)
+        self.loop.call_at(next_at, self._tick, next_at)
+
+    def _housekeeping(self) -> None:
+        """Heartbeat from the loop itself (a stuck loop stops beating and is replaced), plus slow work."""
+        self._rounds += 1
+        if os.getppid() != self._parent and self.state is WorkerState.SERVING:
+            log_event(log, logging.WARNING, "worker.orphaned", slot=self.slot)
+            self.drain(decline=True)  # the supervisor is gone: do not linger
+        self._beat()
+        if self._rounds % FLUSH_EVERY == 0:
+            self._flush_metrics()
+        if self._rounds % KERNEL_DROPS_EVERY == 0:
+            self._count_kernel_drops()
+        self.loop.call_later(HOUSEKEEPING_INTERVAL, self._housekeeping)
+
+    def _beat(self) -> None:
+        if self.scoreboard is not None:
+            self.scoreboard.beat(self.slot, os.getpid(), self.state)
+
+    def _flush_metrics(self) -> None:
+        for call in self.calls:
+            call.flush_metrics()
+        samples, self.latency_samples = self.latency_samples, []
+        for sample in samples:
+            metrics.UPSTREAM_LATENCY.observe(sample)
+        metrics.RETURN_QUEUE.set(sum(call.session.return_queue_bytes for call in self.calls))
+        metrics.WORKER_LOOP_LAG.labels(self.slot).set(self._max_lag)
+        self._max_lag = 0.0
+        wall, cpu = time.monotonic(), time.process_time()
+        metrics.WORKER_CPU.labels(self.slot).set(cpu)
+        then_wall, then_cpu = self._cpu_mark
+        self.cpu_percent = 100 * (cpu - then_cpu) / max(wall - then_wall, 1e-6)
+        self._cpu_mark = (wall, cpu)
+
+    def _count_kernel_drops(self) -> None:
+        by_inode = {call.rtp_inode: call for call in self.calls}
+        for inode, drops in read_drops(set(by_inode)).items():
+            call = by_inode[inode]
+            if drops > call.telemetry.kernel_drops:
+                metrics.UDP_RECEIVE_DROPS.inc(drops - call.telemetry.kernel_drops)
+                call.telemetry.kernel_drops = drops
 
 
 def _rate_from_query(query: str) -> int | None:
@@ -122,7 +239,8 @@ def _rate_from_query(query: str) -> int | None:
     return int(value)
 
 
-def _decline(status: int, reason: str) -> WSUpgradeResponseWithListener:
-    log_event(log, logging.DEBUG, "upgrade.declined", status=status, reason=reason)
-    response = WSUpgradeResponse.create_error_response(status, reason.encode() + b"\n")
+def _decline(status: int, reason: str, text: str) -> WSUpgradeResponseWithListener:
+    metrics.UPGRADES_DECLINED.labels(reason).inc()
+    log_event(log, logging.INFO, "upgrade.declined", status=status, reason=reason)
+    response = WSUpgradeResponse.create_error_response(status, text.encode() + b"\n")
     return WSUpgradeResponseWithListener(response, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -10,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 STARTUP_TIMEOUT = 15.0
@@ -25,10 +25,14 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 class GatewayProcess:
     """`gateway serve` on loopback. Log lines (JSON) are collected; tests wait on them, never on sleeps."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, workers: int = 1, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
+        self.metrics_port = free_port()
+        self.workers = workers
         self.url = f"ws://127.0.0.1:{self.port}"
-        self.args = ["--listen", f"127.0.0.1:{self.port}", "--rtp-host", "127.0.0.1", *args]
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}"
+        self.args = ["--listen", f"127.0.0.1:{self.port}", "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
+                     "--workers", str(workers), "--rtp-host", "127.0.0.1", *args]
         self.env = {**os.environ, **(env or {})}
         self.events: list[dict[str, Any]] = []
         self.raw_lines: list[str] = []
@@ -41,7 +45,8 @@ class GatewayProcess:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=self.env,
         )
         threading.Thread(target=self._read_log, daemon=True).start()
-        self.wait_for("worker.listening", timeout=STARTUP_TIMEOUT)
+        self.wait_for("control.listening", timeout=STARTUP_TIMEOUT)
+        self.wait_count("worker.listening", self.workers, timeout=STARTUP_TIMEOUT)
         return self
 
     def _read_log(self) -> None:
@@ -56,23 +61,24 @@ class GatewayProcess:
 
     def wait_for(self, event: str, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
         """Block until a log event with these fields appears (already seen ones count)."""
-        match: Callable[[dict[str, Any]], bool] = lambda e: e.get("event") == event and all(  # noqa: E731
-            e.get(k) == v for k, v in fields.items()
-        )
-        for seen in list(self.events):
-            if match(seen):
-                return seen
+        return self.wait_count(event, 1, timeout, **fields)[0]
+
+    def wait_count(self, event: str, count: int, timeout: float = 10.0, **fields: Any) -> list[dict[str, Any]]:
+        """Block until `count` log events with these fields have appeared."""
+        def matches() -> list[dict[str, Any]]:
+            return [e for e in list(self.events)
+                    if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())]
+
         deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                candidate = self._new_lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if match(candidate):
-                return candidate
-            if self.proc.poll() is not None and self._new_lines.empty():
-                break
-        raise AssertionError(f"no {event} {fields} in gateway log:\n{''.join(self.raw_lines[-30:])}")
+        while len(found := matches()) < count:
+            left = deadline - time.monotonic()
+            if left <= 0 or (self.proc.poll() is not None and self._new_lines.empty()):
+                raise AssertionError(
+                    f"{len(found)}/{count} {event} {fields} in gateway log:\n{''.join(self.raw_lines[-30:])}"
+                )
+            with contextlib.suppress(queue.Empty):
+                self._new_lines.get(timeout=left)
+        return found
 
     def stop(self) -> int:
         if self.proc.poll() is None:

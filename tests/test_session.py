@@ -27,6 +27,7 @@ class Recorder:
         self.rtcp: list[bytes] = []
         self.closed: tuple[int, str] | None = None
         self.answered_with = None
+        self.at_capacity = False
 
     def send_command(self, message: bytes) -> None:
         self.commands.append(json.loads(message))
@@ -39,6 +40,9 @@ class Recorder:
 
     def send_rtcp(self, packet: bytes) -> None:
         self.rtcp.append(packet)
+
+    def admit(self) -> bool:
+        return not self.at_capacity
 
     def answered(self, connect, sample_rate) -> None:
         self.answered_with = (connect.call_id, sample_rate)
@@ -69,6 +73,15 @@ def test_connect_is_answered_with_the_call_rate():
     assert output.answered_with == ("call-7", 16000)
     assert session.state is CallState.ANSWERED
     assert (session.format.payload_type, session.format.ptime_ms) == (96, 20)
+
+
+def test_busy_when_the_worker_is_at_capacity():
+    session, output = new_session()
+    output.at_capacity = True
+    session.on_text(CONNECT, 100.0)
+    assert output.commands == [{"command": "busy"}]
+    assert output.closed == (CloseCode.NORMAL, "busy: gateway at capacity")
+    assert (session.outcome, session.call_id, session.state) == ("busy", "call-7", CallState.CLOSED)
 
 
 def test_url_rate_then_default_rate_when_connect_has_none():

@@ -1,0 +1,67 @@
+"""The control process: HTTP for operators and Prometheus, never on the media path.
+
+- `/metrics`: every process's metrics, aggregated by prometheus-client's multiprocess collector.
+- `/healthz`: 200 while this process runs.
+- `/readyz`: 200 while the gateway runs and at least one worker serves with a fresh heartbeat; 503 while
+  booting or draining, so a load balancer stops sending new calls.
+
+HTTP comes from aiohttp: maintained, asyncio-native, and it runs on the same uvloop as everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+
+import uvloop
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+
+from gateway.config import Config
+from gateway.logs import log_event
+from gateway.scoreboard import Scoreboard
+
+log = logging.getLogger("gateway.control")
+
+
+def build_app(config: Config, scoreboard: Scoreboard) -> web.Application:
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        if scoreboard.ready(max_age=config.worker_timeout):
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text=f"not ready: {scoreboard.gateway_state.name.lower()}\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def serve_control(config: Config, sock: socket.socket, scoreboard: Scoreboard) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(build_app(config, scoreboard), access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    log_event(log, logging.INFO, "control.listening", address=config.metrics_listen)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def run_control(config: Config, sock: socket.socket, scoreboard: Scoreboard) -> int:
+    uvloop.run(serve_control(config, sock, scoreboard))
+    return 0

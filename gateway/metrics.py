@@ -1,0 +1,64 @@
+"""Every metric, declared once. Prometheus naming: `_total` counters, `_seconds`, `_bytes`.
+
+All processes write to prometheus-client's multiprocess directory (PROMETHEUS_MULTIPROC_DIR, set by the
+supervisor before it forks); the control process aggregates them for /metrics. Gauges use `live*` modes so a
+dead worker's gauges vanish, while its counter files stay and counters never go backwards.
+The data path never touches these per frame: calls keep plain integer counters that the worker flushes.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 14400)
+JITTER_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+
+# ---- calls -------------------------------------------------------------------------------------------
+CALLS_ACTIVE = Gauge("gateway_calls_active", "Calls in progress (answered), all workers", ["route"],
+                     multiprocess_mode="livesum")
+# Per-worker series carry the worker's slot (stable across restarts) besides the pid that liveall adds.
+WORKER_CALLS_ACTIVE = Gauge("gateway_worker_calls_active", "Calls in progress on each worker", ["slot"],
+                            multiprocess_mode="liveall")
+CALLS = Counter("gateway_calls_total", "Connect commands by outcome: answer, busy, reject", ["route", "outcome"])
+UPGRADES_DECLINED = Counter("gateway_upgrades_declined_total", "Websocket upgrades refused, by reason",
+                            ["reason"])
+CALL_DURATION = Histogram("gateway_call_duration_seconds", "Answered call duration", ["route"],
+                          buckets=DURATION_BUCKETS)
+WS_CLOSES = Counter("gateway_ws_closes_total", "Websocket closes by code and by who closed",
+                    ["code", "initiator"])
+COMMANDS_IGNORED = Counter("gateway_commands_ignored_total", "Well-formed commands the gateway has no use for",
+                           ["command"])
+
+# ---- websocket and RTP traffic -----------------------------------------------------------------------
+WS_FRAMES = Counter("gateway_ws_frames_total", "Websocket messages", ["direction"])
+WS_BYTES = Counter("gateway_ws_bytes_total", "Websocket message payload bytes", ["direction"])
+RTP_PACKETS = Counter("gateway_rtp_packets_total", "RTP packets", ["direction"])
+RTP_BYTES = Counter("gateway_rtp_bytes_total", "RTP bytes (headers included)", ["direction"])
+RTP_LOST = Counter("gateway_rtp_lost_packets_total", "Return RTP packets declared lost (and concealed)")
+RTP_DROPPED = Counter("gateway_rtp_dropped_packets_total",
+                      "Datagrams dropped: late, duplicate, unexpected_source, too_short, ...", ["reason"])
+RTP_REORDERED = Counter("gateway_rtp_reordered_packets_total", "Return RTP packets that arrived out of order")
+RTP_JITTER = Histogram("gateway_rtp_jitter_seconds", "Return RTP interarrival jitter (RFC 3550 A.8), per call "
+                       "sampled at each flush", buckets=JITTER_BUCKETS)
+UPSTREAM_LATENCY = Histogram("gateway_upstream_latency_seconds",
+                             "Websocket frame receipt to RTP send (sampled frames)", buckets=LATENCY_BUCKETS)
+RETURN_QUEUE = Gauge("gateway_return_queue_bytes", "Audio waiting to be paced back to Sinch",
+                     multiprocess_mode="livesum")
+RETURN_QUEUE_DROPPED = Counter("gateway_return_queue_dropped_bytes_total",
+                               "Return audio dropped because the queue was over its cap (oldest first)")
+UDP_RECEIVE_DROPS = Counter("gateway_udp_receive_drops_total",
+                            "Datagrams the kernel dropped on full RTP socket receive buffers")
+
+# ---- processes ---------------------------------------------------------------------------------------
+LOOP_LAG = Histogram("gateway_event_loop_lag_seconds", "Lateness of the worker's timer tick",
+                     buckets=LAG_BUCKETS)
+WORKER_LOOP_LAG = Gauge("gateway_worker_event_loop_lag_seconds", "Largest tick lateness in the last second",
+                        ["slot"], multiprocess_mode="liveall")
+WORKER_CPU = Gauge("gateway_worker_cpu_seconds", "CPU time used by each worker process", ["slot"],
+                   multiprocess_mode="liveall")
+WORKER_RESTARTS = Counter("gateway_worker_restarts_total", "Workers replaced by the supervisor", ["reason"])
+WORKERS = Gauge("gateway_workers", "Worker processes alive", multiprocess_mode="livemostrecent")
+DRAINING = Gauge("gateway_draining", "1 while the gateway drains (SIGTERM) or rolls (SIGHUP)",
+                 multiprocess_mode="livemostrecent")

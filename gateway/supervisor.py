@@ -1,0 +1,390 @@
+"""The process you start: binds the listeners, forks the workers and the control process, restarts what
+dies, drains on SIGTERM, rolls workers on SIGHUP. It imports nothing of the media path: workers and the
+control process are named as `module:function` targets and imported only in the child after fork.
+
+Habits from gunicorn's arbiter: signal handlers only enqueue (and wake the loop through a pipe); a
+`waitpid(-1, WNOHANG)` reap loop; heartbeats written by each worker's own event loop; a boot-failure exit
+code that stops a crash loop; a graceful deadline, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
+import logging
+import os
+import select
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.config import Config
+from gateway.logs import log_event
+from gateway.scoreboard import GatewayState, Scoreboard, WorkerState
+
+log = logging.getLogger("gateway.supervisor")
+
+WORKER_TARGET = "gateway.server:run_worker"
+CONTROL_TARGET = "gateway.control:run_control"
+EXIT_BOOT_FAILURE = 3  # a child that cannot boot (port taken, bad config) exits with this
+MAX_BOOT_FAILURES = 3  # consecutive children that die before serving: stop instead of crash-looping
+BACKOFF_START = 0.1
+BACKOFF_MAX = 10.0
+STABLE_AFTER = 10.0  # a worker serving this long resets the backoff
+LOOP_INTERVAL = 0.25
+CLOSE_GRACE = 5.0  # after the drain deadline, for workers to close calls and exit
+FAST_STOP_GRACE = 5.0
+PR_SET_PDEATHSIG = 1
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
+
+
+@dataclass
+class Child:
+    pid: int
+    kind: str  # "worker" or "control"
+    seat: int = -1  # workers: which listener seat (reuseport) / position it fills
+    slot: int = -1  # workers: scoreboard slot
+    started: float = field(default_factory=time.monotonic)
+    retiring: bool = False
+    served: bool = False
+
+
+class Supervisor:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.target_workers = config.worker_count
+        self.scoreboard = Scoreboard()
+        self.children: dict[int, Child] = {}
+        self.signals: deque[int] = deque()
+        self.listeners: list[socket.socket] = []
+        self.metrics_socket: socket.socket | None = None
+        self.state = GatewayState.BOOTING
+        self.stopping_deadline: float | None = None
+        self.boot_failures = 0
+        self.backoff_until = 0.0
+        self.exit_code = 0
+        self.rolling: list[Child] = []
+        self.stop_signal = signal.SIGTERM
+        self._wakeup_r, self._wakeup_w = os.pipe()
+        self._metrics_dir_owned = False
+
+    # ---- start -----------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._prepare_metrics_dir()
+        try:
+            self._bind()
+        except OSError as exc:
+            log_event(log, logging.ERROR, "supervisor.bind_failed", error=str(exc), listen=self.config.listen,
+                      metrics_listen=self.config.metrics_listen)
+            print(f"gateway: cannot listen: {exc}", file=sys.stderr)
+            return EXIT_BOOT_FAILURE
+        from gateway import metrics  # after PROMETHEUS_MULTIPROC_DIR is set
+
+        self.metrics = metrics
+        self._install_signals()
+        self._spawn("control")
+        for _ in range(self.target_workers):
+            self._spawn("worker")
+        self._publish_state(GatewayState.RUNNING)
+        log_event(log, logging.INFO, "supervisor.started", workers=self.target_workers, listen=self.config.listen,
+                  metrics_listen=self.config.metrics_listen, accept=self.config.accept)
+        try:
+            while self.children or self.state is not GatewayState.DRAINING:
+                self._wait()
+                self._handle_signals()
+                self._reap()
+                if self.exit_code == EXIT_BOOT_FAILURE:
+                    break
+                self._check_heartbeats()
+                self._maintain()
+        finally:
+            self._kill_all(signal.SIGKILL)
+            self._cleanup_metrics_dir()
+        log_event(log, logging.INFO, "supervisor.stopped", exit_code=self.exit_code)
+        return self.exit_code
+
+    def _prepare_metrics_dir(self) -> None:
+        """A fresh multiprocess directory: stale files from an earlier run would make counters start high."""
+        path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if path:
+            os.makedirs(path, exist_ok=True)
+            for name in os.listdir(path):
+                if name.endswith(".db"):
+                    os.unlink(os.path.join(path, name))
+        else:
+            path = tempfile.mkdtemp(prefix="gateway-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+            self._metrics_dir_owned = True
+        self.metrics_dir = path
+
+    def _cleanup_metrics_dir(self) -> None:
+        if self._metrics_dir_owned:
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+    def _bind(self) -> None:
+        host, port = self.config.listen_address
+        if self.config.accept == "shared":
+            self.listeners = [_listen_socket(host, port, reuse_port=False)]
+        else:
+            first = _listen_socket(host, port, reuse_port=True)
+            port = first.getsockname()[1]  # an ephemeral port (0) must be the same for every seat
+            self.listeners = [first] + [
+                _listen_socket(host, port, reuse_port=True) for _ in range(self.target_workers - 1)
+            ]
+        mhost, mport = self.config.metrics_address
+        self.metrics_socket = _listen_socket(mhost, mport, reuse_port=False)
+
+    def _install_signals(self) -> None:
+        os.set_blocking(self._wakeup_w, False)
+        signal.set_wakeup_fd(self._wakeup_w)
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, self._enqueue)
+
+    def _enqueue(self, signum: int, _frame: object) -> None:
+        self.signals.append(signum)  # only enqueue: the loop does the work (async-signal safety)
+
+    # ---- children --------------------------------------------------------------------------------------
+
+    def _spawn(self, kind: str, seat: int | None = None) -> None:
+        slot = -1
+        if kind == "worker":
+            seat = self._free_seat() if seat is None else seat
+            slot = self.scoreboard.free_slot()
+        pid = os.fork()
+        if pid == 0:
+            self._become_child(kind, seat if seat is not None else -1, slot)
+        child = Child(pid=pid, kind=kind, seat=seat if seat is not None else -1, slot=slot)
+        if kind == "worker":
+            self.scoreboard.assign(slot, pid)
+        self.children[pid] = child
+        self._publish_workers()
+        log_event(log, logging.INFO, "supervisor.spawned", kind=kind, child_pid=pid, slot=slot, seat=child.seat)
+
+    def _become_child(self, kind: str, seat: int, slot: int) -> None:
+        code = 1
+        try:
+            for signum in HANDLED_SIGNALS:
+                signal.signal(signum, signal.SIG_DFL)
+            signal.set_wakeup_fd(-1)
+            os.close(self._wakeup_r)
+            os.close(self._wakeup_w)
+            _die_with_parent()
+            if kind == "worker":
+                target = _load(WORKER_TARGET)
+                sock = self.listeners[seat % len(self.listeners)]
+                code = target(self.config, sock, slot, self.scoreboard)
+            else:
+                target = _load(CONTROL_TARGET)
+                code = target(self.config, self.metrics_socket, self.scoreboard)
+        except BaseException:
+            logging.getLogger("gateway.child").exception("child.crashed")
+        finally:
+            os._exit(code)
+
+    def _free_seat(self) -> int:
+        taken = {c.seat for c in self.children.values() if c.kind == "worker" and not c.retiring}
+        return next(seat for seat in range(len(self.children) + 1) if seat not in taken)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is None:
+                continue
+            self._child_exited(child, os.waitstatus_to_exitcode(status))
+
+    def _child_exited(self, child: Child, code: int) -> None:
+        self.metrics_mark_dead(child.pid)
+        served = child.served or (child.kind == "worker" and self._has_served(child))
+        if child.slot >= 0:
+            self.scoreboard.clear(child.slot)
+        self._publish_workers()
+        expected = child.retiring or self.state is GatewayState.DRAINING
+        log_event(log, logging.INFO if expected else logging.ERROR, "supervisor.child_exited", kind=child.kind,
+                  child_pid=child.pid, exit_code=code, expected=expected)
+        if expected:
+            return
+        died_booting = child.kind == "worker" and not served
+        if died_booting:
+            self.boot_failures += 1
+        if code == EXIT_BOOT_FAILURE or self.boot_failures >= MAX_BOOT_FAILURES:
+            print(f"gateway: a {child.kind} could not boot (exit {code}); stopping, see the log above",
+                  file=sys.stderr)
+            self.exit_code = EXIT_BOOT_FAILURE
+            return
+        reason = "killed" if code < 0 else "exited"
+        self.metrics.WORKER_RESTARTS.labels(reason).inc()
+        delay = min(BACKOFF_START * 2 ** self.boot_failures, BACKOFF_MAX)
+        self.backoff_until = time.monotonic() + delay
+        if child.kind == "control":
+            self._spawn("control")
+
+    def metrics_mark_dead(self, pid: int) -> None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, self.metrics_dir)
+
+    def _has_served(self, child: Child) -> bool:
+        pid, state, _ = self.scoreboard.read(child.slot)
+        return pid == child.pid and state in (WorkerState.SERVING, WorkerState.DRAINING)
+
+    def _check_heartbeats(self) -> None:
+        now = time.monotonic()
+        for child in list(self.children.values()):
+            if child.kind != "worker":
+                continue
+            pid, state, beat = self.scoreboard.read(child.slot)
+            if state is WorkerState.SERVING and not child.served:
+                child.served = True
+            if child.served and now - child.started > STABLE_AFTER:
+                self.boot_failures = 0
+            limit = self.config.worker_timeout if child.served else self.config.worker_timeout * 3
+            if pid == child.pid and now - beat > limit:
+                log_event(log, logging.ERROR, "supervisor.worker_stuck", child_pid=child.pid,
+                          seconds_since_heartbeat=round(now - beat, 1))
+                _signal(child.pid, signal.SIGKILL)
+                self.metrics.WORKER_RESTARTS.labels("stuck").inc()
+
+    def _maintain(self) -> None:
+        """Keep the number of serving workers at the target; retire an old generation once the new one serves.
+        While draining, stop the control process (the metrics) once the last worker is gone."""
+        if self.state is GatewayState.DRAINING:
+            if not any(c.kind == "worker" for c in self.children.values()):
+                for child in self.children.values():
+                    _signal(child.pid, signal.SIGTERM)
+            return
+        if self.state is not GatewayState.RUNNING:
+            return
+        workers = [c for c in self.children.values() if c.kind == "worker"]
+        active = [c for c in workers if not c.retiring]
+        if len(active) < self.target_workers and time.monotonic() >= self.backoff_until:
+            self._spawn("worker")
+        elif len(active) > self.target_workers:
+            newest = max(active, key=lambda c: c.started)
+            self._retire(newest)
+        if self.rolling and len(active) >= self.target_workers and all(c.served for c in active):
+            for child in self.rolling:
+                self._retire(child)
+            self.rolling = []
+
+    def _retire(self, child: Child) -> None:
+        child.retiring = True
+        _signal(child.pid, signal.SIGUSR1)
+        log_event(log, logging.INFO, "supervisor.retiring", child_pid=child.pid)
+
+    # ---- signals ---------------------------------------------------------------------------------------
+
+    def _wait(self) -> None:
+        with contextlib.suppress(InterruptedError):
+            ready, _, _ = select.select([self._wakeup_r], [], [], LOOP_INTERVAL)
+            if ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wakeup_r, 4096)
+        if self.stopping_deadline is not None and time.monotonic() > self.stopping_deadline:
+            log_event(log, logging.WARNING, "supervisor.deadline_passed", children=len(self.children))
+            self._kill_all(signal.SIGKILL)
+            self.stopping_deadline = None
+
+    def _handle_signals(self) -> None:
+        while self.signals:
+            signum = self.signals.popleft()
+            if signum == signal.SIGCHLD:
+                continue  # the reap loop runs every round anyway
+            log_event(log, logging.INFO, "supervisor.signal", signal=signal.Signals(signum).name)
+            if signum == signal.SIGTERM:
+                self._stop(signal.SIGTERM, self.config.drain_timeout + CLOSE_GRACE)
+            elif signum == signal.SIGINT:
+                self._stop(signal.SIGINT, FAST_STOP_GRACE)
+            elif self.state is GatewayState.RUNNING:
+                if signum == signal.SIGHUP:
+                    self._roll()
+                elif signum == signal.SIGTTIN:
+                    self.target_workers += 1
+                elif signum == signal.SIGTTOU:
+                    self.target_workers = max(1, self.target_workers - 1)
+
+    def _stop(self, signum: int, grace: float) -> None:
+        """Drain: workers decline new calls (503) and finish theirs; the control process goes last."""
+        if self.state is not GatewayState.DRAINING:
+            self._publish_state(GatewayState.DRAINING)
+        deadline = time.monotonic() + grace
+        if self.stopping_deadline is None or deadline < self.stopping_deadline:
+            self.stopping_deadline = deadline
+        self.stop_signal = signum
+        for child in self.children.values():
+            if child.kind == "worker":
+                _signal(child.pid, signum)
+
+    def _roll(self) -> None:
+        """SIGHUP: start a new generation; the old one retires (stops accepting, drains) once it serves."""
+        self.rolling = [c for c in self.children.values() if c.kind == "worker" and not c.retiring]
+        for child in self.rolling:
+            child.retiring = True  # no longer counted as active; told to retire once the new ones serve
+            self._spawn("worker", seat=child.seat)
+
+    def _kill_all(self, signum: int) -> None:
+        for pid in list(self.children):
+            _signal(pid, signum)
+        if signum == signal.SIGKILL:
+            self._reap_blocking()
+
+    def _reap_blocking(self) -> None:
+        for pid in list(self.children):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            child = self.children.pop(pid)
+            if child.slot >= 0:
+                self.scoreboard.clear(child.slot)
+
+    def _publish_state(self, state: GatewayState) -> None:
+        self.state = state
+        self.scoreboard.gateway_state = state
+        if hasattr(self, "metrics"):
+            self.metrics.DRAINING.set(1 if state is GatewayState.DRAINING else 0)
+
+    def _publish_workers(self) -> None:
+        if hasattr(self, "metrics"):
+            self.metrics.WORKERS.set(sum(1 for c in self.children.values() if c.kind == "worker"))
+
+
+def _listen_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host or "0.0.0.0", port))
+    sock.listen(socket.SOMAXCONN)
+    sock.setblocking(False)
+    return sock
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends SIGTERM (a drain) to this child if the supervisor dies, so no orphan lingers.
+    Workers also watch getppid() in their heartbeat: for other systems, and for the race where the parent
+    died before this call."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _load(target: str) -> Callable[..., int]:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
