@@ -152,7 +152,7 @@ class CallSession:
         except CommandError as exc:
             if self.state is CallState.AWAITING_CONNECT:
                 self.outcome = "reject"
-                self.output.send_command(commands.REJECT)
+                self._send_command(commands.REJECT, now)
             self._close(CloseCode.INVALID_PAYLOAD if exc.reason != "bad_connect" else CloseCode.POLICY_VIOLATION,
                         str(exc), now)
             return
@@ -164,7 +164,7 @@ class CallSession:
             else:
                 self.call_id = command.call_id
                 self.outcome = "busy"
-                self.output.send_command(commands.BUSY)
+                self._send_command(commands.BUSY, now)
                 self._close(CloseCode.NORMAL, "busy: gateway at capacity", now)
             return
         self.counters.ignored_commands[command.name] += 1
