@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a downstream media service (repeatable); none = the embedded echo route")
     defaults = {field.name: field.default for field in msgspec.structs.fields(Config)}
     for key in config_keys():
-        if key != "routes":
+        if key not in ("routes", "ice_rules"):  # tables: config file (routes also --route)
             serve.add_argument("--" + key.replace("_", "-"), dest=key, metavar="VALUE",
                                help=f"default: {defaults[key]}")
     return parser
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = {key: getattr(args, key) for key in config_keys()}
+    overrides = {key: getattr(args, key, None) for key in config_keys()}
     try:
         config = load_config(args.config, overrides=overrides)
     except ConfigError as exc:

@@ -137,6 +137,7 @@ class CallSession:
         self.format: MediaFormat | None = None
         self._connect_deadline = now + config.connect_timeout
         self._odd_byte = b""
+        self._ending = ""  # close reason once the media service said BYE and the queue is playing out
         self._upstream = bytearray()
         self._return_queue = bytearray()
 
@@ -205,8 +206,8 @@ class CallSession:
         if not self._from_route(source, self.route.port):
             counters.rtp_dropped["unexpected_source"] += 1  # symmetric RTP: only the route answers
             return
-        if self.state is not CallState.ANSWERED:
-            counters.rtp_dropped["not_answered"] += 1
+        if self.state is not CallState.ANSWERED or self._ending:
+            counters.rtp_dropped["not_answered" if self.state is CallState.AWAITING_CONNECT else "after_hangup"] += 1
             return
         try:
             packet = parse_rtp(data)
@@ -236,7 +237,10 @@ class CallSession:
             self.counters.rtp_dropped["rtcp_" + exc.reason] += 1
             return
         if is_bye(packets):
-            self._close(CloseCode.NORMAL, "media service sent RTCP BYE", now)
+            # The media service is done, but what it already sent (a TTS burst) must still be heard:
+            # take no more RTP, play out the queue at real time, then hang up.
+            self._ending = "media service sent RTCP BYE"
+            self._pace(now)
         elif has_app(packets, CLEAR_APP_NAME):
             self.clear(now)
 
@@ -366,10 +370,18 @@ class CallSession:
             frame = bytes(queue[:frame_bytes])
             del queue[:frame_bytes]
             self._pace_credit -= 1.0
-            self.output.send_audio(frame)
-            self.counters.ws_frames_out += 1
-            self.counters.ws_bytes_out += frame_bytes
-            self._last_sent_to_sinch = now
+            self._send_audio(frame, now)
+        if self._ending and len(queue) < frame_bytes and self._pace_credit >= 1.0 - CREDIT_EPSILON:
+            if queue:  # the last partial frame, padded with silence
+                self._send_audio(bytes(queue) + bytes(frame_bytes - len(queue)), now)
+                queue.clear()
+            self._close(CloseCode.NORMAL, self._ending, now)
+
+    def _send_audio(self, frame: bytes, now: float) -> None:
+        self.output.send_audio(frame)
+        self.counters.ws_frames_out += 1
+        self.counters.ws_bytes_out += len(frame)
+        self._last_sent_to_sinch = now
 
     def _send_command(self, message: bytes, now: float) -> None:
         self.output.send_command(message)

@@ -211,6 +211,22 @@ def test_rtcp_bye_from_the_media_service_hangs_up():
     assert is_bye(parse_rtcp(output.rtcp[-1]))
 
 
+def test_audio_queued_before_bye_is_still_played_out():
+    session, output = answered_session(pacing_lead_frames=1)
+    packets = media_packets(7)
+    packets[5] = packets[5][:-320]  # the last one half as long: 10 ms
+    for packet in packets[:6]:  # a burst, faster than real time
+        session.on_rtp(packet, ROUTE_ADDR, 100.5)
+    session.on_rtcp(build_bye(77, "media"), ("127.0.0.1", 5005), 100.5)
+    session.on_rtp(packets[6], ROUTE_ADDR, 100.5)  # after the BYE: not played
+    assert output.closed is None
+    for step in range(1, 20):
+        session.on_tick(100.5 + step * 0.01)
+    assert output.audio == [FRAME] * 5 + [FRAME[:320] + bytes(320)]  # the tail padded with silence
+    assert output.closed == (CloseCode.NORMAL, "media service sent RTCP BYE")
+    assert session.counters.rtp_dropped["after_hangup"] == 1
+
+
 def test_hangup_by_sinch_sends_bye_and_does_not_close_again():
     session, output = answered_session()
     session.on_audio(FRAME, 100.02)
