@@ -6,6 +6,8 @@ Every value is validated by msgspec against the annotations below, so an error n
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import tomllib
@@ -20,6 +22,8 @@ SINCH_RATES = (8000, 16000, 24000, 44100, 48000, 96000)
 CODECS = ("L16", "PCMU", "PCMA")
 G711_RATE = 8000  # RFC 3551 §4.5.14: PCMU/PCMA are 8 kHz only
 ENV_PREFIX = "GATEWAY_"
+# Credentials keep the names Sinch's own tools use.
+ENV_ALIASES = {"SINCH_APPLICATION_KEY": "sinch_application_key", "SINCH_APPLICATION_SECRET": "sinch_application_secret"}
 EMBEDDED_ECHO_ROUTE = "echo"
 
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
@@ -41,6 +45,7 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rate: int = 0  # wire sample rate; 0 = the call's own rate (L16 only)
     ptime_ms: int = 0  # packet duration; 0 = the largest of 20/10/5 ms that fits the MTU budget
     payload_type: int = -1  # -1 = static PT where RFC 3551 has one, else dynamic 96
+    token: str = ""  # a static stream token for users who write their own ICE handler
 
     def __post_init__(self) -> None:
         if self.codec != "L16" and self.rate not in (0, G711_RATE):
@@ -83,6 +88,30 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return f"rtp://{self.host}:{self.port}?codec={self.codec}"
 
 
+class IceMatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Shell-style patterns (fnmatch) an ICE must match; every given field must match."""
+
+    to: str = "*"
+    cli: str = "*"
+    custom: str = "*"
+    headers: dict[str, str] = {}
+
+
+class IceRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An ICE that matches is answered with connectStream to `route`."""
+
+    route: str
+    match: IceMatch = IceMatch()
+    rate: int = 8000
+    max_duration: Annotated[int, msgspec.Meta(ge=0, le=14400)] = 0  # seconds; Sinch's limit is 14400
+    call_headers: dict[str, str] = {}  # passed to the stream's connect message
+    forward_headers: list[str] = []  # names of the ICE's callHeaders to pass on too
+
+    def __post_init__(self) -> None:
+        if self.rate not in SINCH_RATES:
+            raise ValueError(f"ice_rules: rate must be one of {SINCH_RATES}")
+
+
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     listen: str = "0.0.0.0:8080"
     routes: dict[str, Route] = {}
@@ -109,6 +138,20 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     worker_timeout: PositiveSeconds = 10.0  # a worker whose loop has not beaten for this long is replaced
     max_calls: Annotated[int, msgspec.Meta(ge=0)] = 0  # per worker; over it a connect is answered busy; 0 = no cap
     max_cpu_percent: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.0  # busy while a worker is this busy; 0 = off
+    # ---- control plane (Sinch callbacks, stream tokens, callouts) ----
+    callback_listen: str = "0.0.0.0:8081"  # POST /sinch/callback, facing Sinch; apart from metrics_listen
+    public_url: str = ""  # ws(s)://HOST[:PORT] the stream endpoints in SVAML start with; "" = from listen
+    sinch_application_key: str = ""  # env SINCH_APPLICATION_KEY
+    sinch_application_secret: str = ""  # env SINCH_APPLICATION_SECRET, base64 as Sinch issues it
+    sinch_api_base: str = "https://calling.api.sinch.com"
+    verify_callbacks: bool = True  # when an application secret is configured
+    callback_max_skew: PositiveSeconds = 300.0  # x-timestamp tolerance
+    token_key: str = ""  # env GATEWAY_TOKEN_KEY: signs stream URLs; when set, every stream needs a token
+    token_ttl: PositiveSeconds = 60.0  # from the ICE answer to Sinch's websocket
+    ice_rules: list[IceRule] = []
+    ice_no_match: Literal["hangup", "connect"] = "hangup"  # with rules and none matching
+    ice_route: str = ""  # route for `connect` answers without a rule; "" = the first route (or echo)
+    ice_rate: int = 8000
 
     def __post_init__(self) -> None:
         parse_host_port(self.listen, "listen")
@@ -121,6 +164,24 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         for name, route in self.routes.items():
             if name != route.name:
                 raise ValueError(f"routes.{name}: name mismatch")
+        parse_host_port(self.callback_listen, "callback_listen")
+        if self.public_url and urlsplit(self.public_url).scheme not in ("ws", "wss"):
+            raise ValueError("public_url: expected ws://HOST[:PORT] or wss://HOST[:PORT]")
+        if self.token_key and len(self.token_key) < 16:
+            raise ValueError("token_key: at least 16 characters")
+        if self.sinch_application_secret:
+            try:
+                base64.b64decode(self.sinch_application_secret, validate=True)
+            except binascii.Error:
+                raise ValueError("sinch_application_secret: not base64 (use the secret as Sinch issues it)") from None
+        if self.ice_rate not in SINCH_RATES:
+            raise ValueError(f"ice_rate: must be one of {SINCH_RATES}")
+        known = set(self.routes) or {EMBEDDED_ECHO_ROUTE}
+        for rule in self.ice_rules:
+            if rule.route not in known:
+                raise ValueError(f"ice_rules: route {rule.route!r} is not configured")
+        if self.ice_route and self.ice_route not in known:
+            raise ValueError(f"ice_route: route {self.ice_route!r} is not configured")
 
     @property
     def rtp_port_range(self) -> tuple[int, int]:
@@ -137,6 +198,21 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     @property
     def metrics_address(self) -> tuple[str, int]:
         return parse_host_port(self.metrics_listen, "metrics_listen")
+
+    @property
+    def callback_address(self) -> tuple[str, int]:
+        return parse_host_port(self.callback_listen, "callback_listen")
+
+    @property
+    def default_ice_route(self) -> str:
+        return self.ice_route or next(iter(self.routes), EMBEDDED_ECHO_ROUTE)
+
+    @property
+    def stream_base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host, port = self.listen_address
+        return f"ws://{'127.0.0.1' if host in ('', '0.0.0.0', '::') else host}:{port}"
 
     @property
     def worker_count(self) -> int:
@@ -164,7 +240,7 @@ def route_from_url(name: str, url: str) -> Route:
         raise ConfigError(f"routes.{name}: expected rtp://HOST:PORT?..., got {url!r}")
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     fields = {"name": name, "host": parts.hostname, "port": parts.port}
-    renames = {"codec": "codec", "rate": "rate", "ptime": "ptime_ms", "pt": "payload_type"}
+    renames = {"codec": "codec", "rate": "rate", "ptime": "ptime_ms", "pt": "payload_type", "token": "token"}
     for key, value in query.items():
         if key not in renames:
             raise ConfigError(f"routes.{name}: unknown option {key!r} (known: {', '.join(renames)})")
@@ -208,6 +284,9 @@ def load_config(
     environ = os.environ if env is None else env
     for key in config_keys():
         if (value := environ.get(ENV_PREFIX + key.upper())) is not None:
+            merged[key] = value
+    for name, key in ENV_ALIASES.items():
+        if (value := environ.get(name)) is not None:
             merged[key] = value
     merged.update({key: value for key, value in (overrides or {}).items() if value is not None})
     if "routes" in merged:

@@ -4,6 +4,7 @@
 - `/healthz`: 200 while this process runs.
 - `/readyz`: 200 while the gateway runs and at least one worker serves with a fresh heartbeat; 503 while
   booting or draining, so a load balancer stops sending new calls.
+- On its own listener (`callback_listen`), Sinch's callbacks: gateway.callbacks.
 
 HTTP comes from aiohttp: maintained, asyncio-native, and it runs on the same uvloop as everything else.
 """
@@ -19,6 +20,7 @@ import uvloop
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
+from gateway.callbacks import build_callback_app
 from gateway.config import Config
 from gateway.logs import log_event
 from gateway.scoreboard import Scoreboard
@@ -49,19 +51,29 @@ def build_app(config: Config, scoreboard: Scoreboard) -> web.Application:
     return app
 
 
-async def serve_control(config: Config, sock: socket.socket, scoreboard: Scoreboard) -> None:
+async def serve_control(
+    config: Config, metrics_sock: socket.socket, callback_sock: socket.socket, scoreboard: Scoreboard
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(build_app(config, scoreboard), access_log=None)
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    log_event(log, logging.INFO, "control.listening", address=config.metrics_listen)
+    runners = []
+    for app, sock in ((build_app(config, scoreboard), metrics_sock), (build_callback_app(config), callback_sock)):
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        runners.append(runner)
+    log_event(log, logging.INFO, "control.listening", address=config.metrics_listen,
+              callback_address=config.callback_listen,
+              callbacks_verified=bool(config.verify_callbacks and config.sinch_application_secret))
     await stop.wait()
-    await runner.cleanup()
+    for runner in runners:
+        await runner.cleanup()
 
 
-def run_control(config: Config, sock: socket.socket, scoreboard: Scoreboard) -> int:
-    uvloop.run(serve_control(config, sock, scoreboard))
+def run_control(
+    config: Config, metrics_sock: socket.socket, callback_sock: socket.socket, scoreboard: Scoreboard
+) -> int:
+    uvloop.run(serve_control(config, metrics_sock, callback_sock, scoreboard))
     return 0

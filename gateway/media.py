@@ -36,11 +36,13 @@ LATENCY_SAMPLE_MASK = 15  # time one audio frame in 16 from receipt to RTP send
 
 class CallAdapter(WSListener):
     def __init__(
-        self, worker: Worker, route: Route, url_rate: int | None, rtp: socket.socket, rtcp: socket.socket
+        self, worker: Worker, route: Route, url_rate: int | None, rtp: socket.socket, rtcp: socket.socket,
+        expected_call_id: str = "",
     ) -> None:
         self.worker = worker
         self.route = route
         self.url_rate = url_rate
+        self.expected_call_id = expected_call_id
         self.rtp = rtp
         self.rtcp = rtcp
         self.route_rtp = (route.host, route.port)
@@ -59,7 +61,8 @@ class CallAdapter(WSListener):
         loop = self.worker.loop
         self.transport = transport
         self.session = CallSession(
-            self.worker.config, self.route, self, loop.time(), self.url_rate, self.worker.unix_offset
+            self.worker.config, self.route, self, loop.time(), self.url_rate, self.worker.unix_offset,
+            self.expected_call_id,
         )
         loop.add_reader(self.rtp.fileno(), self._read_datagrams, self.rtp, self.session.on_rtp)
         loop.add_reader(self.rtcp.fileno(), self._read_datagrams, self.rtcp, self.session.on_rtcp)

@@ -51,6 +51,16 @@ RETURN_QUEUE_DROPPED = Counter("gateway_return_queue_dropped_bytes_total",
 UDP_RECEIVE_DROPS = Counter("gateway_udp_receive_drops_total",
                             "Datagrams the kernel dropped on full RTP socket receive buffers")
 
+# ---- control plane -----------------------------------------------------------------------------------
+CALLBACKS = Counter("gateway_callbacks_total", "Sinch callbacks answered, by event", ["event"])
+CALLBACKS_REJECTED = Counter("gateway_callbacks_rejected_total",
+                             "Callbacks refused: unsigned, forged, stale, wrong_key, malformed, bad body", ["reason"])
+CALLS_DISCONNECTED = Counter("gateway_calls_disconnected_total", "DiCE events by Sinch's reason and result",
+                             ["reason", "result"])
+STREAM_AUTH_FAILED = Counter("gateway_stream_auth_failures_total",
+                             "Stream upgrades refused for their token: missing, malformed, forged, expired, replayed",
+                             ["reason"])
+
 # ---- processes ---------------------------------------------------------------------------------------
 LOOP_LAG = Histogram("gateway_event_loop_lag_seconds", "Lateness of the worker's timer tick",
                      buckets=LAG_BUCKETS)

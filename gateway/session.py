@@ -120,12 +120,14 @@ class CallSession:
         now: float,
         url_rate: int | None = None,
         unix_offset: float = 0.0,
+        expected_call_id: str = "",
     ) -> None:
         self.config = config
         self.route = route
         self.output = output
         self.url_rate = url_rate
         self.unix_offset = unix_offset  # unix time = now + unix_offset (RTCP NTP timestamps)
+        self.expected_call_id = expected_call_id  # from the stream token; "" = any
         self.state = CallState.AWAITING_CONNECT
         self.counters = CallCounters()
         self.call_id = ""
@@ -160,6 +162,10 @@ class CallSession:
         if isinstance(command, Connect):
             if self.state is not CallState.AWAITING_CONNECT:
                 self._close(CloseCode.POLICY_VIOLATION, "second connect command", now)
+            elif self.expected_call_id and command.call_id != self.expected_call_id:
+                self.outcome = "reject"
+                self._send_command(commands.REJECT, now)
+                self._close(CloseCode.POLICY_VIOLATION, "call id does not match the stream token", now)
             elif self.output.admit():
                 self._answer(command, now)
             else:

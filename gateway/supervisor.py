@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from gateway.config import Config
 from gateway.logs import log_event
+from gateway.replay import ReplayGuard
 from gateway.scoreboard import GatewayState, Scoreboard, WorkerState
 
 log = logging.getLogger("gateway.supervisor")
@@ -61,10 +62,12 @@ class Supervisor:
         self.config = config
         self.target_workers = config.worker_count
         self.scoreboard = Scoreboard()
+        self.replay_guard = ReplayGuard()
         self.children: dict[int, Child] = {}
         self.signals: deque[int] = deque()
         self.listeners: list[socket.socket] = []
         self.metrics_socket: socket.socket | None = None
+        self.callback_socket: socket.socket | None = None
         self.state = GatewayState.BOOTING
         self.stopping_deadline: float | None = None
         self.boot_failures = 0
@@ -83,7 +86,7 @@ class Supervisor:
             self._bind()
         except OSError as exc:
             log_event(log, logging.ERROR, "supervisor.bind_failed", error=str(exc), listen=self.config.listen,
-                      metrics_listen=self.config.metrics_listen)
+                      metrics_listen=self.config.metrics_listen, callback_listen=self.config.callback_listen)
             print(f"gateway: cannot listen: {exc}", file=sys.stderr)
             return EXIT_BOOT_FAILURE
         from gateway import metrics  # after PROMETHEUS_MULTIPROC_DIR is set
@@ -139,8 +142,8 @@ class Supervisor:
             self.listeners = [first] + [
                 _listen_socket(host, port, reuse_port=True) for _ in range(self.target_workers - 1)
             ]
-        mhost, mport = self.config.metrics_address
-        self.metrics_socket = _listen_socket(mhost, mport, reuse_port=False)
+        self.metrics_socket = _listen_socket(*self.config.metrics_address, reuse_port=False)
+        self.callback_socket = _listen_socket(*self.config.callback_address, reuse_port=False)
 
     def _install_signals(self) -> None:
         os.set_blocking(self._wakeup_w, False)
@@ -180,10 +183,10 @@ class Supervisor:
             if kind == "worker":
                 target = _load(WORKER_TARGET)
                 sock = self.listeners[seat % len(self.listeners)]
-                code = target(self.config, sock, slot, self.scoreboard)
+                code = target(self.config, sock, slot, self.scoreboard, self.replay_guard)
             else:
                 target = _load(CONTROL_TARGET)
-                code = target(self.config, self.metrics_socket, self.scoreboard)
+                code = target(self.config, self.metrics_socket, self.callback_socket, self.scoreboard)
         except BaseException:
             logging.getLogger("gateway.child").exception("child.crashed")
         finally:

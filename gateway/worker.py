@@ -14,6 +14,7 @@ Signals (sent by the supervisor, or by hand to a lone worker):
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 import signal
@@ -23,14 +24,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener, ws_create_server
 
-from gateway import metrics
+from gateway import metrics, tokens
 from gateway.config import EMBEDDED_ECHO_ROUTE, SINCH_RATES, Config, Route
 from gateway.echo import EchoService
 from gateway.logs import log_event
 from gateway.media import CallAdapter
 from gateway.ports import NoPortAvailable, bind_udp_pair
+from gateway.replay import ReplayGuard
 from gateway.scoreboard import Scoreboard, WorkerState
 from gateway.session import CloseCode
+from gateway.tokens import Claims, TokenError
 from gateway.udpstats import read_drops
 
 log = logging.getLogger("gateway.worker")
@@ -44,10 +47,13 @@ CLOSE_GRACE = 2.5  # after closing every call, how long to wait for the close ha
 
 
 class Worker:
-    def __init__(self, config: Config, slot: int = 0, scoreboard: Scoreboard | None = None) -> None:
+    def __init__(
+        self, config: Config, slot: int, scoreboard: Scoreboard, replay_guard: ReplayGuard
+    ) -> None:
         self.config = config
         self.slot = slot
         self.scoreboard = scoreboard
+        self.replay_guard = replay_guard
         self.routes: dict[str, Route] = dict(config.routes)
         self.calls: set[CallAdapter] = set()
         self.answered_calls = 0
@@ -108,17 +114,41 @@ class Worker:
             return _decline(404, "unknown_route", "unknown route")
         if self.state is not WorkerState.SERVING:
             return _decline(503, "draining", "gateway draining")
+        query = parse_qs(url.query, keep_blank_values=True)
         try:
-            url_rate = _rate_from_query(url.query)
+            url_rate = _rate_from_query(query)
         except ValueError as exc:
             return _decline(400, "bad_query", str(exc))
+        try:
+            claims = self._authenticate(route, query.get("token", [None])[-1])
+        except TokenError as exc:
+            metrics.STREAM_AUTH_FAILED.labels(exc.reason).inc()
+            return _decline(exc.status, exc.reason, exc.reason.replace("_", " "))
+        if claims is not None:
+            url_rate = claims.s
         family = socket.AF_INET6 if ":" in self.config.rtp_host else socket.AF_INET
         try:
             rtp, rtcp = bind_udp_pair(family, self.config.rtp_host, self.config.rtp_port_range,
                                       self.config.udp_rcvbuf_bytes)
         except NoPortAvailable:
             return _decline(503, "no_rtp_port", "no RTP port available")
-        return CallAdapter(self, route, url_rate, rtp, rtcp)
+        return CallAdapter(self, route, url_rate, rtp, rtcp, claims.c if claims else "")
+
+    def _authenticate(self, route: Route, token: str | None) -> Claims | None:
+        """Stream authentication (the upgrade carries no headers: protocol notes §2.1). With a token key, a
+        signed single-use token; a route's static token also passes; with neither configured, no check."""
+        if route.token and token and hmac.compare_digest(token, route.token):
+            return None
+        key = self.config.token_key
+        if not key:
+            if route.token:
+                raise TokenError(401 if not token else 403, "missing_token" if not token else "forged_token")
+            return None
+        now = time.time()
+        claims = tokens.verify(key, token, route.name, now)
+        if not self.replay_guard.claim(tokens.digest(token), claims.x, now):
+            raise TokenError(403, "replayed_token")
+        return claims
 
     def admit(self) -> bool:
         """Admission control at connect time: over the caps, the call is answered busy."""
@@ -202,8 +232,7 @@ class Worker:
         self.loop.call_later(HOUSEKEEPING_INTERVAL, self._housekeeping)
 
     def _beat(self) -> None:
-        if self.scoreboard is not None:
-            self.scoreboard.beat(self.slot, os.getpid(), self.state)
+        self.scoreboard.beat(self.slot, os.getpid(), self.state)
 
     def _flush_metrics(self) -> None:
         for call in self.calls:
@@ -229,8 +258,7 @@ class Worker:
                 call.telemetry.kernel_drops = drops
 
 
-def _rate_from_query(query: str) -> int | None:
-    params = parse_qs(query, keep_blank_values=True)
+def _rate_from_query(params: dict[str, list[str]]) -> int | None:
     if "rate" not in params:
         return None
     value = params["rate"][-1]

@@ -1,0 +1,82 @@
+"""Signed stream tokens: the only thing that can authenticate Sinch's websocket, whose upgrade carries no
+custom headers (protocol notes §2.1). The ICE answer puts one in the stream URL; the worker checks it.
+
+    token = base64url(claims JSON) "." base64url(HMAC-SHA256(token_key, claims JSON))
+    claims = {"c": call id, "r": route, "s": sample rate, "x": expiry (unix seconds)}
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+
+import msgspec
+
+MAX_TOKEN_LENGTH = 2048
+
+
+class Claims(msgspec.Struct, frozen=True):
+    c: str  # call id
+    r: str  # route
+    s: int  # sample rate
+    x: int  # expiry, unix seconds
+
+
+class TokenError(ValueError):
+    """`status` is the HTTP status to decline the upgrade with: 401 missing/malformed, 403 forged/expired."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_claims = msgspec.json.Decoder(Claims).decode
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: str, payload: bytes) -> bytes:
+    return hmac.new(key.encode(), payload, hashlib.sha256).digest()
+
+
+def issue(key: str, call_id: str, route: str, rate: int, expires: int) -> str:
+    payload = _encode(Claims(c=call_id, r=route, s=rate, x=expires))
+    return f"{_b64(payload)}.{_b64(_mac(key, payload))}"
+
+
+def verify(key: str, token: str | None, route: str, now: float) -> Claims:
+    if not token:
+        raise TokenError(401, "missing_token")
+    if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
+        raise TokenError(401, "malformed_token")
+    payload_text, mac_text = token.split(".")
+    try:
+        payload, mac = _unb64(payload_text), _unb64(mac_text)
+    except (binascii.Error, ValueError):
+        raise TokenError(401, "malformed_token") from None
+    if not hmac.compare_digest(mac, _mac(key, payload)):
+        raise TokenError(403, "forged_token")
+    try:
+        claims = _decode_claims(payload)
+    except msgspec.DecodeError:
+        raise TokenError(401, "malformed_token") from None
+    if claims.x < now:
+        raise TokenError(403, "expired_token")
+    if claims.r != route:
+        raise TokenError(403, "token_for_another_route")
+    return claims
+
+
+def digest(token: str) -> bytes:
+    """What the replay guard remembers of a token."""
+    return hashlib.sha256(token.encode()).digest()[:16]
