@@ -34,7 +34,8 @@ class GatewayProcess:
         self.url = f"ws://127.0.0.1:{self.port}"
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}"
         self.args = ["--listen", f"127.0.0.1:{self.port}", "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
-                     "--callback-listen", f"127.0.0.1:{self.callback_port}", "--workers", str(workers), "--rtp-host", "127.0.0.1", *args]
+                     "--callback-listen", f"127.0.0.1:{self.callback_port}",
+                     "--workers", str(workers), "--rtp-host", "127.0.0.1", *args]
         self.env = {**os.environ, **(env or {})}
         self.events: list[dict[str, Any]] = []
         self.raw_lines: list[str] = []

@@ -1,0 +1,53 @@
+import pytest
+
+from gateway import tokens
+from gateway.replay import ReplayGuard
+
+KEY = "k" * 32
+
+
+def test_round_trip_binds_call_route_rate_and_expiry():
+    token = tokens.issue(KEY, "call-1", "asr", 16000, 1_000_060)
+    assert tokens.verify(KEY, token, "asr", 1_000_000) == tokens.Claims(c="call-1", r="asr", s=16000, x=1_000_060)
+
+
+@pytest.mark.parametrize(
+    ("token", "route", "now", "status", "reason"),
+    [
+        (None, "asr", 0, 401, "missing_token"),
+        ("garbage", "asr", 0, 401, "malformed_token"),
+        ("a.b.c", "asr", 0, 401, "malformed_token"),
+        ("!!.??", "asr", 0, 401, "malformed_token"),
+        (tokens.issue("another key of 16+", "c", "asr", 8000, 100), "asr", 0, 403, "forged_token"),
+        (tokens.issue(KEY, "c", "asr", 8000, 100), "asr", 101, 403, "expired_token"),
+        (tokens.issue(KEY, "c", "asr", 8000, 100), "bot", 0, 403, "token_for_another_route"),
+    ],
+)
+def test_refusals(token, route, now, status, reason):
+    with pytest.raises(tokens.TokenError) as info:
+        tokens.verify(KEY, token, route, now)
+    assert (info.value.status, info.value.reason) == (status, reason)
+
+
+def test_a_tampered_payload_is_forged():
+    _, mac = tokens.issue(KEY, "c", "asr", 8000, 100).split(".")
+    other, _ = tokens.issue(KEY, "c", "asr", 48000, 100).split(".")
+    with pytest.raises(tokens.TokenError, match="forged_token"):
+        tokens.verify(KEY, f"{other}.{mac}", "asr", 0)
+
+
+def test_replay_guard_admits_a_token_once_until_it_expires():
+    guard = ReplayGuard(capacity=8)
+    first, second = tokens.digest("one"), tokens.digest("two")
+    assert guard.claim(first, expires=100, now=0)
+    assert not guard.claim(first, expires=100, now=50)
+    assert guard.claim(second, expires=100, now=50)
+    assert guard.claim(first, expires=300, now=101)  # expired entries are forgotten
+
+
+def test_replay_guard_fails_closed_when_full():
+    guard = ReplayGuard(capacity=4)
+    for index in range(4):
+        assert guard.claim(tokens.digest(str(index)), expires=100, now=0)
+    assert not guard.claim(tokens.digest("fifth"), expires=100, now=0)
+    assert guard.claim(tokens.digest("fifth"), expires=300, now=200)
