@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import msgspec
 
 from gateway import logs
+from gateway.callouts import CalloutClient, CalloutError
 from gateway.config import Config, ConfigError, config_keys, load_config
 from gateway.supervisor import Supervisor
 
@@ -26,19 +28,56 @@ def build_parser() -> argparse.ArgumentParser:
         if key not in ("routes", "ice_rules"):  # tables: config file (routes also --route)
             serve.add_argument("--" + key.replace("_", "-"), dest=key, metavar="VALUE",
                                help=f"default: {defaults[key]}")
+    _add_callout_parser(commands)
     return parser
+
+
+def _add_callout_parser(commands: argparse._SubParsersAction) -> None:
+    callout = commands.add_parser("callout", help="place an outbound call through Sinch's Callouts API")
+    callout.add_argument("--config", metavar="FILE", help="TOML file with credentials, public_url, token_key")
+    kinds = callout.add_subparsers(dest="kind", required=True)
+    stream = kinds.add_parser("stream", help="customCallout: a stream leg to this gateway (connectStream)")
+    stream.add_argument("--route", required=True)
+    stream.add_argument("--rate", type=int, default=8000)
+    stream.add_argument("--conference", default="", help="join the leg to this conference once answered")
+    stream.add_argument("--cli", default="")
+    stream.add_argument("--max-duration", type=int, default=0)
+    stream.add_argument("--header", action="append", default=[], metavar="KEY=VALUE", help="callHeaders")
+    conference = kinds.add_parser("conference", help="conferenceCallout: dial a party into a conference")
+    conference.add_argument("--to", required=True, help="the number (or SIP/in-app endpoint) to dial")
+    conference.add_argument("--conference", required=True)
+    conference.add_argument("--cli", default="")
+    conference.add_argument("--type", default="number", choices=("number", "username", "sip"))
+    conference.add_argument("--greeting", default="")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = {key: getattr(args, key, None) for key in config_keys()}
+    overrides = {key: getattr(args, key, None) for key in config_keys()} if args.command == "serve" else {}
     try:
         config = load_config(args.config, overrides=overrides)
     except ConfigError as exc:
         print(f"gateway: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    if args.command == "callout":
+        return _callout(config, args)
     logs.setup(config.log_level)
     return Supervisor(config).run()
+
+
+def _callout(config: Config, args: argparse.Namespace) -> int:
+    try:
+        client = CalloutClient(config)
+        if args.kind == "stream":
+            headers = dict(item.partition("=")[::2] for item in args.header)
+            result = client.stream(args.route, args.rate, args.conference, args.cli, args.max_duration, headers)
+        else:
+            result = client.conference(args.to, args.conference, args.cli, args.type, args.greeting)
+    except CalloutError as exc:
+        print(f"gateway: callout failed: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
 
 
 if __name__ == "__main__":

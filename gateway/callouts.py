@@ -1,0 +1,93 @@
+"""Outbound calls through Sinch's Callouts REST API (`POST /calling/v1/callouts`), signed with the
+application's key and secret like every Sinch REST request (gateway.signing). Also a Python API:
+
+    client = CalloutClient(load_config())
+    client.conference(to="+46700000001", conference_id="room-1")   # a phone party into a conference
+    client.stream(route="asr", rate=16000, conference_id="room-1")  # a stream leg to this gateway
+
+A stream leg's call id is Sinch's to choose, so its stream token binds route, rate and expiry but not the
+call id; it is still single-use.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway import ice, signing
+from gateway.config import EMBEDDED_ECHO_ROUTE, Config
+
+CALLOUTS_PATH = "/calling/v1/callouts"
+CONTENT_TYPE = "application/json"
+TIMEOUT = 10.0
+
+
+class CalloutError(RuntimeError):
+    """Sinch refused the callout (or could not be reached); the message says which and why."""
+
+
+class CalloutClient:
+    def __init__(self, config: Config) -> None:
+        if not (config.sinch_application_key and config.sinch_application_secret):
+            raise CalloutError("SINCH_APPLICATION_KEY and SINCH_APPLICATION_SECRET are needed to place callouts")
+        self.config = config
+
+    def stream(
+        self, route: str, rate: int = 8000, conference_id: str = "", cli: str = "", max_duration: int = 0,
+        headers: dict[str, str] | None = None, custom: str = "",
+    ) -> dict[str, Any]:
+        """customCallout whose ICE is a connectStream action to `route`; with `conference_id`, its ACE joins
+        the leg to that conference (ACE may answer connectConf, protocol notes §1)."""
+        known = set(self.config.routes) or {EMBEDDED_ECHO_ROUTE}
+        if route not in known:
+            raise CalloutError(f"route {route!r} is not configured (known: {', '.join(sorted(known))})")
+        svaml = ice.connect_stream(self.config, "", route, rate, max_duration, headers or {}, time.time())
+        callout: dict[str, Any] = {"ice": json.dumps(svaml)}
+        if conference_id:
+            callout["ace"] = json.dumps({"action": {"name": "connectConf", "conferenceId": conference_id}})
+        if cli:
+            callout["cli"] = cli
+        if custom:
+            callout["custom"] = custom
+        return self._post({"method": "customCallout", "customCallout": callout})
+
+    def conference(
+        self, to: str, conference_id: str, cli: str = "", destination_type: str = "number", greeting: str = "",
+        enable_dice: bool = True,
+    ) -> dict[str, Any]:
+        """conferenceCallout: dial a PSTN, SIP or in-app party into `conference_id`."""
+        callout: dict[str, Any] = {
+            "destination": {"type": destination_type, "endpoint": to},
+            "conferenceId": conference_id,
+            "enableDice": enable_dice,
+        }
+        if cli:
+            callout["cli"] = cli
+        if greeting:
+            callout["greeting"] = greeting
+        return self._post({"method": "conferenceCallout", "conferenceCallout": callout})
+
+    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        config = self.config
+        body = json.dumps(payload).encode()
+        url = config.sinch_api_base.rstrip("/") + CALLOUTS_PATH
+        stamp = signing.utc_timestamp()
+        request = urllib.request.Request(url, data=body, method="POST", headers={
+            "Content-Type": CONTENT_TYPE,
+            "x-timestamp": stamp,
+            "Authorization": signing.authorization(
+                config.sinch_application_key, config.sinch_application_secret, "POST", body, CONTENT_TYPE, stamp,
+                urlsplit(url).path,
+            ),
+        })
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            raise CalloutError(f"Sinch answered {exc.code}: {exc.read().decode(errors='replace')[:500]}") from None
+        except (urllib.error.URLError, TimeoutError) as exc:
+            raise CalloutError(f"cannot reach {url}: {exc}") from None
