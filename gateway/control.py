@@ -20,6 +20,7 @@ import uvloop
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
+from gateway import metrics
 from gateway.callbacks import build_callback_app
 from gateway.config import Config
 from gateway.logs import log_event
@@ -54,6 +55,7 @@ def build_app(config: Config, scoreboard: Scoreboard) -> web.Application:
 async def serve_control(
     config: Config, metrics_sock: socket.socket, callback_sock: socket.socket, scoreboard: Scoreboard
 ) -> None:
+    metrics.create_control_series()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

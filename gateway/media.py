@@ -48,7 +48,7 @@ class CallAdapter(WSListener):
         self.route_rtp = (route.host, route.port)
         self.route_rtcp = (route.host, route.port + 1)
         self.rtp_inode = socket_inode(rtp)
-        self.telemetry = CallTelemetry()
+        self.telemetry = CallTelemetry(route.name)
         self._audio_frames = 0
         self.transport: WSTransport | None = None
         self.session: CallSession | None = None

@@ -32,22 +32,23 @@ COMMANDS_IGNORED = Counter("gateway_commands_ignored_total", "Well-formed comman
                            ["command"])
 
 # ---- websocket and RTP traffic -----------------------------------------------------------------------
-WS_FRAMES = Counter("gateway_ws_frames_total", "Websocket messages", ["direction"])
-WS_BYTES = Counter("gateway_ws_bytes_total", "Websocket message payload bytes", ["direction"])
-RTP_PACKETS = Counter("gateway_rtp_packets_total", "RTP packets", ["direction"])
-RTP_BYTES = Counter("gateway_rtp_bytes_total", "RTP bytes (headers included)", ["direction"])
-RTP_LOST = Counter("gateway_rtp_lost_packets_total", "Return RTP packets declared lost (and concealed)")
+WS_FRAMES = Counter("gateway_ws_frames_total", "Websocket messages", ["route", "direction"])
+WS_BYTES = Counter("gateway_ws_bytes_total", "Websocket message payload bytes", ["route", "direction"])
+RTP_PACKETS = Counter("gateway_rtp_packets_total", "RTP packets", ["route", "direction"])
+RTP_BYTES = Counter("gateway_rtp_bytes_total", "RTP bytes (headers included)", ["route", "direction"])
+RTP_LOST = Counter("gateway_rtp_lost_packets_total", "Return RTP packets declared lost (and concealed)", ["route"])
 RTP_DROPPED = Counter("gateway_rtp_dropped_packets_total",
-                      "Datagrams dropped: late, duplicate, unexpected_source, too_short, ...", ["reason"])
-RTP_REORDERED = Counter("gateway_rtp_reordered_packets_total", "Return RTP packets that arrived out of order")
+                      "Datagrams dropped: late, duplicate, unexpected_source, too_short, ...", ["route", "reason"])
+RTP_REORDERED = Counter("gateway_rtp_reordered_packets_total", "Return RTP packets that arrived out of order",
+                        ["route"])
 RTP_JITTER = Histogram("gateway_rtp_jitter_seconds", "Return RTP interarrival jitter (RFC 3550 A.8), per call "
-                       "sampled at each flush", buckets=JITTER_BUCKETS)
+                       "sampled at each flush", ["route"], buckets=JITTER_BUCKETS)
 UPSTREAM_LATENCY = Histogram("gateway_upstream_latency_seconds",
                              "Websocket frame receipt to RTP send (sampled frames)", buckets=LATENCY_BUCKETS)
 RETURN_QUEUE = Gauge("gateway_return_queue_bytes", "Audio waiting to be paced back to Sinch",
                      multiprocess_mode="livesum")
 RETURN_QUEUE_DROPPED = Counter("gateway_return_queue_dropped_bytes_total",
-                               "Return audio dropped because the queue was over its cap (oldest first)")
+                               "Return audio dropped because the queue was over its cap (oldest first)", ["route"])
 UDP_RECEIVE_DROPS = Counter("gateway_udp_receive_drops_total",
                             "Datagrams the kernel dropped on full RTP socket receive buffers")
 
@@ -70,5 +71,52 @@ WORKER_CPU = Gauge("gateway_worker_cpu_seconds", "CPU time used by each worker p
                    multiprocess_mode="liveall")
 WORKER_RESTARTS = Counter("gateway_worker_restarts_total", "Workers replaced by the supervisor", ["reason"])
 WORKERS = Gauge("gateway_workers", "Worker processes alive", multiprocess_mode="livemostrecent")
-DRAINING = Gauge("gateway_draining", "1 while the gateway drains (SIGTERM) or rolls (SIGHUP)",
+DRAINING = Gauge("gateway_draining", "1 while the gateway drains before stopping (SIGTERM, SIGINT)",
                  multiprocess_mode="livemostrecent")
+
+# ---- label values known in advance ---------------------------------------------------------------------
+# A labelled series appears at its first increment, so rate() would miss that first event; creating the known
+# ones at zero when a process starts makes the first busy call, restart or drop visible.
+OUTCOMES = ("answer", "busy", "reject")
+DIRECTIONS = ("in", "out")
+DECLINE_REASONS = ("not_found", "unknown_route", "draining", "bad_query", "no_rtp_port")
+DROP_REASONS = ("late", "duplicate", "unexpected_source", "unexpected_payload_type", "too_short", "after_hangup")
+AUTH_FAILURES = ("missing_token", "malformed_token", "forged_token", "expired_token", "token_for_another_route",
+                 "replayed_token")
+RESTART_REASONS = ("killed", "exited", "stuck")
+CALLBACK_EVENTS = ("ice", "ace", "dice", "pie", "notify")
+CALLBACK_REJECTIONS = ("unsigned", "forged", "stale", "wrong_key", "malformed", "malformed_json", "unknown_event",
+                       "bad_ice")
+# Sinch may add commands; anything else is counted as `other` so a peer cannot mint series.
+KNOWN_COMMANDS = ("dtmf", "mark", "start", "stop", "media", "clear", "heartbeat", "answer", "busy", "reject")
+
+
+def create_worker_series(routes: list[str]) -> None:
+    for route in routes:
+        for outcome in OUTCOMES:
+            CALLS.labels(route, outcome)
+        CALL_DURATION.labels(route)
+        CALLS_ACTIVE.labels(route)
+        for direction in DIRECTIONS:
+            for metric in (WS_FRAMES, WS_BYTES, RTP_PACKETS, RTP_BYTES):
+                metric.labels(route, direction)
+        for reason in DROP_REASONS:
+            RTP_DROPPED.labels(route, reason)
+        for metric in (RTP_LOST, RTP_REORDERED, RTP_JITTER, RETURN_QUEUE_DROPPED):
+            metric.labels(route)
+    for reason in DECLINE_REASONS:
+        UPGRADES_DECLINED.labels(reason)
+    for reason in AUTH_FAILURES:
+        STREAM_AUTH_FAILED.labels(reason)
+
+
+def create_supervisor_series() -> None:
+    for reason in RESTART_REASONS:
+        WORKER_RESTARTS.labels(reason)
+
+
+def create_control_series() -> None:
+    for event in CALLBACK_EVENTS:
+        CALLBACKS.labels(event)
+    for reason in CALLBACK_REJECTIONS:
+        CALLBACKS_REJECTED.labels(reason)

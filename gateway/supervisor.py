@@ -92,6 +92,7 @@ class Supervisor:
         from gateway import metrics  # after PROMETHEUS_MULTIPROC_DIR is set
 
         self.metrics = metrics
+        metrics.create_supervisor_series()
         self._install_signals()
         self._spawn("control")
         for _ in range(self.target_workers):

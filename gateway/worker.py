@@ -80,6 +80,7 @@ class Worker:
             self._echo = EchoService()
             port = await self._echo.start()
             self.routes[EMBEDDED_ECHO_ROUTE] = Route(name=EMBEDDED_ECHO_ROUTE, host="127.0.0.1", port=port)
+        metrics.create_worker_series(list(self.routes))
         loop.add_signal_handler(signal.SIGTERM, self.drain, True)
         loop.add_signal_handler(signal.SIGUSR1, self.drain, False)
         loop.add_signal_handler(signal.SIGINT, self.stop_now)

@@ -252,15 +252,15 @@ def test_metrics_equal_what_the_test_did():
         assert value(samples, "gateway_ws_closes_total", code="1000", initiator="gateway") == 1
         assert value(samples, "gateway_ws_closes_total", code="1008", initiator="gateway") == 1
         # Messages in: 4 connects + 2 audio messages on each answered call.
-        assert value(samples, "gateway_ws_frames_total", direction="in") == 4 + 2 * 2
-        assert value(samples, "gateway_ws_bytes_total", direction="in") >= 2 * frames_per_call * 320
-        assert value(samples, "gateway_rtp_packets_total", direction="out") == 2 * frames_per_call
-        assert value(samples, "gateway_rtp_packets_total", direction="in") == 2 * frames_per_call
+        assert value(samples, "gateway_ws_frames_total", route="echo", direction="in") == 4 + 2 * 2
+        assert value(samples, "gateway_ws_bytes_total", route="echo", direction="in") >= 2 * frames_per_call * 320
+        assert value(samples, "gateway_rtp_packets_total", route="echo", direction="out") == 2 * frames_per_call
+        assert value(samples, "gateway_rtp_packets_total", route="echo", direction="in") == 2 * frames_per_call
         # Messages out: answer/busy/reject + the echoed 20 ms frames.
-        assert value(samples, "gateway_ws_frames_total", direction="out") == 4 + 2 * frames_per_call
+        assert value(samples, "gateway_ws_frames_total", route="echo", direction="out") == 4 + 2 * frames_per_call
         assert value(samples, "gateway_call_duration_seconds_count", route="echo") == 2
         assert value(samples, "gateway_calls_active", route="echo") == 0
-        assert value(samples, "gateway_rtp_lost_packets_total") == 0
+        assert value(samples, "gateway_rtp_lost_packets_total", route="echo") == 0
     finally:
         gateway.stop()
 

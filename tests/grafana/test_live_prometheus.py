@@ -1,0 +1,291 @@
+"""Every panel of both dashboards, proven against a live gateway: Debian's Prometheus server scrapes a real
+gateway (2 workers) every second while the test makes it carry calls and the events that create the
+labelled series (a busy answer, a reject, an unknown route, an ignored command, a stray datagram, a worker
+killed with SIGKILL); then every panel query, with its template variables substituted as Grafana would,
+must return data through Prometheus' HTTP API, and the shipped alerting rules must evaluate cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from tests.gateway_process import GatewayProcess, free_port
+from tests.grafana.dashboards import (
+    LABEL_VALUES,
+    LEGEND_LABEL,
+    NO_PROMETHEUS,
+    PROMETHEUS,
+    PROMETHEUS_BIN,
+    dashboards,
+    declared_metrics,
+    exposed_names,
+    metrics_in,
+    regex_value,
+    substitute,
+    targets,
+    template_variables,
+    variable_query,
+)
+from tests.sinch_client import SinchCall, sine
+
+pytestmark = pytest.mark.skipif(PROMETHEUS_BIN is None, reason=NO_PROMETHEUS)
+
+RATE = 8000
+MAX_CALLS = 2  # per worker: the fifth connect at the latest is answered busy
+# What Grafana puts for its interval variables: a viewer looking at the last minute, which covers the
+# whole scenario (Grafana's own $__rate_interval is at least 4 scrape intervals).
+GRAFANA_INTERVALS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
+
+
+class Prometheus:
+    """Debian's prometheus server on loopback, scraping one gateway every second with the shipped rules."""
+
+    def __init__(self, directory: Path, gateway: GatewayProcess) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.instance = f"127.0.0.1:{gateway.metrics_port}"
+        config = {  # JSON is YAML
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(PROMETHEUS / "alerts.yml")],
+            "scrape_configs": [{"job_name": "gateway", "static_configs": [{"targets": [self.instance]}]}],
+        }
+        (directory / "prometheus.yml").write_text(json.dumps(config))
+        self.log = directory / "prometheus.log"
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                [PROMETHEUS_BIN, f"--config.file={directory / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={directory / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def get(self, path: str, **params: str) -> Any:
+        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        data = self.get("/api/v1/query", query=expr)
+        assert data["resultType"] == "vector", (expr, data)
+        return data["result"]
+
+    def wait_until(self, condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+        """Poll Prometheus for a real condition, bounded."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if result := condition():
+                    return result
+            except (OSError, AssertionError):  # not up yet, or a query over data not there yet
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"Prometheus: {what} within {timeout} s; its log:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def gateway_samples(gateway: GatewayProcess) -> dict[str, float]:
+    """The gateway's own /metrics, summed by sample name."""
+    with urllib.request.urlopen(gateway.metrics_url + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name = line.split("{")[0].split(" ")[0]
+            totals[name] = totals.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+async def answered_or_busy(gateway: GatewayProcess) -> tuple[list[tuple[SinchCall, dict]], bool]:
+    """Open calls until one is answered busy (capacity is MAX_CALLS per worker): the answered ones with their
+    call.answered log event, and whether busy came."""
+    answered = []
+    for index in range(2 * MAX_CALLS + 1):
+        call = await SinchCall.open(gateway.url + "/stream/echo")
+        reply = await call.connect(f"dash-{index}", rate=RATE)
+        if reply == {"command": "busy"}:
+            await call.closed()
+            return answered, True
+        assert reply == {"command": "answer"}
+        event = await asyncio.to_thread(gateway.wait_for, "call.answered", call_id=f"dash-{index}")
+        answered.append((call, event))
+    return answered, False
+
+
+async def talk(call: SinchCall, seconds: float) -> None:
+    """Real-time audio both ways through the echo route, then a hangup."""
+    pcm = sine(RATE, seconds, freq=500)
+    sender = asyncio.ensure_future(call.send_paced(pcm, RATE))
+    assert await call.receive_audio(len(pcm), timeout=seconds + 10) == pcm
+    await sender
+    await call.ws.close(1000, "caller hung up")
+
+
+async def scenario(gateway: GatewayProcess) -> None:
+    answered, busy = await answered_or_busy(gateway)
+    assert busy and answered
+    rejected = await SinchCall.open(gateway.url + "/stream/echo")
+    assert await rejected.connect("dash-bad-rate", rate=12345) == {"command": "reject"}
+    await rejected.closed()
+    with pytest.raises(websockets.InvalidStatus):  # an unknown route: upgrade declined
+        await websockets.connect(gateway.url + "/stream/no-such-route")
+    first, event = answered[0]
+    await first.ws.send(json.dumps({"command": "dtmf", "digit": "5"}))  # ignored, counted
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stray:  # not the route's address: dropped
+        stray.sendto(b"\x80\x60" + bytes(170), ("127.0.0.1", event["rtp_port"]))
+    await asyncio.gather(*(talk(call, 2.5) for call, _ in answered))
+
+
+async def one_more_call(gateway: GatewayProcess) -> None:
+    call = await SinchCall.open(gateway.url + "/stream/echo")
+    assert await call.connect("dash-after-restart", rate=RATE) == {"command": "answer"}
+    await talk(call, 1.0)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory) -> Iterator[tuple[GatewayProcess, Prometheus]]:
+    gateway = GatewayProcess("--max-calls", str(MAX_CALLS), workers=2)
+    prometheus = Prometheus(tmp_path_factory.mktemp("prometheus"), gateway)
+    try:
+        gateway.start()
+        prometheus.wait_until(lambda: prometheus.query('gateway_workers{job="gateway"}'), "first scrape")
+        asyncio.run(scenario(gateway))
+        # A worker killed with SIGKILL: a restart, counted; a call on the replacement afterwards.
+        workers = [e["pid"] for e in gateway.events if e.get("event") == "worker.listening"]
+        os.kill(workers[-1], signal.SIGKILL)
+        gateway.wait_count("worker.listening", 3)
+        asyncio.run(one_more_call(gateway))
+        gateway.wait_for("call.ended", call_id="dash-after-restart")
+        expected = gateway_samples(gateway)
+        # Caught up: Prometheus holds the gateway's final counts, and the newest series (the restart) has
+        # been scraped twice, so rate() over it has the two samples it needs.
+        prometheus.wait_until(
+            lambda: [float(s["value"][1]) for s in prometheus.query("sum(gateway_ws_frames_total)")]
+            == [expected["gateway_ws_frames_total"]]
+            and prometheus.query("count_over_time(gateway_worker_restarts_total[1m]) >= 2"),
+            "the gateway's final counts scraped",
+        )
+        yield gateway, prometheus
+    finally:
+        gateway.stop()
+        prometheus.stop()
+
+
+def variable_values(prometheus: Prometheus) -> dict[str, str]:
+    return {"instance": regex_value(prometheus.instance), "route": "echo", **GRAFANA_INTERVALS}
+
+
+def test_every_panel_query_returns_data(live):
+    _, prometheus = live
+    values = variable_values(prometheus)
+    failures = []
+    count = 0
+    for name, board in dashboards().items():
+        for panel, target in targets(board):
+            count += 1
+            where = f"{name} / {panel['title']} / {target['refId']}"
+            expr = substitute(target["expr"], values)
+            try:
+                result = prometheus.query(expr)
+            except Exception as exc:  # a bad query: Prometheus answers 400
+                failures.append(f"{where}: {exc}: {expr}")
+                continue
+            if not result:
+                failures.append(f"{where}: no data: {expr}")
+                continue
+            for series in result:
+                if not math.isfinite(float(series["value"][1])):
+                    failures.append(f"{where}: {series['value'][1]} for {series['metric']}: {expr}")
+                missing = set(LEGEND_LABEL.findall(target.get("legendFormat", ""))) - set(series["metric"])
+                if missing:
+                    failures.append(f"{where}: legend labels {missing} not in {series['metric']}")
+    assert count >= 30
+    assert not failures, "\n".join(failures)
+
+
+def test_rates_count_the_first_event_of_each_kind(live):
+    """The panels show rates: a busy answer, a reject, a declined upgrade, a dropped datagram and a restart
+    that happened in the window must each show as more than zero."""
+    _, prometheus = live
+    uncounted = []
+    for selector in ('gateway_calls_total{outcome="busy"}', 'gateway_calls_total{outcome="reject"}',
+                     'gateway_upgrades_declined_total{reason="unknown_route"}',
+                     'gateway_rtp_dropped_packets_total{reason="unexpected_source"}',
+                     'gateway_worker_restarts_total{reason="killed"}'):
+        if not prometheus.query(f"increase({selector}[5m]) > 0"):
+            uncounted.append(selector)
+    assert not uncounted, f"events that rate() does not see: {uncounted}"
+
+
+def test_template_variables_list_the_live_gateway(live):
+    _, prometheus = live
+    for name, board in dashboards().items():
+        for variable in template_variables(board):
+            if variable["type"] != "query":
+                continue
+            match = LABEL_VALUES.match(variable_query(variable))
+            selector = substitute(match["selector"], variable_values(prometheus))
+            found = prometheus.get(f"/api/v1/label/{match['label']}/values", **{"match[]": selector})
+            expected = {"instance": prometheus.instance, "route": "echo"}[variable["name"]]
+            assert expected in found, (name, variable["name"], found)
+
+
+def test_dashboard_and_alert_metrics_all_exist_live(live):
+    """Every metric the dashboards and alerts name is declared by the gateway and scraped from it."""
+    _, prometheus = live
+    rules = [rule for group in prometheus.get("/api/v1/rules")["groups"] for rule in group["rules"]]
+    assert rules
+    names = set().union(*(metrics_in(rule["query"]) for rule in rules))
+    for board in dashboards().values():
+        for _, target in targets(board):
+            names |= metrics_in(target["expr"])
+    assert names - {"up"} <= exposed_names(declared_metrics())
+    scraped = set(prometheus.get("/api/v1/label/__name__/values", **{"match[]": '{job="gateway"}'}))
+    assert names <= scraped, f"never scraped: {names - scraped}"
+
+
+def test_alert_rules_evaluate_and_the_restart_alert_fires(live):
+    gateway, prometheus = live
+
+    def evaluated() -> list[dict]:
+        rules = [rule for group in prometheus.get("/api/v1/rules")["groups"] for rule in group["rules"]]
+        return rules if all(rule["lastEvaluation"] > "2000" for rule in rules) else []
+
+    rules = prometheus.wait_until(evaluated, "every rule evaluated")
+    assert {rule["name"] for rule in rules} >= {"GatewayDown", "GatewayWorkerRestarted", "GatewayRtpLoss"}
+    for rule in rules:
+        assert rule["health"] == "ok", (rule["name"], rule.get("lastError"))
+    # The first restart creates gateway_worker_restarts_total{reason="killed"} at 1: the rule must see it.
+    firing = prometheus.wait_until(
+        lambda: [a for a in prometheus.get("/api/v1/alerts")["alerts"]
+                 if a["labels"]["alertname"] == "GatewayWorkerRestarted" and a["state"] == "firing"],
+        "GatewayWorkerRestarted firing",
+    )
+    assert [alert["labels"]["reason"] for alert in firing] == ["killed"]
+    assert firing[0]["labels"]["instance"] == prometheus.instance
+    quiet = {"GatewayDown", "GatewayNoWorker", "GatewayRtpLoss", "GatewayKernelUdpDrops", "GatewayDrainStuck"}
+    active = {a["labels"]["alertname"] for a in prometheus.get("/api/v1/alerts")["alerts"]}
+    assert not active & quiet, active
+    assert gateway.proc.poll() is None
