@@ -65,7 +65,9 @@ def answer(config: Config, name: str, event: dict) -> tuple[dict | None, dict]:
         return svaml, {"action": svaml["action"]["name"], "route": chosen, "to": parsed.to}
     if name == "dice":
         reason, result = str(event.get("reason", "")), str(event.get("result", ""))
-        metrics.CALLS_DISCONNECTED.labels(reason or "none", result or "none").inc()
+        metrics.CALLS_DISCONNECTED.labels(
+            reason if reason in metrics.DICE_REASONS else "other", result if result in metrics.DICE_RESULTS else "other"
+        ).inc()
         return None, {"reason": reason, "result": result, "duration": event.get("duration")}
     if name == "notify":
         return None, {"type": str(event.get("type", ""))}

@@ -79,14 +79,18 @@ DRAINING = Gauge("gateway_draining", "1 while the gateway drains before stopping
 # ones at zero when a process starts makes the first busy call, restart or drop visible.
 OUTCOMES = ("answer", "busy", "reject")
 DIRECTIONS = ("in", "out")
-DECLINE_REASONS = ("not_found", "unknown_route", "draining", "bad_query", "no_rtp_port")
+DECLINE_REASONS = ("not_found", "unknown_route", "draining", "bad_query", "no_rtp_port", "auth")
 DROP_REASONS = ("late", "duplicate", "unexpected_source", "unexpected_payload_type", "too_short", "after_hangup")
 AUTH_FAILURES = ("missing_token", "malformed_token", "forged_token", "expired_token", "token_for_another_route",
                  "replayed_token")
 RESTART_REASONS = ("killed", "exited", "stuck")
 CALLBACK_EVENTS = ("ice", "ace", "dice", "pie", "notify")
-CALLBACK_REJECTIONS = ("unsigned", "forged", "stale", "wrong_key", "malformed", "malformed_json", "unknown_event",
-                       "bad_ice")
+CALLBACK_REJECTIONS = ("unsigned", "forged", "stale", "wrong_key", "malformed", "malformed_json", "missing_event",
+                       "unknown_event", "bad_ice")
+# DiCE reason and result as Sinch documents them; anything else is `other`, so a caller cannot mint series.
+DICE_REASONS = ("N/A", "TIMEOUT", "CALLERHANGUP", "CALLEEHANGUP", "BLOCKED", "MANAGERHANGUP", "NOCREDITPARTNER",
+                "GENERALERROR", "CANCEL", "USERNOTFOUND", "CALLBACKERROR")
+DICE_RESULTS = ("N/A", "ANSWERED", "BUSY", "NOANSWER", "FAILED")
 # Sinch may add commands; anything else is counted as `other` so a peer cannot mint series.
 KNOWN_COMMANDS = ("dtmf", "mark", "start", "stop", "media", "clear", "heartbeat", "answer", "busy", "reject")
 

@@ -124,7 +124,7 @@ class Worker:
             claims = self._authenticate(route, query.get("token", [None])[-1])
         except TokenError as exc:
             metrics.STREAM_AUTH_FAILED.labels(exc.reason).inc()
-            return _decline(exc.status, exc.reason, exc.reason.replace("_", " "))
+            return _decline(exc.status, "auth", exc.reason.replace("_", " "))
         if claims is not None:
             url_rate = claims.s
         family = socket.AF_INET6 if ":" in self.config.rtp_host else socket.AF_INET

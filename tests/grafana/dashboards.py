@@ -85,11 +85,10 @@ def metrics_in(expr: str) -> set[str]:
     return set(METRIC_NAME.findall(expr))
 
 
-def declared_metrics() -> dict[str, str]:
-    """Every metric declared in gateway/metrics.py (the single place they are), read from its source:
-    {name as exposed (counters with `_total`): type}."""
+def _declarations() -> Iterator[tuple[str, str, list[str]]]:
+    """(name as exposed (counters with `_total`), type, label names) of every metric declared in
+    gateway/metrics.py (the single place they are), read from its source."""
     tree = ast.parse((ROOT / "gateway" / "metrics.py").read_text())
-    found = {}
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                 and node.func.id in ("Counter", "Gauge", "Histogram", "Summary") and node.args
@@ -97,8 +96,20 @@ def declared_metrics() -> dict[str, str]:
             name = node.args[0].value
             if node.func.id == "Counter" and not name.endswith("_total"):
                 name += "_total"
-            found[name] = node.func.id.lower()
-    return found
+            labels = node.args[2] if len(node.args) > 2 else next(
+                (k.value for k in node.keywords if k.arg == "labelnames"), None)
+            yield name, node.func.id.lower(), list(ast.literal_eval(labels)) if labels is not None else []
+
+
+def declared_metrics() -> dict[str, str]:
+    """Every metric declared in gateway/metrics.py: {name as exposed (counters with `_total`): type}."""
+    return {name: kind for name, kind, _ in _declarations()}
+
+
+def declared_labels() -> dict[str, list[str]]:
+    """The label names of every metric declared in gateway/metrics.py (what the code passes; multiprocess
+    `liveall` gauges also get `pid` when exposed)."""
+    return {name: labels for name, _, labels in _declarations()}
 
 
 def exposed_names(declared: dict[str, str]) -> set[str]:

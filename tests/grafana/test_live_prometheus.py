@@ -1,8 +1,10 @@
 """Every panel of both dashboards, proven against a live gateway: Debian's Prometheus server scrapes a real
-gateway (2 workers) every second while the test makes it carry calls and the events that create the
-labelled series (a busy answer, a reject, an unknown route, an ignored command, a stray datagram, a worker
-killed with SIGKILL); then every panel query, with its template variables substituted as Grafana would,
-must return data through Prometheus' HTTP API, and the shipped alerting rules must evaluate cleanly."""
+gateway (2 workers, Sinch callbacks signed, stream tokens on) every second while the test makes it carry calls
+and the events the panels count (signed ICE, ACE, PIE, DiCE and Notify callbacks, an unsigned and a forged
+one, stream upgrades without a token, with a forged one and with a used one, a busy answer, a reject, an
+unknown route, an ignored command, a stray datagram, a worker killed with SIGKILL); then every panel query,
+with its template variables substituted as Grafana would, must return data through Prometheus' HTTP API, and
+the shipped alerting rules must evaluate cleanly."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -23,6 +26,7 @@ from typing import Any
 import pytest
 import websockets
 
+from gateway import signing
 from tests.gateway_process import GatewayProcess, free_port
 from tests.grafana.dashboards import (
     LABEL_VALUES,
@@ -49,6 +53,13 @@ MAX_CALLS = 2  # per worker: the fifth connect at the latest is answered busy
 # What Grafana puts for its interval variables: a viewer looking at the last minute, which covers the
 # whole scenario (Grafana's own $__rate_interval is at least 4 scrape intervals).
 GRAFANA_INTERVALS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
+# Callbacks are signed with the application secret; with a token key every stream upgrade needs the
+# single-use token of a signed ICE answer.
+APPLICATION_KEY = "669E367E-6BBA-48AB-AF15-266871C28135"
+APPLICATION_SECRET = "BeIukql3pTKJ8RGL5zo0DA=="
+OTHER_SECRET = "AAAAAAAAAAAAAAAAAAAAAA=="
+GATEWAY_ENV = {"SINCH_APPLICATION_KEY": APPLICATION_KEY, "SINCH_APPLICATION_SECRET": APPLICATION_SECRET,
+               "GATEWAY_TOKEN_KEY": "a-stream-token-key-of-32-chars!!"}
 
 
 class Prometheus:
@@ -118,19 +129,71 @@ def gateway_samples(gateway: GatewayProcess) -> dict[str, float]:
     return totals
 
 
-async def answered_or_busy(gateway: GatewayProcess) -> tuple[list[tuple[SinchCall, dict]], bool]:
-    """Open calls until one is answered busy (capacity is MAX_CALLS per worker): the answered ones with their
-    call.answered log event, and whether busy came."""
+def post_callback(gateway: GatewayProcess, event: dict, secret: str | None = APPLICATION_SECRET) -> tuple[int, bytes]:
+    """POST a callback as Sinch does, signed with `secret` (None: unsigned)."""
+    body = json.dumps(event).encode()
+    stamp = signing.utc_timestamp()
+    headers = {"Content-Type": "application/json", "x-timestamp": stamp}
+    if secret is not None:
+        headers["Authorization"] = signing.authorization(
+            APPLICATION_KEY, secret, "POST", body, "application/json", stamp,
+            urllib.parse.urlsplit(gateway.callback_url).path)
+    request = urllib.request.Request(gateway.callback_url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+async def callback(gateway: GatewayProcess, event: dict, secret: str | None = APPLICATION_SECRET) -> tuple[int, bytes]:
+    return await asyncio.to_thread(post_callback, gateway, event, secret)
+
+
+def ice(call_id: str) -> dict:
+    return {"event": "ice", "callid": call_id, "cli": "46700000001", "to": {"type": "number", "endpoint": "4681"}}
+
+
+async def stream_url(gateway: GatewayProcess, call_id: str) -> str:
+    """The stream URL (with its single-use token) of a signed ICE's connectStream answer."""
+    status, body = await callback(gateway, ice(call_id))
+    assert status == 200, body
+    action = json.loads(body)["action"]
+    assert action["name"] == "connectStream", action
+    return action["destination"]["endpoint"]
+
+
+async def hung_up(gateway: GatewayProcess, call_id: str, reason: str = "CALLERHANGUP",
+                  result: str = "ANSWERED") -> None:
+    """Sinch's DiCE for a call that ended."""
+    dice = {"event": "dice", "callid": call_id, "reason": reason, "result": result, "duration": 2}
+    assert await callback(gateway, dice) == (200, b"")
+
+
+async def declined_status(url: str) -> int:
+    with pytest.raises(websockets.InvalidStatus) as info:
+        await websockets.connect(url)
+    return info.value.response.status_code
+
+
+async def answered_or_busy(gateway: GatewayProcess) -> tuple[list[tuple[SinchCall, dict, str]], bool]:
+    """Open calls, each on the stream URL of a signed ICE, until one is answered busy (capacity is MAX_CALLS
+    per worker): the answered ones with their call.answered log event and stream URL, and whether busy came."""
     answered = []
     for index in range(2 * MAX_CALLS + 1):
-        call = await SinchCall.open(gateway.url + "/stream/echo")
-        reply = await call.connect(f"dash-{index}", rate=RATE)
+        call_id = f"dash-{index}"
+        url = await stream_url(gateway, call_id)
+        call = await SinchCall.open(url)
+        reply = await call.connect(call_id, rate=RATE)
         if reply == {"command": "busy"}:
             await call.closed()
+            await hung_up(gateway, call_id, "CALLEEHANGUP", "BUSY")
             return answered, True
         assert reply == {"command": "answer"}
-        event = await asyncio.to_thread(gateway.wait_for, "call.answered", call_id=f"dash-{index}")
-        answered.append((call, event))
+        assert await callback(gateway, {"event": "ace", "callid": call_id}) == (
+            200, b'{"action":{"name":"continue"}}')
+        event = await asyncio.to_thread(gateway.wait_for, "call.answered", call_id=call_id)
+        answered.append((call, event, url))
     return answered, False
 
 
@@ -146,27 +209,47 @@ async def talk(call: SinchCall, seconds: float) -> None:
 async def scenario(gateway: GatewayProcess) -> None:
     answered, busy = await answered_or_busy(gateway)
     assert busy and answered
-    rejected = await SinchCall.open(gateway.url + "/stream/echo")
+    rejected = await SinchCall.open(await stream_url(gateway, "dash-bad-rate"))
     assert await rejected.connect("dash-bad-rate", rate=12345) == {"command": "reject"}
     await rejected.closed()
-    with pytest.raises(websockets.InvalidStatus):  # an unknown route: upgrade declined
-        await websockets.connect(gateway.url + "/stream/no-such-route")
-    first, event = answered[0]
+    assert await declined_status(gateway.url + "/stream/no-such-route") == 404  # an unknown route
+    first, event, first_url = answered[0]
     await first.ws.send(json.dumps({"command": "dtmf", "digit": "5"}))  # ignored, counted
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stray:  # not the route's address: dropped
         stray.sendto(b"\x80\x60" + bytes(170), ("127.0.0.1", event["rtp_port"]))
-    await asyncio.gather(*(talk(call, 2.5) for call, _ in answered))
+    # Someone else at the control plane: callbacks unsigned and forged, streams without a token, with a
+    # forged one (a real token's payload, another MAC) and with one already used.
+    assert (await callback(gateway, ice("probe-1"), secret=None))[0] == 401
+    assert (await callback(gateway, ice("probe-2"), secret=OTHER_SECRET))[0] == 401
+    assert await declined_status(gateway.url + "/stream/echo") == 401
+    base, _, query = (await stream_url(gateway, "probe-3")).partition("?")
+    params = urllib.parse.parse_qs(query)
+    payload, _, _ = params["token"][0].partition(".")
+    forged = urllib.parse.urlencode({**{k: v[0] for k, v in params.items()}, "token": payload + ".AAAA"})
+    assert await declined_status(f"{base}?{forged}") == 403
+    assert await declined_status(first_url) == 403  # replayed
+    await asyncio.gather(*(talk(call, 2.5) for call, _, _ in answered))
+    for _, event, _ in answered:
+        await hung_up(gateway, event["call_id"])
+    assert await callback(gateway, {"event": "pie", "callid": "dash-0"}) == (200, b'{"action":{"name":"continue"}}')
+    assert await callback(gateway, {"event": "notify", "callid": "dash-0", "type": "amd"}) == (200, b"")
 
 
 async def one_more_call(gateway: GatewayProcess) -> None:
-    call = await SinchCall.open(gateway.url + "/stream/echo")
+    call = await SinchCall.open(await stream_url(gateway, "dash-after-restart"))
     assert await call.connect("dash-after-restart", rate=RATE) == {"command": "answer"}
     await talk(call, 1.0)
+    await hung_up(gateway, "dash-after-restart")  # a second DiCE with the same reason and result: a rate
+
+
+# Counters the scenario moves last: Prometheus has caught up when it holds their final values.
+FINAL_COUNTS = ("gateway_ws_frames_total", "gateway_callbacks_total", "gateway_calls_disconnected_total",
+                "gateway_stream_auth_failures_total", "gateway_worker_restarts_total")
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory) -> Iterator[tuple[GatewayProcess, Prometheus]]:
-    gateway = GatewayProcess("--max-calls", str(MAX_CALLS), workers=2)
+    gateway = GatewayProcess("--max-calls", str(MAX_CALLS), workers=2, env=GATEWAY_ENV)
     prometheus = Prometheus(tmp_path_factory.mktemp("prometheus"), gateway)
     try:
         gateway.start()
@@ -179,12 +262,14 @@ def live(tmp_path_factory) -> Iterator[tuple[GatewayProcess, Prometheus]]:
         asyncio.run(one_more_call(gateway))
         gateway.wait_for("call.ended", call_id="dash-after-restart")
         expected = gateway_samples(gateway)
-        # Caught up: Prometheus holds the gateway's final counts, and the newest series (the restart) has
-        # been scraped twice, so rate() over it has the two samples it needs.
+        # Caught up: Prometheus holds the gateway's final counts, and every series, the newest included (a
+        # series the gateway creates at its first event, the replacement worker's), has been scraped twice,
+        # so rate() over it has the two samples it needs.
         prometheus.wait_until(
-            lambda: [float(s["value"][1]) for s in prometheus.query("sum(gateway_ws_frames_total)")]
-            == [expected["gateway_ws_frames_total"]]
-            and prometheus.query("count_over_time(gateway_worker_restarts_total[1m]) >= 2"),
+            lambda: all([float(s["value"][1]) for s in prometheus.query(f"sum({name})")] == [expected[name]]
+                        for name in FINAL_COUNTS)
+            and all(prometheus.query(f'min(count_over_time({name}{{job="gateway"}}[1m])) >= 2')
+                    for name in prometheus.get("/api/v1/label/__name__/values", **{"match[]": '{job="gateway"}'})),
             "the gateway's final counts scraped",
         )
         yield gateway, prometheus
@@ -221,19 +306,26 @@ def test_every_panel_query_returns_data(live):
                 missing = set(LEGEND_LABEL.findall(target.get("legendFormat", ""))) - set(series["metric"])
                 if missing:
                     failures.append(f"{where}: legend labels {missing} not in {series['metric']}")
-    assert count >= 30
+    assert count >= 55
     assert not failures, "\n".join(failures)
 
 
 def test_rates_count_the_first_event_of_each_kind(live):
-    """The panels show rates: a busy answer, a reject, a declined upgrade, a dropped datagram and a restart
-    that happened in the window must each show as more than zero."""
+    """The panels show rates: a busy answer, a reject, a declined upgrade, a dropped datagram, a restart, a
+    callback of each kind, a refused callback and a refused stream token that happened in the window must each
+    show as more than zero."""
     _, prometheus = live
     uncounted = []
     for selector in ('gateway_calls_total{outcome="busy"}', 'gateway_calls_total{outcome="reject"}',
                      'gateway_upgrades_declined_total{reason="unknown_route"}',
-                     'gateway_rtp_dropped_packets_total{reason="unexpected_source"}',
-                     'gateway_worker_restarts_total{reason="killed"}'):
+                     'gateway_rtp_dropped_packets_total{route="echo", reason="unexpected_source"}',
+                     'gateway_worker_restarts_total{reason="killed"}',
+                     *(f'gateway_callbacks_total{{event="{event}"}}' for event in ("ice", "ace", "dice", "pie",
+                                                                                    "notify")),
+                     'gateway_callbacks_rejected_total{reason="unsigned"}',
+                     'gateway_callbacks_rejected_total{reason="forged"}',
+                     *(f'gateway_stream_auth_failures_total{{reason="{reason}"}}'
+                       for reason in ("missing_token", "forged_token", "replayed_token"))):
         if not prometheus.query(f"increase({selector}[5m]) > 0"):
             uncounted.append(selector)
     assert not uncounted, f"events that rate() does not see: {uncounted}"
@@ -277,7 +369,7 @@ def test_alert_rules_evaluate_and_the_restart_alert_fires(live):
     assert {rule["name"] for rule in rules} >= {"GatewayDown", "GatewayWorkerRestarted", "GatewayRtpLoss"}
     for rule in rules:
         assert rule["health"] == "ok", (rule["name"], rule.get("lastError"))
-    # The first restart creates gateway_worker_restarts_total{reason="killed"} at 1: the rule must see it.
+    # The restart counters are created at 0 when the gateway starts: the rule must see the first restart.
     firing = prometheus.wait_until(
         lambda: [a for a in prometheus.get("/api/v1/alerts")["alerts"]
                  if a["labels"]["alertname"] == "GatewayWorkerRestarted" and a["state"] == "firing"],
@@ -285,7 +377,9 @@ def test_alert_rules_evaluate_and_the_restart_alert_fires(live):
     )
     assert [alert["labels"]["reason"] for alert in firing] == ["killed"]
     assert firing[0]["labels"]["instance"] == prometheus.instance
-    quiet = {"GatewayDown", "GatewayNoWorker", "GatewayRtpLoss", "GatewayKernelUdpDrops", "GatewayDrainStuck"}
+    # A few refused callbacks and stream tokens are not a probe: their alerts stay quiet.
+    quiet = {"GatewayDown", "GatewayNoWorker", "GatewayRtpLoss", "GatewayKernelUdpDrops", "GatewayDrainStuck",
+             "GatewayCallbackAuthFailures", "GatewayStreamAuthFailures"}
     active = {a["labels"]["alertname"] for a in prometheus.get("/api/v1/alerts")["alerts"]}
     assert not active & quiet, active
     assert gateway.proc.poll() is None
