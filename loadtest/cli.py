@@ -1,0 +1,126 @@
+"""`python -m loadtest run|media|relay|merge|bench`: argument parsing only; each command lives in its module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from loadtest.media import KINDS
+from loadtest.scenario import ScenarioError, load_scenario
+from loadtest.udp import parse_host_port
+
+EXIT_USAGE = 2
+# Flags of `run` that override the scenario file's keys (None = not given).
+SCENARIO_FLAGS = {
+    "url": (str, "ws://HOST:PORT/stream/ROUTE"), "calls": (int, "long calls held for the whole run"),
+    "duration": (float, "seconds of load"), "ramp": (float, "long calls started per second (0: at once)"),
+    "churn_rate": (float, "short calls started per second"), "media": (str, "|".join(("none", *KINDS))),
+    "media_listen": (str, "HOST:PORT of the media simulator (the gateway's route)"),
+    "media_hangup": (float, "fraction of calls the media side ends with RTCP BYE"),
+    "procs": (int, "load generator processes"), "phases": (int, "timer slots per 20 ms"),
+    "seed": (int, "random seed of the call plan"), "connect_timeout": (float, "seconds for upgrade + answer"),
+    "drain": (float, "seconds to wait for the echo after the caller stops"),
+    "gateway_pid": (int, "measure CPU/RSS of this pid and its descendants"),
+    "progress_interval": (float, "seconds between progress lines"),
+}
+
+
+def _rates(value: str) -> int | list[int]:
+    rates = [int(part) for part in value.split(",")]
+    return rates[0] if len(rates) == 1 else rates
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m loadtest", description="Load tests for the stream gateway")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="drive calls, write DIR/report.json, report.md and plots")
+    run.add_argument("--scenario", metavar="FILE", help="TOML scenario; flags given override its keys")
+    run.add_argument("--out", required=True, metavar="DIR")
+    run.add_argument("--rate", type=_rates, help="Sinch sample rate, or a comma list cycled call by call")
+    for key, (kind, text) in SCENARIO_FLAGS.items():
+        run.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, help=text)
+    run.add_argument("--churn-mean", type=float, help="mean churn call duration, seconds")
+    run.add_argument("--start-at", type=float, metavar="UNIX_TIME", help="start together with other generators")
+    run.add_argument("--no-plots", action="store_true")
+
+    media = commands.add_parser("media", help="run a media simulator (downstream RTP service)")
+    media.add_argument("kind", choices=KINDS)
+    media.add_argument("--listen", default="127.0.0.1:40100", help="HOST:PORT, even port (RTCP on the next)")
+    media.add_argument("--duration", type=float, default=0.0, help="seconds, 0 = until SIGINT/SIGTERM")
+    media.add_argument("--interval", type=float, default=5.0, help="seconds between status lines")
+
+    relay = commands.add_parser("relay", help="lossy/delaying UDP relay for RTP+RTCP")
+    relay.add_argument("--listen", required=True, help="HOST:PORT (even) the gateway's route points to")
+    relay.add_argument("--to", required=True, help="HOST:PORT of the media service")
+    relay.add_argument("--drop-every", type=int, default=0, help="drop every Nth RTP packet (per direction)")
+    relay.add_argument("--delay-ms", type=float, default=0.0, help="delay every packet (each direction)")
+    relay.add_argument("--direction", choices=("up", "down", "both"), default="both", help="where to drop")
+    relay.add_argument("--duration", type=float, default=0.0, help="seconds, 0 = until SIGINT/SIGTERM")
+    relay.add_argument("--interval", type=float, default=5.0)
+
+    merge = commands.add_parser("merge", help="combine several runs' report.json into one")
+    merge.add_argument("dirs", nargs="+", metavar="DIR")
+    merge.add_argument("--out", required=True, metavar="DIR")
+    merge.add_argument("--no-plots", action="store_true")
+
+    bench = commands.add_parser("bench", help="the gateway against the naive baseline, in alternation")
+    bench.add_argument("--calls", type=int, default=50)
+    bench.add_argument("--rate", type=int, default=16000)
+    bench.add_argument("--rounds", type=int, default=2)
+    bench.add_argument("--seconds", type=float, default=8.0, help="seconds of load per round and side")
+    bench.add_argument("--ramp", type=float, default=100.0, help="calls started per second")
+    bench.add_argument("--procs", type=int, default=1, help="load generator processes")
+    bench.add_argument("--out", metavar="DIR", help="also write bench.json, bench.md and each round's report")
+    bench.add_argument("--profile", metavar="DIR", help="py-spy the gateway during its first round (needs py-spy)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "media":
+            from loadtest.standalone import serve_media
+
+            host, port = parse_host_port(args.listen)
+            return serve_media(args.kind, host, port, args.duration, args.interval)
+        if args.command == "relay":
+            from loadtest.standalone import serve_relay
+
+            return serve_relay(parse_host_port(args.listen), parse_host_port(args.to), args.drop_every,
+                               args.delay_ms, args.direction, args.duration, args.interval)
+        if args.command == "merge":
+            from loadtest.output import read_report, write_outputs
+            from loadtest.report import merge_reports
+
+            write_outputs(merge_reports([read_report(d) for d in args.dirs]), args.out, not args.no_plots)
+            return 0
+        from loadtest.bench import run_bench
+
+        return run_bench(args)
+    except (ScenarioError, ValueError, RuntimeError, OSError) as exc:
+        print(f"loadtest: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run(args: argparse.Namespace) -> int:
+    from loadtest.output import write_outputs
+    from loadtest.report import build_report
+    from loadtest.runner import run_load
+
+    overrides = {key: getattr(args, key) for key in SCENARIO_FLAGS}
+    overrides["rate"] = args.rate
+    if args.churn_mean is not None:
+        overrides["churn_duration"] = {"mean": args.churn_mean}
+    scenario = load_scenario(args.scenario, overrides)
+    report = build_report(run_load(scenario, args.start_at))
+    out = write_outputs(report, args.out, not args.no_plots)
+    calls, rtt = report["calls"], report["latency_ms"]["round_trip"]
+    print(f"calls {calls['answered']}/{calls['attempted']} answered, {calls['failed']} failed; loss "
+          f"{report['loss_ratio']} ({report['loss_method']}); round trip p50 {rtt['p50']} p99 {rtt['p99']} "
+          f"max {rtt['max']} ms; report in {out}")
+    for warning in report["warnings"]:
+        print(f"warning: {warning}")
+    return 0

@@ -1,0 +1,89 @@
+"""Child processes of a run (load generators, the media simulator), each with a pipe to the parent.
+
+`spawn`, not fork: the parent may already run threads (log readers) and a child should start clean."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import signal
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+import uvloop
+
+from loadtest.media import MediaSimulator
+
+CONTEXT = multiprocessing.get_context("spawn")
+
+
+class Child:
+    def __init__(self, target: Callable[..., None], *args: Any) -> None:
+        self.conn, child_conn = CONTEXT.Pipe()
+        self.process = CONTEXT.Process(target=_ignore_sigint, args=(target, child_conn, *args), daemon=True)
+        self.process.start()
+        child_conn.close()
+
+    def expect(self, kind: str, timeout: float) -> tuple[Any, ...]:
+        """The next message, which must be of this kind."""
+        if not self.conn.poll(timeout):
+            raise TimeoutError(f"no {kind!r} from child process {self.process.pid} within {timeout:g}s")
+        try:
+            message = self.conn.recv()
+        except EOFError:
+            raise RuntimeError(f"child process {self.process.pid} exited (code {self.process.exitcode})") from None
+        if message[0] == "error":
+            raise RuntimeError(message[1])
+        if message[0] != kind:
+            raise RuntimeError(f"child process {self.process.pid} sent {message[0]!r}, expected {kind!r}")
+        return message
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
+def _ignore_sigint(target: Callable[..., None], *args: Any) -> None:
+    """Ctrl-C goes to the whole process group: only the parent handles it (and tells the children)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    target(*args)
+
+
+def media_process(conn: Connection, kind: str, host: str, port: int) -> None:
+    """multiprocessing target: a media simulator answering `stats`, `reset` and `stop` from the parent."""
+    uvloop.run(_serve_media(conn, kind, host, port))
+
+
+async def _serve_media(conn: Connection, kind: str, host: str, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    simulator = MediaSimulator(kind, host, port)
+    stopped = loop.create_future()
+
+    def on_message() -> None:
+        try:
+            command = conn.recv()[0]
+        except EOFError:  # the parent is gone
+            command = "stop"
+        if command == "stats":
+            conn.send(("stats", simulator.summary()))
+        elif command == "reset":
+            simulator.reset()
+            conn.send(("reset",))
+        elif not stopped.done():
+            stopped.set_result(None)
+
+    try:
+        port = await simulator.start()
+    except (OSError, ValueError) as exc:
+        conn.send(("error", f"media {kind} on {host}:{port}: {exc}"))
+        return
+    conn.send(("ready", port))
+    loop.add_reader(conn.fileno(), on_message)
+    await stopped
+    loop.remove_reader(conn.fileno())
+    simulator.close()
+    conn.send(("stopped", simulator.summary()))
