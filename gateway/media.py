@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.call")
 
 MAX_DATAGRAM = 65535
-READS_PER_WAKEUP = 32  # bound the work one busy socket can take from the loop in one go
 CLOSE_TIMEOUT = 2.0  # seconds to wait for the peer's close frame before dropping the connection
 MAX_CLOSE_REASON = 123  # RFC 6455 §5.5: control frame payload <= 125 bytes, 2 of them the code
 LATENCY_SAMPLE_MASK = 15  # time one audio frame in 16 from receipt to RTP send
@@ -149,15 +148,15 @@ class CallAdapter(WSListener):
     # ---- internals -------------------------------------------------------------------------------------
 
     def _read_datagrams(self, sock: socket.socket, handler: Callable[[bytes, tuple, float], None]) -> None:
+        """One datagram per wakeup: the loop's poll is level-triggered and calls again while more are queued,
+        which spares the recvfrom that would end every drain loop with EAGAIN (one syscall per packet)."""
         now = self.worker.loop.time()
         try:
-            for _ in range(READS_PER_WAKEUP):
-                data, source = sock.recvfrom(MAX_DATAGRAM)
-                handler(data, source, now)
-        except (BlockingIOError, InterruptedError):
-            return
+            data, source = sock.recvfrom(MAX_DATAGRAM)
         except OSError:
-            return  # e.g. ECONNREFUSED from an earlier ICMP error: nothing to read now
+            return  # EAGAIN after a spurious wakeup, or ECONNREFUSED from an earlier ICMP error
+        try:
+            handler(data, source, now)
         except Exception:
             self._fail("datagram", now)
 

@@ -7,6 +7,7 @@ tests drive it with a fake clock and a recording output. States: awaiting connec
 from __future__ import annotations
 
 import enum
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -316,6 +317,8 @@ class CallSession:
         self._max_end = now + self.config.max_call_duration if self.config.max_call_duration else 0.0
         self._pace_credit = float(self.config.pacing_lead_frames)
         self._pace_at = now
+        self._stall_frames = math.ceil(self.config.jitter_max_wait / FRAME_SECONDS) + 1
+        self._waiting_for_gap = False
         self._next_rtcp = now + self.config.rtcp_interval
         self._send_command(commands.ANSWER, now)
         self.output.answered(connect, call_rate)
@@ -352,24 +355,34 @@ class CallSession:
 
     def _play_out(self, now: float) -> None:
         """Move what the jitter buffer releases into the return queue, then pace it to Sinch."""
+        # While packets wait for a missing one, the playout clock keeps running: the frames owed for that
+        # wait may go out at once when the gap is filled or concealed, so a loss does not add lasting delay.
+        self._accrue_credit(now, self._stall_frames if self._waiting_for_gap else 0)
         decoder = self._decoder
         queue = self._return_queue
         for payload, samples in self.jitter_buffer.pop(now):
             queue += decoder.decode(payload) if payload is not None else decoder.conceal(samples)
+        self._waiting_for_gap = bool(self.jitter_buffer)
         overflow = len(queue) - self._return_queue_cap
         if overflow > 0:
             overflow += -overflow % self._frame_bytes  # drop whole frames, oldest first
             del queue[:overflow]
             self.counters.return_queue_dropped_bytes += overflow
-        self._pace(now)
+        self._send_due(now)
+
+    def _accrue_credit(self, now: float, extra_frames: int) -> None:
+        credit = self._pace_credit + (now - self._pace_at) / FRAME_SECONDS
+        limit = self.config.pacing_lead_frames + extra_frames
+        self._pace_credit = credit if credit < limit else float(limit)
+        self._pace_at = now
 
     def _pace(self, now: float) -> None:
         """Send whole 20 ms frames at real time, with a small lead so audio leaves as soon as it arrives
         (design notes: faster than real time fills Sinch's 5 MB buffer and adds delay only `clear` removes)."""
-        credit = self._pace_credit + (now - self._pace_at) / FRAME_SECONDS
-        lead = self.config.pacing_lead_frames
-        self._pace_credit = credit if credit < lead else float(lead)
-        self._pace_at = now
+        self._accrue_credit(now, 0)
+        self._send_due(now)
+
+    def _send_due(self, now: float) -> None:
         queue = self._return_queue
         frame_bytes = self._frame_bytes
         while self._pace_credit >= 1.0 - CREDIT_EPSILON and len(queue) >= frame_bytes:

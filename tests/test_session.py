@@ -169,6 +169,22 @@ def test_loss_is_concealed_after_the_wait_keeping_duration():
     assert output.audio[3] == FRAME
 
 
+def test_a_loss_adds_no_lasting_delay():
+    """Packets held while a lost one is awaited go out at once when it is concealed: the stream is back on
+    its real-time schedule, not max_wait behind it for the rest of the call."""
+    session, output = answered_session(jitter_max_wait=0.06, pacing_lead_frames=3)
+    packets = media_packets(12)
+    start = 100.5
+    for index, packet in enumerate(packets):
+        now = start + index * 0.02
+        session.on_tick(now)
+        if index != 2:  # lost
+            session.on_rtp(packet, ROUTE_ADDR, now)
+    session.on_tick(start + 12 * 0.02)
+    assert len(output.audio) == 12  # every frame (one concealed) sent by the time the last one arrived
+    assert output.audio[-1] == FRAME
+
+
 def test_heartbeat_only_when_nothing_was_sent():
     session, output = answered_session(heartbeat_interval=1.0)
     session.on_tick(100.9)
