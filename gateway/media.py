@@ -193,6 +193,12 @@ class CallAdapter(WSListener):
         except Exception:
             self._fail("tick", now)
 
+    def pacing_tick(self, now: float) -> None:
+        try:
+            self.session.on_pacing_tick(now)
+        except Exception:
+            self._fail("tick", now)
+
     def _release(self) -> None:
         loop = self.worker.loop
         for sock in (self.rtp, self.rtcp):

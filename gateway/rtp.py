@@ -82,7 +82,7 @@ def _ts_distance(a: int, b: int) -> int:
 # --- RTP ---------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: construction is 4x cheaper, and one is parsed per packet
 class RtpPacket:
     payload_type: int
     marker: bool
@@ -483,6 +483,20 @@ class JitterBuffer:
                 return PushResult.DUPLICATE
         self._packets[seq] = _Buffered(packet.timestamp, packet.payload, samples, now)
         return result
+
+    def take_in_order(self, packet: RtpPacket, samples: int) -> bool:
+        """The common case, without buffering: nothing is held and this is the next packet of the current
+        stream, so it plays at once (True). Anything else (False) goes through push() and pop()."""
+        if (
+            self._packets
+            or packet.sequence != self._next_seq
+            or packet.ssrc != self._ssrc
+            or abs(_ts_distance(packet.timestamp, self._expected_timestamp)) > self._max_gap
+        ):
+            return False
+        self._next_seq = (self._next_seq + 1) & 0xFFFF
+        self._expected_timestamp = (packet.timestamp + samples) & 0xFFFFFFFF
+        return True
 
     def _rebase(self, packet: RtpPacket) -> None:
         self._packets.clear()

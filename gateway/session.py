@@ -141,6 +141,7 @@ class CallSession:
         self._connect_deadline = now + config.connect_timeout
         self._odd_byte = b""
         self._ending = ""  # close reason once the media service said BYE and the queue is playing out
+        self.pacing_pending = False  # audio or a gap waits on the clock: the worker's fast tick is needed
         self._upstream = bytearray()
         self._return_queue = bytearray()
 
@@ -228,6 +229,9 @@ class CallSession:
         counters.rtp_bytes_in += len(data)
         self.receive_stats.update(packet, now)
         samples = len(packet.payload) // self.format.wire_bytes_per_sample
+        if self.jitter_buffer.take_in_order(packet, samples):
+            self._play_now(packet.payload, now)
+            return
         result = self.jitter_buffer.push(packet, samples, now)
         if result is PushResult.LATE or result is PushResult.DUPLICATE:
             counters.rtp_dropped[result.name.lower()] += 1
@@ -253,16 +257,20 @@ class CallSession:
 
     # ---- time ------------------------------------------------------------------------------------------
 
+    def on_pacing_tick(self, now: float) -> None:
+        """Called every few ms while `pacing_pending`: loss declared by time, audio due to Sinch."""
+        if self.jitter_buffer:
+            self._play_out(now)
+        else:
+            self._pace(now)
+
     def on_tick(self, now: float) -> None:
-        """Called every few ms by the worker for every call: deadlines, loss declared by time, pacing."""
+        """Called by the worker for every call about ten times a second: deadlines, heartbeats, reports."""
         if self.state is CallState.ANSWERED:
             if self._max_end and now >= self._max_end:
                 self._close(CloseCode.NORMAL, "maximum call duration reached", now)
                 return
-            if self.jitter_buffer:
-                self._play_out(now)
-            else:
-                self._pace(now)
+            self.on_pacing_tick(now)
             if now - self._last_sent_to_sinch >= self.config.heartbeat_interval:
                 self._send_command(commands.HEARTBEAT, now)
                 self.counters.heartbeats_sent += 1
@@ -353,6 +361,18 @@ class CallSession:
         )
         self.output.send_rtcp(report)
 
+    def _play_now(self, payload: bytes, now: float) -> None:
+        """An in-order packet with nothing held back: straight to Sinch when it is one whole frame and due."""
+        pcm = self._decoder.decode(payload)
+        self._accrue_credit(now, 0)
+        if not self._return_queue and len(pcm) == self._frame_bytes and self._pace_credit >= 1.0 - CREDIT_EPSILON:
+            self._pace_credit -= 1.0
+            self._send_audio(pcm, now)
+            return
+        self._return_queue += pcm
+        self._trim_return_queue()
+        self._send_due(now)
+
     def _play_out(self, now: float) -> None:
         """Move what the jitter buffer releases into the return queue, then pace it to Sinch."""
         # While packets wait for a missing one, the playout clock keeps running: the frames owed for that
@@ -363,12 +383,16 @@ class CallSession:
         for payload, samples in self.jitter_buffer.pop(now):
             queue += decoder.decode(payload) if payload is not None else decoder.conceal(samples)
         self._waiting_for_gap = bool(self.jitter_buffer)
+        self._trim_return_queue()
+        self._send_due(now)
+
+    def _trim_return_queue(self) -> None:
+        queue = self._return_queue
         overflow = len(queue) - self._return_queue_cap
         if overflow > 0:
             overflow += -overflow % self._frame_bytes  # drop whole frames, oldest first
             del queue[:overflow]
             self.counters.return_queue_dropped_bytes += overflow
-        self._send_due(now)
 
     def _accrue_credit(self, now: float, extra_frames: int) -> None:
         credit = self._pace_credit + (now - self._pace_at) / FRAME_SECONDS
@@ -395,6 +419,7 @@ class CallSession:
                 self._send_audio(bytes(queue) + bytes(frame_bytes - len(queue)), now)
                 queue.clear()
             self._close(CloseCode.NORMAL, self._ending, now)
+        self.pacing_pending = len(queue) >= frame_bytes or self._waiting_for_gap or bool(self._ending)
 
     def _send_audio(self, frame: bytes, now: float) -> None:
         self.output.send_audio(frame)

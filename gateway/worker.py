@@ -44,6 +44,7 @@ HOUSEKEEPING_INTERVAL = 0.5  # heartbeat to the supervisor
 FLUSH_EVERY = 2  # housekeeping rounds between metric flushes (1 s)
 KERNEL_DROPS_EVERY = 10  # housekeeping rounds between /proc/net/udp reads (5 s)
 CLOSE_GRACE = 2.5  # after closing every call, how long to wait for the close handshakes
+SLOW_TICK_EVERY = 10  # deadlines, heartbeats and RTCP reports: every 10th tick (100 ms at the default 10 ms)
 
 
 class Worker:
@@ -67,6 +68,7 @@ class Worker:
         self._server: asyncio.Server | None = None
         self._done: asyncio.Event
         self._max_lag = 0.0
+        self._ticks = 0
         self._rounds = 0
         self._cpu_mark = (time.monotonic(), time.process_time())
         self._calls_gauge = metrics.WORKER_CALLS_ACTIVE.labels(slot)
@@ -208,14 +210,21 @@ class Worker:
     # ---- timers ----------------------------------------------------------------------------------------
 
     def _tick(self, scheduled: float) -> None:
-        """One timer for all calls instead of one per call: deadlines, heartbeats and pacing."""
+        """One timer for all calls instead of one per call. Every tick paces the calls with audio or a gap
+        waiting on the clock; every SLOW_TICK_EVERY-th tick also runs every call's deadlines."""
         now = self.loop.time()
         lag = now - scheduled
         if lag > self._max_lag:
             self._max_lag = lag
         metrics.LOOP_LAG.observe(lag)
-        for call in tuple(self.calls):
-            call.tick(now)
+        self._ticks += 1
+        if self._ticks % SLOW_TICK_EVERY == 0:
+            for call in tuple(self.calls):
+                call.tick(now)
+        else:
+            for call in tuple(self.calls):
+                if call.session.pacing_pending:
+                    call.pacing_tick(now)
         next_at = max(scheduled + self.config.tick_interval, now)
         self.loop.call_at(next_at, self._tick, next_at)
 

@@ -462,3 +462,17 @@ def test_app_packet_round_trip():
     assert not has_app(parsed, b"ABCD")
     with pytest.raises(ValueError):
         build_app(1, b"TOOLONG")
+
+
+def test_in_order_packets_skip_the_buffer_and_others_do_not():
+    jb = JitterBuffer(8000)
+    assert not jb.take_in_order(packet(10, 1600), 160)  # the first packet sets the base through push()
+    assert jb.push(packet(10, 1600), 160, 0.0) is PushResult.ACCEPTED
+    assert jb.pop(0.0) == [(packet(10, 1600).payload, 160)]
+    assert jb.take_in_order(packet(11, 1760), 160)
+    assert not jb.take_in_order(packet(13, 2080), 160)  # a gap: must be buffered
+    assert jb.push(packet(13, 2080), 160, 0.0) is PushResult.ACCEPTED
+    assert not jb.take_in_order(packet(12, 1920), 160)  # something is held: order goes through the buffer
+    assert jb.push(packet(12, 1920), 160, 0.0) is PushResult.ACCEPTED
+    assert [samples for _, samples in jb.pop(0.0)] == [160, 160]
+    assert not jb.take_in_order(packet(14, 2240, ssrc=SSRC + 1), 160)  # another stream: a reset via push()
