@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--procs", type=int, default=1, help="load generator processes")
     bench.add_argument("--out", metavar="DIR", help="also write bench.json, bench.md and each round's report")
     bench.add_argument("--profile", metavar="DIR", help="py-spy the gateway during its first round (needs py-spy)")
+    setup = commands.add_parser("setup-bench", help="call-setup churn: shared accept queue against SO_REUSEPORT")
+    setup.add_argument("--workers", type=int, default=2)
+    setup.add_argument("--clients", type=int, default=16, help="concurrent clients, each one call at a time")
+    setup.add_argument("--seconds", type=float, default=8.0)
+    setup.add_argument("--rounds", type=int, default=3)
     return parser
 
 
@@ -97,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
 
             write_outputs(merge_reports([read_report(d) for d in args.dirs]), args.out, not args.no_plots)
             return 0
+        if args.command == "setup-bench":
+            from loadtest.setup_bench import run_setup_bench
+
+            return run_setup_bench(args.workers, args.clients, args.seconds, args.rounds)
         from loadtest.bench import run_bench
 
         return run_bench(args)

@@ -32,6 +32,8 @@ class Subject:
         self._stream = stream
         self.proc: subprocess.Popen[str] | None = None
         self.tail: list[str] = []
+        self.keep_events = False  # keep every JSON line of the output in `events`
+        self.events: list[dict] = []
 
     @property
     def pid(self) -> int:
@@ -53,13 +55,18 @@ class Subject:
         """Keeps draining the output (a full pipe would stall the server) and keeps its tail."""
         for line in stream:  # type: ignore[attr-defined]
             self.tail = [*self.tail[-50:], line]
-            if not listening.is_set():
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(event, dict) and self._ready(event):
-                    listening.set()
+            if listening.is_set() and not self.keep_events:
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            if self.keep_events:
+                self.events.append(event)
+            if self._ready(event):
+                listening.set()
 
     def stop(self) -> int | None:
         if self.proc is None:
