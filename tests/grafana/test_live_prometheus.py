@@ -27,7 +27,7 @@ import pytest
 import websockets
 
 from gateway import signing
-from tests.gateway_process import GatewayProcess, free_port
+from tests.gateway_process import GatewayProcess, free_port, stop_process
 from tests.grafana.dashboards import (
     LABEL_VALUES,
     LEGEND_LABEL,
@@ -109,12 +109,7 @@ class Prometheus:
             time.sleep(0.2)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 def gateway_samples(gateway: GatewayProcess) -> dict[str, float]:
