@@ -219,7 +219,7 @@ class CallAdapter(WSListener):
             seconds=round(session.ended_at - session.started_at, 3), ws_frames_in=counters.ws_frames_in,
             ws_frames_out=counters.ws_frames_out, rtp_packets_out=counters.rtp_packets_out,
             rtp_packets_in=counters.rtp_packets_in, rtp_dropped=dict(counters.rtp_dropped),
-            return_queue_dropped_bytes=counters.return_queue_dropped_bytes,
+            return_queue_dropped_bytes=counters.return_queue_dropped_bytes, heartbeats_sent=counters.heartbeats_sent,
         )
         self.worker.call_ended(self, session.outcome == "answer")
 

@@ -65,13 +65,9 @@ class RtcpError(ValueError):
 
 
 def seq_distance(a: int, b: int) -> int:
-    """Signed distance a - b between 16-bit sequence numbers, in [-32768, 32767]."""
+    """Signed distance a - b between 16-bit sequence numbers, in [-32768, 32767] (RFC 1982 serial arithmetic:
+    a positive distance means a comes after b)."""
     return ((a - b + 0x8000) & 0xFFFF) - 0x8000
-
-
-def seq_newer(a: int, b: int) -> bool:
-    """True if sequence a comes after b (RFC 1982 serial number arithmetic, 16 bits)."""
-    return seq_distance(a, b) > 0
 
 
 def _ts_distance(a: int, b: int) -> int:

@@ -44,7 +44,6 @@ class CloseCode(enum.IntEnum):
 
     NORMAL = 1000  # call ended: by the media service (RTCP BYE), the maximum duration, or after busy/reject
     GOING_AWAY = 1001  # gateway draining or shutting down
-    UNSUPPORTED_DATA = 1003  # a message type the protocol has no use for
     ABNORMAL = 1006  # connection lost without a close frame (never sent, only recorded)
     INVALID_PAYLOAD = 1007  # text that is not a valid command
     POLICY_VIOLATION = 1008  # protocol order broken: audio before answer, no connect in time, bad connect
