@@ -1,0 +1,51 @@
+from urllib.parse import urlencode
+
+from picows import WSUpgradeRequest
+
+from gateway import tokens
+from gateway.config import Config, Route
+from gateway.replay import ReplayGuard
+from gateway.scoreboard import Scoreboard, WorkerState
+from gateway.worker import Worker
+
+ASR = Route(name="asr", host="127.0.0.1", port=5004)
+
+
+def worker(**config) -> Worker:
+    return Worker(Config(routes={"asr": ASR}, **config), 0, Scoreboard(), ReplayGuard(capacity=16))
+
+
+def test_admission_by_calls_and_by_cpu():
+    calls = worker(max_calls=2)
+    assert calls.admit()
+    calls.answered_calls = 2
+    assert not calls.admit()
+    cpu = worker(max_cpu_percent=80)
+    cpu.cpu_percent = 79.0
+    assert cpu.admit()
+    cpu.cpu_percent = 80.0
+    assert not cpu.admit()
+    assert worker().admit()  # no caps configured
+
+
+def request(path: str) -> WSUpgradeRequest:
+    upgrade = WSUpgradeRequest()
+    upgrade.method, upgrade.path, upgrade.version = b"GET", path.encode(), b"HTTP/1.1"
+    return upgrade
+
+
+def status(response) -> int:
+    return int(response.response.status)
+
+
+def test_routing_and_refusals_before_any_socket_is_bound():
+    gateway = worker(token_key="k" * 20)
+    gateway.state = WorkerState.SERVING
+    assert status(gateway.route_request(request("/nowhere"))) == 404
+    assert status(gateway.route_request(request("/stream/nope"))) == 404
+    assert status(gateway.route_request(request("/stream/asr?rate=12"))) == 400
+    assert status(gateway.route_request(request("/stream/asr"))) == 401
+    forged = tokens.issue("x" * 20, "c", "asr", 8000, 2**40)
+    assert status(gateway.route_request(request("/stream/asr?" + urlencode({"token": forged})))) == 403
+    gateway.state = WorkerState.DRAINING
+    assert status(gateway.route_request(request("/stream/asr"))) == 503
