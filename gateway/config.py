@@ -161,9 +161,16 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         low, high = self.rtp_port_range
         if not (1024 <= low < high <= 65535):
             raise ValueError("rtp_ports: expected LOW-HIGH within 1024-65535, e.g. 16384-32767")
+        try:
+            rtp_family = ipaddress.ip_address(self.rtp_host).version
+        except ValueError:
+            raise ValueError(f"rtp_host: must be an IP address, got {self.rtp_host!r}") from None
         for name, route in self.routes.items():
             if name != route.name:
                 raise ValueError(f"routes.{name}: name mismatch")
+            if ipaddress.ip_address(route.host).version != rtp_family:
+                raise ValueError(f"routes.{name}: an IPv{6 if rtp_family == 4 else 4} media service needs an "
+                                 f"IPv{6 if rtp_family == 4 else 4} rtp_host (now {self.rtp_host!r})")
         parse_host_port(self.callback_listen, "callback_listen")
         if self.public_url and urlsplit(self.public_url).scheme not in ("ws", "wss"):
             raise ValueError("public_url: expected ws://HOST[:PORT] or wss://HOST[:PORT]")

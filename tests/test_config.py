@@ -73,11 +73,19 @@ def test_env_routes_list():
         ({"rtp_ports": "9-5"}, r"rtp_ports"),
         ({"default_rate": "11025"}, r"default_rate: must be one of"),
         ({"mtu_budget": "100"}, r"^mtu_budget: Expected `int` >= 160"),
+        ({"rtp_host": "localhost"}, r"^rtp_host: must be an IP address"),
     ],
 )
 def test_invalid_values_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(env={}, overrides=overrides)
+
+
+def test_route_family_must_match_the_rtp_sockets():
+    with pytest.raises(ConfigError, match=r"routes.asr: an IPv6 media service needs an IPv6 rtp_host"):
+        load_config(env={}, overrides={"routes": ["asr=rtp://[::1]:5004"]})
+    assert load_config(env={}, overrides={"routes": ["asr=rtp://[::1]:5004"], "rtp_host": "::"}).routes["asr"].host \
+        == "::1"
 
 
 def test_unknown_key_in_file(tmp_path):
