@@ -176,8 +176,9 @@ def test_drain_timeout_closes_remaining_calls_with_1001():
     assert gateway.proc.wait(timeout=15) == 0
 
 
-def test_sighup_rolls_workers_without_dropping_calls():
-    gateway = GatewayProcess(workers=2).start()
+@pytest.mark.parametrize("accept", ["shared", "reuseport"])
+def test_sighup_rolls_workers_without_dropping_calls(accept):
+    gateway = GatewayProcess("--accept", accept, workers=2).start()
 
     async def scenario() -> None:
         calls = await answered_calls(gateway, "h", 6)
