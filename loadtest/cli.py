@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--clients", type=int, default=16, help="concurrent clients, each one call at a time")
     setup.add_argument("--seconds", type=float, default=8.0)
     setup.add_argument("--rounds", type=int, default=3)
+    commands.add_parser("session-bench", help="the gateway's per-frame Python cost, without sockets")
     return parser
 
 
@@ -102,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
 
             write_outputs(merge_reports([read_report(d) for d in args.dirs]), args.out, not args.no_plots)
             return 0
+        if args.command == "session-bench":
+            from loadtest.session_bench import run_session_bench
+
+            return run_session_bench()
         if args.command == "setup-bench":
             from loadtest.setup_bench import run_setup_bench
 
