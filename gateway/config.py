@@ -279,15 +279,7 @@ def load_config(
     overrides: Mapping[str, Any] | None = None,
 ) -> Config:
     """Merge defaults < TOML file < GATEWAY_* environment < command-line overrides, then validate."""
-    merged: dict[str, Any] = {}
-    if path:
-        try:
-            with open(path, "rb") as file:
-                merged.update(tomllib.load(file))
-        except OSError as exc:
-            raise ConfigError(f"config file {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: {exc}") from None
+    merged: dict[str, Any] = read_toml(path, "config file") if path else {}
     environ = os.environ if env is None else env
     for key in config_keys():
         if (value := environ.get(ENV_PREFIX + key.upper())) is not None:
@@ -304,12 +296,23 @@ def load_config(
     try:
         return msgspec.convert(merged, Config, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_name_the_key(str(exc))) from None
+        raise ConfigError(name_the_key(exc)) from None
 
 
-def _name_the_key(message: str) -> str:
+def read_toml(path: str, what: str) -> dict[str, Any]:
+    """A TOML file as a dict; ConfigError naming the file (`what` says which kind) when unreadable."""
+    try:
+        with open(path, "rb") as file:
+            return tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {path}: {exc}") from None
+
+
+def name_the_key(exc: Exception) -> str:
     """msgspec says `Expected ... - at `$.key``; lead with the key as every other error does."""
-    text, sep, where = message.rpartition(" - at `$.")
+    text, sep, where = str(exc).rpartition(" - at `$.")
     if not sep:
-        return message
+        return str(exc)
     return f"{where.rstrip('`')}: {text}"

@@ -6,12 +6,13 @@ from __future__ import annotations
 import math
 import random
 import secrets
-import tomllib
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 import msgspec
+
+from gateway.config import ConfigError, name_the_key, read_toml
 
 SINCH_RATES = (8000, 16000, 24000, 44100, 48000, 96000)
 MIN_CALL_SECONDS = 0.2  # shorter calls would end before their first echo: not worth planning
@@ -106,21 +107,15 @@ class CallPlan(NamedTuple):
 
 def load_scenario(path: str | None = None, overrides: Mapping[str, Any] | None = None) -> Scenario:
     """TOML file (optional) < flags that were given (not None)."""
-    data: dict[str, Any] = {}
-    if path:
-        try:
-            with open(path, "rb") as file:
-                data.update(tomllib.load(file))
-        except OSError as exc:
-            raise ScenarioError(f"scenario {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ScenarioError(f"scenario {path}: {exc}") from None
+    try:
+        data: dict[str, Any] = read_toml(path, "scenario") if path else {}
+    except ConfigError as exc:
+        raise ScenarioError(str(exc)) from None
     data.update({key: value for key, value in (overrides or {}).items() if value is not None})
     try:
         return msgspec.convert(data, Scenario, strict=False)
     except (msgspec.ValidationError, ValueError) as exc:
-        text, sep, where = str(exc).rpartition(" - at `$.")
-        raise ScenarioError(f"{where.rstrip('`')}: {text}" if sep else str(exc)) from None
+        raise ScenarioError(name_the_key(exc)) from None
 
 
 def plan_calls(scenario: Scenario) -> list[CallPlan]:
