@@ -154,26 +154,23 @@ class CallSession:
         try:
             command = commands.parse_command(text)
         except CommandError as exc:
+            code = CloseCode.INVALID_PAYLOAD if exc.reason != "bad_connect" else CloseCode.POLICY_VIOLATION
             if self.state is CallState.AWAITING_CONNECT:
-                self.outcome = "reject"
-                self._send_command(commands.REJECT, now)
-            self._close(CloseCode.INVALID_PAYLOAD if exc.reason != "bad_connect" else CloseCode.POLICY_VIOLATION,
-                        str(exc), now)
+                self._refuse(commands.REJECT, code, str(exc), now)
+            else:
+                self._close(code, str(exc), now)
             return
         if isinstance(command, Connect):
             if self.state is not CallState.AWAITING_CONNECT:
                 self._close(CloseCode.POLICY_VIOLATION, "second connect command", now)
             elif self.expected_call_id and command.call_id != self.expected_call_id:
-                self.outcome = "reject"
-                self._send_command(commands.REJECT, now)
-                self._close(CloseCode.POLICY_VIOLATION, "call id does not match the stream token", now)
+                self._refuse(commands.REJECT, CloseCode.POLICY_VIOLATION, "call id does not match the stream token",
+                             now)
             elif self.output.admit():
                 self._answer(command, now)
             else:
                 self.call_id = command.call_id
-                self.outcome = "busy"
-                self._send_command(commands.BUSY, now)
-                self._close(CloseCode.NORMAL, "busy: gateway at capacity", now)
+                self._refuse(commands.BUSY, CloseCode.NORMAL, "busy: gateway at capacity", now)
             return
         self.counters.ignored_commands[command.name] += 1
 
@@ -295,6 +292,12 @@ class CallSession:
         return len(self._return_queue)
 
     # ---- internals -------------------------------------------------------------------------------------
+
+    def _refuse(self, reply: bytes, code: int, reason: str, now: float) -> None:
+        """Answer the connect with busy or reject (protocol notes §2.3), then end the call."""
+        self.outcome = "busy" if reply is commands.BUSY else "reject"
+        self._send_command(reply, now)
+        self._close(code, reason, now)
 
     def _answer(self, connect: Connect, now: float) -> None:
         call_rate = connect.sample_rate or self.url_rate or self.config.default_rate
