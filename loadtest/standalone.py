@@ -8,7 +8,7 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import uvloop
@@ -50,12 +50,7 @@ def serve_media(kind: str, host: str, port: int, duration: float, interval: floa
     def status() -> dict[str, Any]:
         return {"event": "media.status", **simulator.summary()}
 
-    try:
-        uvloop.run(_serve(simulator.start, simulator.close, listening, status, duration, interval))
-    except OSError as exc:
-        print(f"loadtest media: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return _run("media", _serve(simulator.start, simulator.close, listening, status, duration, interval))
 
 
 def serve_relay(listen: tuple[str, int], target: tuple[str, int], drop_every: int, delay_ms: float,
@@ -69,9 +64,14 @@ def serve_relay(listen: tuple[str, int], target: tuple[str, int], drop_every: in
     def status() -> dict[str, Any]:
         return {"event": "relay.status", **relay.counts}
 
+    return _run("relay", _serve(relay.start, relay.close, listening, status, duration, interval))
+
+
+def _run(what: str, serving: Coroutine[Any, Any, None]) -> int:
+    """The exit status: 1 with a message when the sockets cannot be bound."""
     try:
-        uvloop.run(_serve(relay.start, relay.close, listening, status, duration, interval))
+        uvloop.run(serving)
     except OSError as exc:
-        print(f"loadtest relay: {exc}", file=sys.stderr)
+        print(f"loadtest {what}: {exc}", file=sys.stderr)
         return 1
     return 0
