@@ -279,6 +279,6 @@ def _rate_from_query(params: dict[str, list[str]]) -> int | None:
 
 def _decline(status: int, reason: str, text: str) -> WSUpgradeResponseWithListener:
     metrics.UPGRADES_DECLINED.labels(reason).inc()
-    log_event(log, logging.INFO, "upgrade.declined", status=status, reason=reason)
+    log_event(log, logging.INFO, "upgrade.declined", status=status, reason=reason, detail=text)
     response = WSUpgradeResponse.create_error_response(status, text.encode() + b"\n")
     return WSUpgradeResponseWithListener(response, None)
