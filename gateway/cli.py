@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "callout":
         return _callout(config, args)
     logs.setup(config.log_level)
-    return Supervisor(config).run()
+    return Supervisor(config, reload=lambda: load_config(args.config, overrides=overrides)).run()
 
 
 def _callout(config: Config, args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 from gateway.logs import log_event
 from gateway.replay import ReplayGuard
 from gateway.scoreboard import GatewayState, Scoreboard, WorkerState
@@ -43,6 +43,8 @@ LOOP_INTERVAL = 0.25
 CLOSE_GRACE = 5.0  # after the drain deadline, for workers to close calls and exit
 FAST_STOP_GRACE = 5.0
 PR_SET_PDEATHSIG = 1
+# Listening sockets are bound once, by the supervisor: these keys take effect only on a restart.
+BOUND_AT_START = ("listen", "metrics_listen", "callback_listen", "accept")
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
 
 
@@ -58,8 +60,9 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, reload: Callable[[], Config] | None = None) -> None:
         self.config = config
+        self.reload = reload  # reads the configuration again on SIGHUP
         self.target_workers = config.worker_count
         self.scoreboard = Scoreboard()
         self.replay_guard = ReplayGuard()
@@ -333,7 +336,25 @@ class Supervisor:
                 _signal(child.pid, signum)
 
     def _roll(self) -> None:
-        """SIGHUP: start a new generation; the old one retires (stops accepting, drains) once it serves."""
+        """SIGHUP: read the configuration again and start a new generation of workers with it; the old one
+        retires (stops accepting, drains) once the new one serves. The control process is replaced at once.
+        An invalid configuration is refused with a log line, and nothing changes."""
+        if self.reload is not None:
+            try:
+                config = self.reload()
+            except ConfigError as exc:
+                log_event(log, logging.ERROR, "supervisor.reload_refused", error=str(exc))
+                return
+            fixed = [key for key in BOUND_AT_START if getattr(config, key) != getattr(self.config, key)]
+            if fixed:
+                log_event(log, logging.WARNING, "supervisor.reload_needs_restart", keys=fixed)
+            if config.workers != self.config.workers:
+                self.target_workers = config.worker_count
+            self.config = config
+        for child in [c for c in self.children.values() if c.kind == "control" and not c.retiring]:
+            self._spawn("control")
+            child.retiring = True
+            _signal(child.pid, signal.SIGTERM)
         self.rolling = [c for c in self.children.values() if c.kind == "worker" and not c.retiring]
         for child in self.rolling:
             child.retiring = True  # no longer counted as active; told to retire once the new ones serve

@@ -285,3 +285,34 @@ def test_workers_do_not_outlive_the_supervisor():
     gateway.proc.kill()
     gateway.proc.wait()
     assert all(wait_exit(pid, 10) for pid in workers)
+
+
+def test_sighup_reloads_the_config_file_and_refuses_a_bad_one(tmp_path):
+    config = tmp_path / "gateway.toml"
+    config.write_text('[routes]\nfirst = "rtp://127.0.0.1:9"\n')
+    gateway = GatewayProcess("--config", str(config), workers=1).start()
+
+    async def status_of(route: str) -> int:
+        """101 when a call on the route is answered, else the status the upgrade was declined with."""
+        try:
+            call = await SinchCall.open(f"{gateway.url}/stream/{route}")
+        except websockets.InvalidStatus as exc:
+            return exc.response.status_code
+        assert await call.connect(f"reload-{route}") == {"command": "answer"}
+        await call.ws.close()
+        return 101
+
+    try:
+        assert asyncio.run(status_of("second")) == 404
+        config.write_text('[routes]\nfirst = "rtp://127.0.0.1:9"\nsecond = "rtp://127.0.0.1:11"\n')
+        gateway.proc.send_signal(signal.SIGHUP)
+        gateway.wait_for("supervisor.retiring")
+        assert asyncio.run(status_of("second")) == 101
+        config.write_text("connect_timeout = -1\n")
+        gateway.proc.send_signal(signal.SIGHUP)
+        refused = gateway.wait_for("supervisor.reload_refused")
+        assert "connect_timeout" in refused["error"]
+        assert asyncio.run(status_of("second")) == 101  # still the last good configuration
+    finally:
+        gateway.stop()
+
