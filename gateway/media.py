@@ -94,7 +94,9 @@ class CallAdapter(WSListener):
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         session = self.session
-        if session is None:
+        if session is None:  # the upgrade failed after routing: only the sockets to give back
+            self.rtp.close()
+            self.rtcp.close()
             return
         if session.state is not CallState.CLOSED:
             sent = transport.close_handshake.sent if transport.close_handshake else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import socket
 import urllib.request
 
@@ -260,3 +261,17 @@ def test_media_service_bye_hangs_up_and_strays_are_dropped():
         assert ended["by_peer"] is False
 
     run(scenario())
+
+
+def test_failed_upgrades_leak_no_sockets(echo_gateway):
+    """A request routed to a call (RTP ports bound) whose websocket handshake then fails gives them back."""
+    worker = echo_gateway.wait_for("worker.listening")["pid"]
+    before = len(os.listdir(f"/proc/{worker}/fd"))
+    for _ in range(50):
+        with socket.create_connection(("127.0.0.1", echo_gateway.port), timeout=5) as sock:
+            sock.sendall(b"GET /stream/echo HTTP/1.1\r\nHost: gateway\r\n\r\n")  # no Upgrade headers
+            reply = b""
+            while chunk := sock.recv(4096):  # until the gateway closes the connection
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 4")
+    assert len(os.listdir(f"/proc/{worker}/fd")) <= before + 2
