@@ -106,6 +106,14 @@ class CallAdapter(WSListener):
                 session.on_closed(CloseCode.ABNORMAL, "connection lost", self.worker.loop.time())
         self._release()
 
+    def pause_writing(self) -> None:
+        if self.session is not None:
+            self.session.set_output_paused(True, self.worker.loop.time())
+
+    def resume_writing(self) -> None:
+        if self.session is not None:
+            self.session.set_output_paused(False, self.worker.loop.time())
+
     # ---- CallOutput ----------------------------------------------------------------------------------
 
     def send_command(self, message: bytes) -> None:

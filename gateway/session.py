@@ -141,6 +141,7 @@ class CallSession:
         self._odd_byte = b""
         self._ending = ""  # close reason once the media service said BYE and the queue is playing out
         self.pacing_pending = False  # audio or a gap waits on the clock: the worker's fast tick is needed
+        self.output_paused = False  # Sinch's connection is not taking data
         self._upstream = bytearray()
         self._return_queue = bytearray()
 
@@ -276,6 +277,13 @@ class CallSession:
             self._close(CloseCode.POLICY_VIOLATION, f"no connect command within {self.config.connect_timeout:g}s",
                         now)
 
+    def set_output_paused(self, paused: bool, now: float) -> None:
+        """Sinch's connection stopped (or resumed) taking data: TCP backpressure. While paused no audio is sent;
+        it waits in the return queue, whose cap bounds the memory a stalled peer can cost."""
+        self.output_paused = paused
+        if not paused and self.state is CallState.ANSWERED:
+            self._pace(now)
+
     def clear(self, now: float) -> None:
         """Barge-in: drop audio not yet played here and ask Sinch to drop what it has buffered."""
         if self.state is CallState.ANSWERED:
@@ -367,7 +375,10 @@ class CallSession:
         """An in-order packet with nothing held back: straight to Sinch when it is one whole frame and due."""
         pcm = self._decoder.decode(payload)
         self._accrue_credit(now, 0)
-        if not self._return_queue and len(pcm) == self._frame_bytes and self._pace_credit >= 1.0 - CREDIT_EPSILON:
+        if (
+            not self._return_queue and len(pcm) == self._frame_bytes
+            and self._pace_credit >= 1.0 - CREDIT_EPSILON and not self.output_paused
+        ):
             self._pace_credit -= 1.0
             self._send_audio(pcm, now)
             return
@@ -411,7 +422,7 @@ class CallSession:
     def _send_due(self, now: float) -> None:
         queue = self._return_queue
         frame_bytes = self._frame_bytes
-        while self._pace_credit >= 1.0 - CREDIT_EPSILON and len(queue) >= frame_bytes:
+        while self._pace_credit >= 1.0 - CREDIT_EPSILON and len(queue) >= frame_bytes and not self.output_paused:
             frame = bytes(queue[:frame_bytes])
             del queue[:frame_bytes]
             self._pace_credit -= 1.0

@@ -190,6 +190,19 @@ def test_a_loss_adds_no_lasting_delay():
     assert output.audio[-1] == FRAME
 
 
+def test_a_stalled_sinch_connection_holds_audio_in_the_capped_queue():
+    session, output = answered_session(return_queue_seconds=0.1, pacing_lead_frames=3)
+    session.set_output_paused(True, 100.5)  # TCP backpressure from Sinch's side
+    for index, packet in enumerate(media_packets(10)):
+        session.on_rtp(packet, ROUTE_ADDR, 100.5 + index * 0.02)
+        session.on_pacing_tick(100.5 + index * 0.02)
+    assert output.audio == []
+    assert session.return_queue_bytes == 5 * 640  # the cap
+    assert session.counters.return_queue_dropped_bytes == 5 * 640
+    session.set_output_paused(False, 100.7)
+    assert len(output.audio) == 3  # sending resumes, paced
+
+
 def test_heartbeat_only_when_nothing_was_sent():
     session, output = answered_session(heartbeat_interval=1.0)
     session.on_tick(100.9)
