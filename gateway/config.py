@@ -130,6 +130,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rtcp_interval: PositiveSeconds = 5.0  # RFC 3550 §6.2 minimum
     tick_interval: Annotated[float, msgspec.Meta(ge=0.005, le=0.02)] = 0.01
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    call_events_url: str = ""  # http(s) URL that gets a JSON POST when a call starts and ends; "" = off
+    call_events_timeout: PositiveSeconds = 2.0
     # ---- processes (prefork server) ----
     workers: Annotated[int, msgspec.Meta(ge=0, le=128)] = 0  # 0 = one per CPU
     accept: Literal["shared", "reuseport"] = "shared"  # one accept queue for all workers, or one each
@@ -172,6 +174,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise ValueError(f"routes.{name}: an IPv{6 if rtp_family == 4 else 4} media service needs an "
                                  f"IPv{6 if rtp_family == 4 else 4} rtp_host (now {self.rtp_host!r})")
         parse_host_port(self.callback_listen, "callback_listen")
+        if self.call_events_url and urlsplit(self.call_events_url).scheme not in ("http", "https"):
+            raise ValueError("call_events_url: expected http://... or https://...")
         if self.public_url and urlsplit(self.public_url).scheme not in ("ws", "wss"):
             raise ValueError("public_url: expected ws://HOST[:PORT] or wss://HOST[:PORT]")
         if self.token_key and len(self.token_key) < 16:

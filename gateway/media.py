@@ -146,6 +146,14 @@ class CallAdapter(WSListener):
             sample_rate=sample_rate, codec=self.route.codec, wire_rate=fmt.wire_rate, ptime_ms=fmt.ptime_ms,
             payload_type=fmt.payload_type, rtp_port=self.rtp.getsockname()[1], headers=sorted(connect.headers),
         )
+        if self.worker.call_events:
+            self.worker.call_events.post({
+                "event": "call.started", "call_id": connect.call_id, "route": self.route.name,
+                "application": connect.application, "headers": connect.headers, "sample_rate": sample_rate,
+                "codec": self.route.codec, "wire_rate": fmt.wire_rate, "payload_type": fmt.payload_type,
+                "ptime_ms": fmt.ptime_ms, "ssrc": session.packetizer.ssrc,
+                "gateway_rtp_port": self.rtp.getsockname()[1],
+            })
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake; the TCP connection ends when Sinch answers with its close frame
@@ -231,5 +239,11 @@ class CallAdapter(WSListener):
             rtp_packets_in=counters.rtp_packets_in, rtp_dropped=dict(counters.rtp_dropped),
             return_queue_dropped_bytes=counters.return_queue_dropped_bytes, heartbeats_sent=counters.heartbeats_sent,
         )
+        if self.worker.call_events and session.outcome == "answer":
+            self.worker.call_events.post({
+                "event": "call.ended", "call_id": session.call_id, "route": route, "close_code": session.close_code,
+                "reason": session.close_reason, "by_sinch": session.closed_by_peer,
+                "seconds": round(session.ended_at - session.answered_at, 3),
+            })
         self.worker.call_ended(self, session.outcome == "answer")
 

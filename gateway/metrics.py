@@ -52,6 +52,9 @@ RETURN_QUEUE_DROPPED = Counter("gateway_return_queue_dropped_bytes_total",
 UDP_RECEIVE_DROPS = Counter("gateway_udp_receive_drops_total",
                             "Datagrams the kernel dropped on full RTP socket receive buffers")
 
+CALL_EVENTS = Counter("gateway_call_events_total", "JSON call events posted to call_events_url: sent, failed, "
+                      "dropped (too many in flight)", ["result"])
+
 # ---- control plane -----------------------------------------------------------------------------------
 CALLBACKS = Counter("gateway_callbacks_total", "Sinch callbacks answered, by event", ["event"])
 CALLBACKS_REJECTED = Counter("gateway_callbacks_rejected_total",
@@ -112,6 +115,8 @@ def create_worker_series(routes: list[str]) -> None:
         UPGRADES_DECLINED.labels(reason)
     for reason in AUTH_FAILURES:
         STREAM_AUTH_FAILED.labels(reason)
+    for result in ("sent", "failed", "dropped"):
+        CALL_EVENTS.labels(result)
 
 
 def create_supervisor_series() -> None:

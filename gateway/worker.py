@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener, ws_create_server
 
 from gateway import metrics, tokens
+from gateway.call_events import CallEvents
 from gateway.config import EMBEDDED_ECHO_ROUTE, SINCH_RATES, Config, Route
 from gateway.echo import EchoService
 from gateway.logs import log_event
@@ -65,6 +66,8 @@ class Worker:
         self.unix_offset = 0.0
         self._parent = os.getppid()
         self._echo: EchoService | None = None
+        self.call_events = CallEvents(config.call_events_url, config.call_events_timeout) \
+            if config.call_events_url else None
         self._server: asyncio.Server | None = None
         self._done: asyncio.Event
         self._max_lag = 0.0
@@ -102,6 +105,8 @@ class Worker:
         self._flush_metrics()
         if self._echo:
             self._echo.close()
+        if self.call_events:
+            await self.call_events.close()
         log_event(log, logging.INFO, "worker.stopped", slot=self.slot)
 
     # ---- routing and admission -------------------------------------------------------------------------
