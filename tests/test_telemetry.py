@@ -1,0 +1,30 @@
+from prometheus_client import REGISTRY
+
+from gateway.telemetry import CallTelemetry
+from tests.test_session import ROUTE_ADDR, answered_session, media_packets
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_flushes_add_only_what_is_new():
+    session, _ = answered_session()
+    telemetry = CallTelemetry("telemetry-route")
+    for packet in media_packets(3):
+        session.on_rtp(packet, ROUTE_ADDR, 100.5)
+    session.on_rtp(b"\x80", ROUTE_ADDR, 100.5)
+    session.on_text(b'{"command":"dtmf"}', 100.5)
+    session.on_text(b'{"command":"made-up-by-a-peer"}', 100.5)
+    telemetry.flush(session)
+    telemetry.flush(session)  # nothing new: nothing added
+    assert sample("gateway_rtp_packets_total", route="telemetry-route", direction="in") == 3
+    assert sample("gateway_rtp_dropped_packets_total", route="telemetry-route", reason="too_short") == 1
+    assert sample("gateway_commands_ignored_total", command="dtmf") >= 1
+    assert sample("gateway_commands_ignored_total", command="other") >= 1  # peers cannot mint label values
+    assert sample("gateway_commands_ignored_total", command="made-up-by-a-peer") == 0
+    for packet in media_packets(2, first_seq=1003):
+        session.on_rtp(packet, ROUTE_ADDR, 100.6)
+    telemetry.flush(session)
+    assert sample("gateway_rtp_packets_total", route="telemetry-route", direction="in") == 5
+    assert sample("gateway_ws_frames_total", route="telemetry-route", direction="out") == 1 + 5  # answer + audio
