@@ -11,7 +11,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 STARTUP_TIMEOUT = 15.0
 
@@ -97,3 +100,18 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+def scrape(gateway: GatewayProcess) -> dict[tuple[str, tuple], float]:
+    """Every sample of the gateway's /metrics, keyed by name and sorted labels."""
+    with urllib.request.urlopen(gateway.metrics_url + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)

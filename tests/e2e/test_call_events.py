@@ -9,8 +9,7 @@ import threading
 
 from aiohttp import web
 
-from tests.e2e.test_supervisor import scrape, value
-from tests.gateway_process import GatewayProcess, free_port
+from tests.gateway_process import GatewayProcess, free_port, scrape, value
 from tests.sinch_client import SinchCall, sine
 
 

@@ -14,8 +14,7 @@ import pytest
 import websockets
 
 from gateway import signing, tokens
-from tests.e2e.test_supervisor import scrape, value
-from tests.gateway_process import GatewayProcess
+from tests.gateway_process import GatewayProcess, scrape, value
 from tests.sinch_client import SinchCall, frames, sine
 
 KEY = "669E367E-6BBA-48AB-AF15-266871C28135"

@@ -15,9 +15,8 @@ import urllib.request
 
 import pytest
 import websockets
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.gateway_process import GatewayProcess
+from tests.gateway_process import GatewayProcess, scrape, value
 from tests.sinch_client import SinchCall, sine
 
 RATE = 8000
@@ -25,20 +24,6 @@ RATE = 8000
 
 def run(coro):
     return asyncio.run(coro)
-
-
-def scrape(gateway: GatewayProcess) -> dict[tuple[str, tuple], float]:
-    with urllib.request.urlopen(gateway.metrics_url + "/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: dict, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def http_status(url: str) -> int:
@@ -76,8 +61,8 @@ async def answered_calls(gateway: GatewayProcess, prefix: str, count: int) -> li
 async def stream(call: SinchCall, pcm: bytes, flowing: asyncio.Event | None = None) -> bytes | None:
     """Send `pcm` paced at real time and collect the echo; None if the connection dropped.
     `flowing` is set once half a second of audio has come back."""
+    sender = asyncio.ensure_future(call.send_paced(pcm, RATE))
     try:
-        sender = asyncio.ensure_future(call.send_paced(pcm, RATE))
         await call.receive_audio(RATE // 2 * 2)
         if flowing:
             flowing.set()
@@ -86,6 +71,10 @@ async def stream(call: SinchCall, pcm: bytes, flowing: asyncio.Event | None = No
         await call.ws.close()
         return received
     except (websockets.ConnectionClosed, ConnectionError, TimeoutError):
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)  # its own error is this one: already handled
+        if flowing:
+            flowing.set()  # a dropped call is as far as it will get
         return None
 
 
