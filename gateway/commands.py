@@ -43,9 +43,14 @@ class Connect(msgspec.Struct, frozen=True):
 
 
 class Other(msgspec.Struct, frozen=True):
-    """A well-formed command the gateway has no use for (forward compatibility: counted, not fatal)."""
+    """A well-formed command the gateway has no use for (forward compatibility: counted, not fatal).
+    `name` is one of KNOWN_COMMANDS or "other", so a peer cannot make the gateway keep names it invents."""
 
     name: str
+
+
+# Commands Sinch or a future protocol version might plausibly send; any other name is counted as "other".
+KNOWN_COMMANDS = ("dtmf", "mark", "start", "stop", "media", "clear", "heartbeat", "answer", "busy", "reject")
 
 
 _decode_json = msgspec.json.Decoder().decode
@@ -74,7 +79,7 @@ def parse_command(text: bytes | str) -> Connect | Other:
         raise CommandError("missing_command", "no \"command\" field")
     name = name.lower()
     if name != "connect":
-        return Other(name)
+        return Other(name if name in KNOWN_COMMANDS else "other")
     lowered["command"] = name
     try:
         fields = msgspec.convert(lowered, _ConnectFields, strict=False)

@@ -180,6 +180,9 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("public_url: expected ws://HOST[:PORT] or wss://HOST[:PORT]")
         if self.token_key and len(self.token_key) < 16:
             raise ValueError("token_key: at least 16 characters")
+        if self.token_key and self.verify_callbacks and not self.sinch_application_secret:
+            raise ValueError("token_key: needs sinch_application_secret, or anyone who reaches callback_listen gets "
+                             "stream tokens from an unsigned ICE (set verify_callbacks = false to accept that)")
         if self.sinch_application_secret:
             try:
                 base64.b64decode(self.sinch_application_secret, validate=True)

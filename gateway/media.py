@@ -30,6 +30,7 @@ log = logging.getLogger("gateway.call")
 MAX_DATAGRAM = 65535
 CLOSE_TIMEOUT = 2.0  # seconds to wait for the peer's close frame before dropping the connection
 MAX_CLOSE_REASON = 123  # RFC 6455 §5.5: control frame payload <= 125 bytes, 2 of them the code
+NO_STATUS_RECEIVED = 1005  # RFC 6455 §7.4.1: recorded for a close frame that carried no code, never sent
 LATENCY_SAMPLE_MASK = 15  # time one audio frame in 16 from receipt to RTP send
 
 
@@ -83,9 +84,15 @@ class CallAdapter(WSListener):
             elif msg_type is WSMsgType.TEXT and frame.fin:
                 session.on_text(frame.get_payload_as_bytes(), now)
             elif msg_type is WSMsgType.CLOSE:
-                session.on_closed(frame.get_close_code().value, frame.get_close_reason() or "", now)
-                if not transport.is_close_frame_sent:
-                    transport.send_close(frame.get_close_code())  # RFC 6455 §5.5.1: echo the close
+                code = frame.get_close_code()
+                if code is WSCloseCode.NO_INFO:  # a close frame without a status code
+                    session.on_closed(NO_STATUS_RECEIVED, "", now)
+                    if not transport.is_close_frame_sent:
+                        transport.send(WSMsgType.CLOSE, b"")  # echo it as it came: 0 is no code to send
+                else:
+                    session.on_closed(code.value, frame.get_close_reason() or "", now)
+                    if not transport.is_close_frame_sent:
+                        transport.send_close(code)  # RFC 6455 §5.5.1: echo the close
                 transport.disconnect()
             elif msg_type in (WSMsgType.BINARY, WSMsgType.TEXT, WSMsgType.CONTINUATION):
                 self._on_fragment(frame, now)
@@ -230,7 +237,8 @@ class CallAdapter(WSListener):
             metrics.CALLS.labels(route, session.outcome).inc()
         if session.outcome == "answer":
             metrics.CALL_DURATION.labels(route).observe(session.ended_at - session.answered_at)
-        metrics.WS_CLOSES.labels(str(session.close_code), "sinch" if session.closed_by_peer else "gateway").inc()
+        code = str(session.close_code) if session.close_code in metrics.KNOWN_CLOSE_CODES else "other"
+        metrics.WS_CLOSES.labels(code, "sinch" if session.closed_by_peer else "gateway").inc()
         log_event(
             log, logging.INFO, "call.ended", call_id=session.call_id, route=self.route.name,
             close_code=session.close_code, reason=session.close_reason, by_peer=session.closed_by_peer,

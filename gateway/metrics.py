@@ -94,8 +94,8 @@ CALLBACK_REJECTIONS = ("unsigned", "forged", "stale", "wrong_key", "malformed", 
 DICE_REASONS = ("N/A", "TIMEOUT", "CALLERHANGUP", "CALLEEHANGUP", "BLOCKED", "MANAGERHANGUP", "NOCREDITPARTNER",
                 "GENERALERROR", "CANCEL", "USERNOTFOUND", "CALLBACKERROR")
 DICE_RESULTS = ("N/A", "ANSWERED", "BUSY", "NOANSWER", "FAILED")
-# Sinch may add commands; anything else is counted as `other` so a peer cannot mint series.
-KNOWN_COMMANDS = ("dtmf", "mark", "start", "stop", "media", "clear", "heartbeat", "answer", "busy", "reject")
+# Websocket close codes RFC 6455 §7.4.1 defines or IANA registered; a peer's other codes count as `other`.
+KNOWN_CLOSE_CODES = frozenset((*range(1000, 1016), 1005, 1006))
 
 
 def create_worker_series(routes: list[str]) -> None:

@@ -246,9 +246,10 @@ class CallSession:
             return
         if is_bye(packets):
             # The media service is done, but what it already sent (a TTS burst) must still be heard:
-            # take no more RTP, play out the queue at real time, then hang up.
+            # take no more RTP, release what the jitter buffer holds (no gap will be filled now), play out the
+            # queue at real time, then hang up.
             self._ending = "media service sent RTCP BYE"
-            self._pace(now)
+            self._play_out(now, flush=True)
         elif has_app(packets, CLEAR_APP_NAME):
             self.clear(now)
 
@@ -256,6 +257,8 @@ class CallSession:
 
     def on_pacing_tick(self, now: float) -> None:
         """Called every few ms while `pacing_pending`: loss declared by time, audio due to Sinch."""
+        if self.state is not CallState.ANSWERED:
+            return
         if self.jitter_buffer:
             self._play_out(now)
         else:
@@ -386,14 +389,15 @@ class CallSession:
         self._trim_return_queue()
         self._send_due(now)
 
-    def _play_out(self, now: float) -> None:
-        """Move what the jitter buffer releases into the return queue, then pace it to Sinch."""
+    def _play_out(self, now: float, flush: bool = False) -> None:
+        """Move what the jitter buffer releases (with `flush`, all it holds) into the return queue, then pace
+        it to Sinch."""
         # While packets wait for a missing one, the playout clock keeps running: the frames owed for that
         # wait may go out at once when the gap is filled or concealed, so a loss does not add lasting delay.
         self._accrue_credit(now, self._stall_frames if self._waiting_for_gap else 0)
         decoder = self._decoder
         queue = self._return_queue
-        for payload, samples in self.jitter_buffer.pop(now):
+        for payload, samples in self.jitter_buffer.pop(math.inf if flush else now):
             queue += decoder.decode(payload) if payload is not None else decoder.conceal(samples)
         self._waiting_for_gap = bool(self.jitter_buffer)
         self._trim_return_queue()
@@ -454,6 +458,8 @@ class CallSession:
         if self.state is CallState.ANSWERED and self.packetizer.packet_count:
             self.output.send_rtcp(build_bye(self.packetizer.ssrc, self.call_id, reason[:255]))
         self.state = CallState.CLOSED
+        self._ending = ""
+        self.pacing_pending = False
         self.close_code = code
         self.close_reason = reason
         self.ended_at = now

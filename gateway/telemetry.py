@@ -55,7 +55,7 @@ class CallTelemetry:
                 metric.inc(value - reported[name])
                 reported[name] = value
         _flush_counts(counters.rtp_dropped, self._dropped, lambda why: metrics.RTP_DROPPED.labels(self.route, why))
-        _flush_counts(counters.ignored_commands, self._ignored, _ignored_command_series)
+        _flush_counts(counters.ignored_commands, self._ignored, metrics.COMMANDS_IGNORED.labels)
         if session.format is None:
             return
         lost, reordered = session.jitter_buffer.lost_packets, session.receive_stats.reordered
@@ -75,7 +75,3 @@ def _flush_counts(current: Counter[str], reported: Counter[str], series: Callabl
         if value != reported[key]:
             series(key).inc(value - reported[key])
             reported[key] = value
-
-
-def _ignored_command_series(command: str) -> Any:
-    return metrics.COMMANDS_IGNORED.labels(command if command in metrics.KNOWN_COMMANDS else "other")

@@ -64,6 +64,10 @@ def verify(key: str, token: str | None, route: str, now: float) -> Claims:
         payload, mac = _unb64(payload_text), _unb64(mac_text)
     except (binascii.Error, ValueError):
         raise TokenError(401, "malformed_token") from None
+    if _b64(payload) != payload_text or _b64(mac) != mac_text:
+        # One spelling per token: base64 tolerates padding and unused low bits, and a second spelling of a used
+        # token would otherwise pass the replay guard as a new one.
+        raise TokenError(401, "malformed_token")
     if not hmac.compare_digest(mac, _mac(key, payload)):
         raise TokenError(403, "forged_token")
     try:

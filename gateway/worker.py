@@ -145,7 +145,7 @@ class Worker:
     def _authenticate(self, route: Route, token: str | None) -> Claims | None:
         """Stream authentication (the upgrade carries no headers: protocol notes §2.1). With a token key, a
         signed single-use token; a route's static token also passes; with neither configured, no check."""
-        if route.token and token and hmac.compare_digest(token, route.token):
+        if route.token and token and hmac.compare_digest(token.encode(), route.token.encode()):
             return None
         key = self.config.token_key
         if not key:

@@ -88,6 +88,12 @@ def test_route_family_must_match_the_rtp_sockets():
         == "::1"
 
 
+def test_a_token_key_needs_signed_callbacks():
+    with pytest.raises(ConfigError, match="token_key: needs sinch_application_secret"):
+        load_config(env={"GATEWAY_TOKEN_KEY": "k" * 20})
+    assert load_config(env={"GATEWAY_TOKEN_KEY": "k" * 20, "GATEWAY_VERIFY_CALLBACKS": "false"}).token_key
+
+
 def test_unknown_key_in_file(tmp_path):
     path = tmp_path / "gateway.toml"
     path.write_text("conect_timeout = 3\n")

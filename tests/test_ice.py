@@ -32,6 +32,7 @@ def test_no_rules_connects_the_default_route_at_8000():
 def test_first_matching_rule_wins_and_headers_pass_on():
     config = Config(
         routes={"asr": ASR, "bot": BOT}, public_url="wss://gw.example.com", token_key=KEY,
+        sinch_application_secret="AAAAAAAAAAAAAAAAAAAAAA==",
         ice_rules=[
             IceRule(route="bot", match=IceMatch(to="4699*")),
             IceRule(route="asr", match=IceMatch(to="468*", headers={"lang": "s?"}), rate=16000, max_duration=600,

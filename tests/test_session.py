@@ -174,6 +174,22 @@ def test_loss_is_concealed_after_the_wait_keeping_duration():
     assert output.audio[3] == FRAME
 
 
+def test_bye_plays_what_the_jitter_buffer_holds_behind_a_gap_then_closes_once():
+    session, output = answered_session(pacing_lead_frames=20)
+    packets = media_packets(6)
+    for packet in packets[:1] + packets[2:]:  # the second is lost: four wait behind the gap
+        session.on_rtp(packet, ROUTE_ADDR, 100.5)
+    assert len(output.audio) == 1
+    session.on_rtcp(build_bye(77, "media"), ("127.0.0.1", 5005), 100.51)
+    assert len(output.audio) == 6  # the gap concealed, the held packets played
+    assert output.audio[-1] == FRAME
+    assert output.closed == (CloseCode.NORMAL, "media service sent RTCP BYE")
+    assert not session.pacing_pending
+    output.closed = None
+    session.on_pacing_tick(100.6)
+    assert output.closed is None  # closed once, not again on every tick
+
+
 def test_a_loss_adds_no_lasting_delay():
     """Packets held while a lost one is awaited go out at once when it is concealed: the stream is back on
     its real-time schedule, not max_wait behind it for the rest of the call."""

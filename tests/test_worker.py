@@ -39,7 +39,7 @@ def status(response) -> int:
 
 
 def test_routing_and_refusals_before_any_socket_is_bound():
-    gateway = worker(token_key="k" * 20)
+    gateway = worker(token_key="k" * 20, verify_callbacks=False)
     gateway.state = WorkerState.SERVING
     assert status(gateway.route_request(request("/nowhere"))) == 404
     assert status(gateway.route_request(request("/stream/nope"))) == 404
@@ -47,5 +47,16 @@ def test_routing_and_refusals_before_any_socket_is_bound():
     assert status(gateway.route_request(request("/stream/asr"))) == 401
     forged = tokens.issue("x" * 20, "c", "asr", 8000, 2**40)
     assert status(gateway.route_request(request("/stream/asr?" + urlencode({"token": forged})))) == 403
+    issued = tokens.issue("k" * 20, "c", "asr", 8000, 2**40)
+    respelled = issued[:-1] + chr(ord(issued[-1]) + 1)  # the same MAC bytes: unused low bits differ
+    assert status(gateway.route_request(request("/stream/asr?" + urlencode({"token": issued + "="})))) == 401
+    assert status(gateway.route_request(request("/stream/asr?" + urlencode({"token": respelled})))) in (401, 403)
     gateway.state = WorkerState.DRAINING
     assert status(gateway.route_request(request("/stream/asr"))) == 503
+
+
+def test_a_static_route_token_compares_any_text_safely():
+    gateway = worker()
+    gateway.routes["asr"] = Route(name="asr", host="127.0.0.1", port=5004, token="route-secret-1234")
+    gateway.state = WorkerState.SERVING
+    assert status(gateway.route_request(request("/stream/asr?token=%C3%A9"))) == 403  # not a 500

@@ -50,7 +50,8 @@ def test_a_wrong_secret_is_refused_with_sinchs_answer(standin):
 
 
 def test_stream_callout_leg_reaches_the_gateway(standin):
-    gateway = GatewayProcess(env={"GATEWAY_TOKEN_KEY": TOKEN_KEY}).start()
+    gateway = GatewayProcess(env={"GATEWAY_TOKEN_KEY": TOKEN_KEY, "SINCH_APPLICATION_KEY": KEY,
+                                  "SINCH_APPLICATION_SECRET": SECRET}).start()
     try:
         result = cli(standin, "stream", "--route", "echo", "--rate", "16000", "--conference", "room-1",
                      "--header", "tenant=acme", extra_env={"GATEWAY_PUBLIC_URL": gateway.url})
