@@ -57,6 +57,7 @@ class Child:
     started: float = field(default_factory=time.monotonic)
     retiring: bool = False
     served: bool = False
+    stuck: bool = False
 
 
 class Supervisor:
@@ -74,6 +75,7 @@ class Supervisor:
         self.state = GatewayState.BOOTING
         self.stopping_deadline: float | None = None
         self.boot_failures = 0
+        self.last_failure_at = 0.0
         self.backoff_until = 0.0
         self.exit_code = 0
         self.rolling: list[Child] = []
@@ -224,20 +226,18 @@ class Supervisor:
                   child_pid=child.pid, exit_code=code, expected=expected)
         if expected:
             return
-        died_booting = child.kind == "worker" and not served
-        if died_booting:
+        self.last_failure_at = time.monotonic()
+        if child.kind == "worker" and not served:
             self.boot_failures += 1
         if code == EXIT_BOOT_FAILURE or self.boot_failures >= MAX_BOOT_FAILURES:
             print(f"gateway: a {child.kind} could not boot (exit {code}); stopping, see the log above",
                   file=sys.stderr)
             self.exit_code = EXIT_BOOT_FAILURE
             return
-        reason = "killed" if code < 0 else "exited"
+        reason = "stuck" if child.stuck else "killed" if code < 0 else "exited"
         self.metrics.WORKER_RESTARTS.labels(reason).inc()
         delay = min(BACKOFF_START * 2 ** self.boot_failures, BACKOFF_MAX)
-        self.backoff_until = time.monotonic() + delay
-        if child.kind == "control":
-            self._spawn("control")
+        self.backoff_until = self.last_failure_at + delay  # _maintain replaces the child (worker or control)
 
     def metrics_mark_dead(self, pid: int) -> None:
         from prometheus_client import multiprocess
@@ -256,14 +256,14 @@ class Supervisor:
             pid, state, beat = self.scoreboard.read(child.slot)
             if state is WorkerState.SERVING and not child.served:
                 child.served = True
-            if child.served and now - child.started > STABLE_AFTER:
-                self.boot_failures = 0
+            if child.served and now - child.started > STABLE_AFTER and child.started > self.last_failure_at:
+                self.boot_failures = 0  # a worker started since the last failure has proven itself
             limit = self.config.worker_timeout if child.served else self.config.worker_timeout * 3
-            if pid == child.pid and now - beat > limit:
+            if pid == child.pid and now - beat > limit and not child.stuck:
                 log_event(log, logging.ERROR, "supervisor.worker_stuck", child_pid=child.pid,
                           seconds_since_heartbeat=round(now - beat, 1))
+                child.stuck = True
                 _signal(child.pid, signal.SIGKILL)
-                self.metrics.WORKER_RESTARTS.labels("stuck").inc()
 
     def _maintain(self) -> None:
         """Keep the number of serving workers at the target; retire an old generation once the new one serves.
@@ -277,7 +277,10 @@ class Supervisor:
             return
         workers = [c for c in self.children.values() if c.kind == "worker"]
         active = [c for c in workers if not c.retiring]
-        if len(active) < self.target_workers and time.monotonic() >= self.backoff_until:
+        backed_off = time.monotonic() >= self.backoff_until
+        if backed_off and not any(c.kind == "control" and not c.retiring for c in self.children.values()):
+            self._spawn("control")
+        if len(active) < self.target_workers and backed_off:
             self._spawn("worker")
         elif len(active) > self.target_workers:
             newest = max(active, key=lambda c: c.started)
@@ -320,6 +323,10 @@ class Supervisor:
                     self._roll()
                 elif signum == signal.SIGTTIN:
                     self.target_workers += 1
+                elif signum == signal.SIGTTOU and self.config.accept == "reuseport":
+                    # A seat's SO_REUSEPORT socket keeps getting connections while open in any process.
+                    log_event(log, logging.WARNING, "supervisor.scale_down_refused",
+                              reason="accept=reuseport: restart with fewer workers instead")
                 elif signum == signal.SIGTTOU:
                     self.target_workers = max(1, self.target_workers - 1)
 
@@ -355,10 +362,11 @@ class Supervisor:
             self._spawn("control")
             child.retiring = True
             _signal(child.pid, signal.SIGTERM)
-        self.rolling = [c for c in self.children.values() if c.kind == "worker" and not c.retiring]
-        for child in self.rolling:
+        replaced = [c for c in self.children.values() if c.kind == "worker" and not c.retiring]
+        for child in replaced:
             child.retiring = True  # no longer counted as active; told to retire once the new ones serve
             self._spawn("worker", seat=child.seat)
+        self.rolling.extend(replaced)  # a roll still waiting (a second SIGHUP) retires with this one
 
     def _kill_all(self, signum: int) -> None:
         for pid in list(self.children):

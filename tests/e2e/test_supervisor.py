@@ -129,7 +129,10 @@ def test_a_stuck_worker_is_replaced():
         os.kill(stuck, signal.SIGSTOP)  # its loop stops beating
         gateway.wait_for("supervisor.worker_stuck", child_pid=stuck)
         gateway.wait_count("worker.listening", 2)
-        assert value(scrape(gateway), "gateway_worker_restarts_total", reason="stuck") == 1
+        gateway.wait_for("supervisor.child_exited", child_pid=stuck)
+        samples = scrape(gateway)
+        assert value(samples, "gateway_worker_restarts_total", reason="stuck") == 1
+        assert value(samples, "gateway_worker_restarts_total", reason="killed") == 0  # counted once
     finally:
         gateway.stop()
 
@@ -187,6 +190,32 @@ def test_sighup_rolls_workers_without_dropping_calls(accept):
 
     try:
         run(scenario())
+    finally:
+        gateway.stop()
+
+
+def test_two_quick_sighups_retire_every_older_generation():
+    gateway = GatewayProcess(workers=1).start()
+    try:
+        first = gateway.wait_for("worker.listening")["pid"]
+        gateway.proc.send_signal(signal.SIGHUP)
+        gateway.wait_count("supervisor.spawned", 2, kind="worker")  # the second generation is booting
+        gateway.proc.send_signal(signal.SIGHUP)  # before it serves
+        spawned = [e["child_pid"] for e in gateway.wait_count("supervisor.spawned", 3, kind="worker")]
+        assert spawned[0] == first
+        assert wait_exit(first, 10)
+        assert wait_exit(spawned[1], 10)  # the middle generation retires too, served or not
+        assert gateway.wait_for("worker.listening", pid=spawned[2])
+    finally:
+        gateway.stop()
+
+
+def test_ttou_is_refused_under_reuseport():
+    gateway = GatewayProcess("--accept", "reuseport", workers=2).start()
+    try:
+        gateway.proc.send_signal(signal.SIGTTOU)
+        gateway.wait_for("supervisor.scale_down_refused")
+        assert value(scrape(gateway), "gateway_workers") == 2
     finally:
         gateway.stop()
 
