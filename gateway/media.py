@@ -18,7 +18,7 @@ from gateway import metrics
 from gateway.commands import Connect
 from gateway.config import Route
 from gateway.logs import log_event
-from gateway.session import CallSession, CallState, CloseCode
+from gateway.session import CallSession, CloseCode
 from gateway.telemetry import CallTelemetry
 from gateway.udpstats import socket_inode
 
@@ -73,6 +73,8 @@ class CallAdapter(WSListener):
         now = self.worker.loop.time()
         try:
             msg_type = frame.msg_type
+            if transport.is_close_frame_sent and msg_type is not WSMsgType.CLOSE:
+                return  # closing: picows may still deliver the frame it refused (e.g. over max_frame_bytes)
             if msg_type is WSMsgType.BINARY and frame.fin:
                 self._audio_frames += 1
                 if self._audio_frames & LATENCY_SAMPLE_MASK:
@@ -83,6 +85,9 @@ class CallAdapter(WSListener):
                     self.worker.latency_samples.append(time.perf_counter() - started)
             elif msg_type is WSMsgType.TEXT and frame.fin:
                 session.on_text(frame.get_payload_as_bytes(), now)
+            elif msg_type is WSMsgType.CLOSE and transport.is_close_frame_sent:
+                self._closed_by_gateway(now)  # Sinch answered our close: the gateway ended the call
+                transport.disconnect()
             elif msg_type is WSMsgType.CLOSE:
                 code = frame.get_close_code()
                 if code is WSCloseCode.NO_INFO:  # a close frame without a status code
@@ -105,13 +110,18 @@ class CallAdapter(WSListener):
             self.rtp.close()
             self.rtcp.close()
             return
-        if session.state is not CallState.CLOSED:
-            sent = transport.close_handshake.sent if transport.close_handshake else None
-            if sent is not None:  # picows itself closed it, e.g. 1009 for an oversized frame
-                session.on_closed(sent.code.value, sent.reason, self.worker.loop.time(), by_peer=False)
-            else:
-                session.on_closed(CloseCode.ABNORMAL, "connection lost", self.worker.loop.time())
+        if transport.is_close_frame_sent:
+            self._closed_by_gateway(self.worker.loop.time())
+        else:
+            session.on_closed(CloseCode.ABNORMAL, "connection lost", self.worker.loop.time())
         self._release()
+
+    def _closed_by_gateway(self, now: float) -> None:
+        """Our close frame went out: the session's own (it is closed already) or picows's, e.g. 1009 for an
+        oversized frame, which the session learns of here."""
+        sent = self.transport.close_handshake.sent if self.transport.close_handshake else None
+        if sent is not None:
+            self.session.on_closed(sent.code.value, sent.reason, now, by_peer=False)
 
     def pause_writing(self) -> None:
         if self.session is not None:

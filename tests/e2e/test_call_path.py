@@ -275,3 +275,16 @@ def test_failed_upgrades_leak_no_sockets(echo_gateway):
                 reply += chunk
         assert reply.startswith(b"HTTP/1.1 4")
     assert len(os.listdir(f"/proc/{worker}/fd")) <= before + 2
+
+
+def test_an_oversized_message_is_refused_not_forwarded(echo_gateway):
+    async def scenario() -> None:
+        call = await SinchCall.open(echo_gateway.url + "/stream/echo")
+        await call.connect("too-big", rate=8000)
+        await call.ws.send(b"\x00" * 9000)  # over this gateway's --max-frame-bytes 8192
+        code, _ = await call.closed()
+        assert code == 1009
+
+    run(scenario())
+    ended = echo_gateway.wait_for("call.ended", call_id="too-big")
+    assert (ended["close_code"], ended["by_peer"], ended["rtp_packets_out"]) == (1009, False, 0)
