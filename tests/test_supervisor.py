@@ -11,3 +11,74 @@ def test_supervisor_imports_nothing_of_the_media_path():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert result.stdout.strip() == "[]"
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def labels(self, reason: str) -> "_Counter":
+        self.reason = reason
+        return self
+
+    def inc(self) -> None:
+        self.counts[self.reason] = self.counts.get(self.reason, 0) + 1
+
+
+class _Gauge:
+    def set(self, value: float) -> None:
+        self.value = value
+
+
+class _Metrics:
+    """The few metrics the supervisor sets, recorded instead of written to the multiprocess directory."""
+
+    def __init__(self) -> None:
+        self.WORKER_RESTARTS = _Counter()
+        self.WORKERS = _Gauge()
+        self.DRAINING = _Gauge()
+
+
+def supervisor_with(*children):
+    from gateway.config import Config
+    from gateway.scoreboard import WorkerState
+    from gateway.supervisor import Supervisor
+
+    supervisor = Supervisor(Config())
+    supervisor.metrics = _Metrics()
+    supervisor.metrics_mark_dead = lambda pid: None
+    for child in children:
+        supervisor.children[child.pid] = child
+        supervisor.scoreboard.beat(child.slot, child.pid, WorkerState.SERVING if child.served else WorkerState.BOOTING)
+    return supervisor
+
+
+def test_replacements_that_die_booting_stop_the_supervisor_despite_a_long_lived_sibling():
+    import time
+
+    from gateway.supervisor import EXIT_BOOT_FAILURE, MAX_BOOT_FAILURES, STABLE_AFTER, Child
+
+    veteran = Child(pid=1000, kind="worker", slot=0, started=time.monotonic() - 10 * STABLE_AFTER, served=True)
+    supervisor = supervisor_with(veteran)
+    for attempt in range(MAX_BOOT_FAILURES):
+        doomed = Child(pid=2000 + attempt, kind="worker", slot=1)
+        supervisor.scoreboard.assign(1, doomed.pid)
+        supervisor._child_exited(doomed, 1)  # died before serving
+        supervisor._check_heartbeats()  # the veteran has served for long: that must not hide the loop
+    assert supervisor.exit_code == EXIT_BOOT_FAILURE
+    assert supervisor.boot_failures == MAX_BOOT_FAILURES
+
+
+def test_backoff_grows_with_each_failure_and_a_stuck_worker_counts_once():
+    from gateway.supervisor import Child
+
+    supervisor = supervisor_with()
+    delays = []
+    for attempt in range(2):
+        doomed = Child(pid=3000 + attempt, kind="worker", slot=attempt)
+        supervisor._child_exited(doomed, 1)
+        delays.append(supervisor.backoff_until - supervisor.last_failure_at)
+    assert delays[1] == 2 * delays[0]
+    stuck = Child(pid=4000, kind="worker", slot=5, served=True, stuck=True)
+    supervisor._child_exited(stuck, -9)
+    assert supervisor.metrics.WORKER_RESTARTS.counts == {"exited": 2, "stuck": 1}
