@@ -380,7 +380,7 @@ class CallSession:
         self._accrue_credit(now, 0)
         if (
             not self._return_queue and len(pcm) == self._frame_bytes
-            and self._pace_credit >= 1.0 - CREDIT_EPSILON and not self.output_paused
+            and self._frame_due and not self.output_paused
         ):
             self._pace_credit -= 1.0
             self._send_audio(pcm, now)
@@ -417,6 +417,11 @@ class CallSession:
         self._pace_credit = credit if credit < limit else float(limit)
         self._pace_at = now
 
+    @property
+    def _frame_due(self) -> bool:
+        """Real time has earned at least one more 20 ms frame to Sinch."""
+        return self._pace_credit >= 1.0 - CREDIT_EPSILON
+
     def _pace(self, now: float) -> None:
         """Send whole 20 ms frames at real time, with a small lead so audio leaves as soon as it arrives
         (design notes: faster than real time fills Sinch's 5 MB buffer and adds delay only `clear` removes)."""
@@ -426,12 +431,12 @@ class CallSession:
     def _send_due(self, now: float) -> None:
         queue = self._return_queue
         frame_bytes = self._frame_bytes
-        while self._pace_credit >= 1.0 - CREDIT_EPSILON and len(queue) >= frame_bytes and not self.output_paused:
+        while self._frame_due and len(queue) >= frame_bytes and not self.output_paused:
             frame = bytes(queue[:frame_bytes])
             del queue[:frame_bytes]
             self._pace_credit -= 1.0
             self._send_audio(frame, now)
-        if self._ending and len(queue) < frame_bytes and self._pace_credit >= 1.0 - CREDIT_EPSILON:
+        if self._ending and len(queue) < frame_bytes and self._frame_due:
             if queue:  # the last partial frame, padded with silence
                 self._send_audio(bytes(queue) + bytes(frame_bytes - len(queue)), now)
                 queue.clear()
