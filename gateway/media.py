@@ -222,15 +222,13 @@ class CallAdapter(WSListener):
     def flush_metrics(self) -> None:
         self.telemetry.flush(self.session)
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float, pacing_only: bool = False) -> None:
+        """The worker's timer: pacing only (the fast tick) or every deadline too (the slow one)."""
         try:
-            self.session.on_tick(now)
-        except Exception:
-            self._fail("tick", now)
-
-    def pacing_tick(self, now: float) -> None:
-        try:
-            self.session.on_pacing_tick(now)
+            if pacing_only:
+                self.session.on_pacing_tick(now)
+            else:
+                self.session.on_tick(now)
         except Exception:
             self._fail("tick", now)
 

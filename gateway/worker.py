@@ -229,7 +229,7 @@ class Worker:
         else:
             for call in tuple(self.calls):
                 if call.session.pacing_pending:
-                    call.pacing_tick(now)
+                    call.tick(now, pacing_only=True)
         next_at = max(scheduled + self.config.tick_interval, now)
         self.loop.call_at(next_at, self._tick, next_at)
 
