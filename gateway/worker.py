@@ -189,11 +189,11 @@ class Worker:
         if self.state is WorkerState.DRAINING:
             return
         self.state = WorkerState.DRAINING
-        log_event(log, logging.INFO, "worker.draining", slot=self.slot, calls=len(self.calls),
-                  mode="decline" if decline else "retire")
-        self._beat()
         if not decline:
             self._server.close()
+        log_event(log, logging.INFO, "worker.draining", slot=self.slot, calls=len(self.calls),
+                  mode="decline" if decline else "retire")  # logged once no new call can reach this worker
+        self._beat()
         if not self.calls:
             self._done.set()
             return

@@ -178,7 +178,7 @@ def test_sighup_rolls_workers_without_dropping_calls(accept):
         pcm = sine(RATE, 3.0, freq=520)
         streams = [asyncio.ensure_future(stream(call, pcm)) for call, _ in calls]
         gateway.proc.send_signal(signal.SIGHUP)
-        await asyncio.to_thread(gateway.wait_count, "supervisor.retiring", 2)
+        await asyncio.to_thread(gateway.wait_count, "worker.draining", 2, mode="retire")  # no longer accepting
         fresh = {e["pid"] for e in gateway.events if e.get("event") == "worker.listening"} - old
         (call, pid), = await answered_calls(gateway, "h-new", 1)
         await call.ws.close()
@@ -324,7 +324,8 @@ def test_sighup_reloads_the_config_file_and_refuses_a_bad_one(tmp_path):
         assert asyncio.run(status_of("second")) == 404
         config.write_text('[routes]\nfirst = "rtp://127.0.0.1:9"\nsecond = "rtp://127.0.0.1:11"\n')
         gateway.proc.send_signal(signal.SIGHUP)
-        gateway.wait_for("supervisor.retiring")
+        retired = gateway.wait_for("supervisor.retiring")["child_pid"]
+        gateway.wait_for("worker.draining", pid=retired, mode="retire")  # the old worker no longer accepts
         assert asyncio.run(status_of("second")) == 101
         config.write_text("connect_timeout = -1\n")
         gateway.proc.send_signal(signal.SIGHUP)
