@@ -22,6 +22,7 @@ SINCH_RATES = (8000, 16000, 24000, 44100, 48000, 96000)
 CODECS = ("L16", "PCMU", "PCMA")
 G711_RATE = 8000  # RFC 3551 §4.5.14: PCMU/PCMA are 8 kHz only
 ENV_PREFIX = "GATEWAY_"
+FILE_SUFFIX = "_FILE"  # GATEWAY_TOKEN_KEY_FILE=/run/secrets/token_key reads the value from that file
 # Credentials keep the names Sinch's own tools use.
 ENV_ALIASES = {"SINCH_APPLICATION_KEY": "sinch_application_key", "SINCH_APPLICATION_SECRET": "sinch_application_secret"}
 EMBEDDED_ECHO_ROUTE = "echo"
@@ -288,11 +289,9 @@ def load_config(
     """Merge defaults < TOML file < GATEWAY_* environment < command-line overrides, then validate."""
     merged: dict[str, Any] = read_toml(path, "config file") if path else {}
     environ = os.environ if env is None else env
-    for key in config_keys():
-        if (value := environ.get(ENV_PREFIX + key.upper())) is not None:
-            merged[key] = value
-    for name, key in ENV_ALIASES.items():
-        if (value := environ.get(name)) is not None:
+    names = {ENV_PREFIX + key.upper(): key for key in config_keys()} | ENV_ALIASES
+    for name, key in names.items():
+        if (value := env_value(environ, name)) is not None:
             merged[key] = value
     merged.update({key: value for key, value in (overrides or {}).items() if value is not None})
     if "routes" in merged:
@@ -304,6 +303,24 @@ def load_config(
         return msgspec.convert(merged, Config, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(name_the_key(exc)) from None
+
+
+def env_value(environ: Mapping[str, str], name: str) -> str | None:
+    """`NAME`, or the contents of the file `NAME_FILE` names (the Docker and Kubernetes secrets convention,
+    so credentials need not sit in the environment); one trailing newline is not part of the value."""
+    path = environ.get(name + FILE_SUFFIX)
+    if path is None:
+        return environ.get(name)
+    if name in environ:
+        raise ConfigError(f"{name} and {name}{FILE_SUFFIX}: set one of them, not both")
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except OSError as exc:
+        raise ConfigError(f"{name}{FILE_SUFFIX} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name}{FILE_SUFFIX} {path}: not UTF-8 text") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def read_toml(path: str, what: str) -> dict[str, Any]:

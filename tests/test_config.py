@@ -108,3 +108,28 @@ def test_cli_exits_2_naming_the_key():
     )
     assert result.returncode == 2
     assert "config error: connect_timeout" in result.stderr
+
+
+def test_secrets_can_come_from_files(tmp_path):
+    secret = tmp_path / "token_key"
+    secret.write_text("k" * 20 + "\n")
+    application_secret = tmp_path / "secret"
+    application_secret.write_text("c2VjcmV0")
+    config = load_config(env={"GATEWAY_TOKEN_KEY_FILE": str(secret),
+                              "SINCH_APPLICATION_SECRET_FILE": str(application_secret)})
+    assert config.token_key == "k" * 20  # without the newline editors and `echo` add
+    assert config.sinch_application_secret == "c2VjcmV0"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GATEWAY_TOKEN_KEY": "k" * 20, "GATEWAY_TOKEN_KEY_FILE": "/dev/null"},
+         r"^GATEWAY_TOKEN_KEY and GATEWAY_TOKEN_KEY_FILE: set one of them, not both"),
+        ({"SINCH_APPLICATION_SECRET_FILE": "/nonexistent/secret"},
+         r"^SINCH_APPLICATION_SECRET_FILE /nonexistent/secret: No such file or directory"),
+    ],
+)
+def test_secret_file_errors_name_the_variable(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(env=env)
