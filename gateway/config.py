@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
+from gateway.tls import TlsError, server_context
+
 # Sample rates Sinch's streamingOptions allows (protocol notes §2.4).
 SINCH_RATES = (8000, 16000, 24000, 44100, 48000, 96000)
 CODECS = ("L16", "PCMU", "PCMA")
@@ -143,6 +145,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_cpu_percent: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.0  # busy while a worker is this busy; 0 = off
     # ---- control plane (Sinch callbacks, stream tokens, callouts) ----
     callback_listen: str = "0.0.0.0:8081"  # POST /sinch/callback, facing Sinch; apart from metrics_listen
+    tls_cert: str = ""  # PEM certificate chain: listen speaks wss:// and callback_listen https://; "" = plain
+    tls_key: str = ""  # PEM private key of tls_cert
     public_url: str = ""  # ws(s)://HOST[:PORT] the stream endpoints in SVAML start with; "" = from listen
     sinch_application_key: str = ""  # env SINCH_APPLICATION_KEY
     sinch_application_secret: str = ""  # env SINCH_APPLICATION_SECRET, base64 as Sinch issues it
@@ -227,7 +231,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.public_url:
             return self.public_url.rstrip("/")
         host, port = self.listen_address
-        return f"ws://{'127.0.0.1' if host in ('', '0.0.0.0', '::') else host}:{port}"
+        scheme = "wss" if self.tls_cert else "ws"
+        return f"{scheme}://{'127.0.0.1' if host in ('', '0.0.0.0', '::') else host}:{port}"
 
     @property
     def worker_count(self) -> int:
@@ -300,9 +305,11 @@ def load_config(
     if unknown:
         raise ConfigError(f"{sorted(unknown)[0]}: unknown key (known: {', '.join(config_keys())})")
     try:
-        return msgspec.convert(merged, Config, strict=False)
-    except msgspec.ValidationError as exc:
+        config = msgspec.convert(merged, Config, strict=False)
+        server_context(config.tls_cert, config.tls_key)  # a certificate that cannot serve fails here, not later
+    except (msgspec.ValidationError, TlsError) as exc:
         raise ConfigError(name_the_key(exc)) from None
+    return config
 
 
 def env_value(environ: Mapping[str, str], name: str) -> str | None:

@@ -25,6 +25,7 @@ from gateway.callbacks import build_callback_app
 from gateway.config import Config
 from gateway.logs import log_event
 from gateway.scoreboard import Scoreboard
+from gateway.tls import server_context
 
 log = logging.getLogger("gateway.control")
 
@@ -61,10 +62,12 @@ async def serve_control(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     runners = []
-    for app, sock in ((build_app(config, scoreboard), metrics_sock), (build_callback_app(config), callback_sock)):
+    tls = server_context(config.tls_cert, config.tls_key)  # for Sinch's callbacks; metrics stay internal
+    for app, sock, ssl_context in ((build_app(config, scoreboard), metrics_sock, None),
+                                   (build_callback_app(config), callback_sock, tls)):
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.SockSite(runner, sock).start()
+        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         runners.append(runner)
     log_event(log, logging.INFO, "control.listening", address=config.metrics_listen,
               callback_address=config.callback_listen,

@@ -34,6 +34,7 @@ from gateway.ports import NoPortAvailable, bind_udp_pair
 from gateway.replay import ReplayGuard
 from gateway.scoreboard import Scoreboard, WorkerState
 from gateway.session import CloseCode
+from gateway.tls import server_context
 from gateway.tokens import Claims, TokenError
 from gateway.udpstats import read_drops
 
@@ -94,6 +95,7 @@ class Worker:
         self._server = await ws_create_server(
             self.route_request, **listen, max_frame_size=self.config.max_frame_bytes,
             websocket_handshake_timeout=HANDSHAKE_TIMEOUT,
+            ssl=server_context(self.config.tls_cert, self.config.tls_key), ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
         )
         bound = self._server.sockets[0].getsockname()
         self.state = WorkerState.SERVING

@@ -29,8 +29,8 @@ class SinchCall:
         self.audio = bytearray()
 
     @classmethod
-    async def open(cls, url: str) -> SinchCall:
-        return cls(await websockets.connect(url, max_size=None, compression=None))
+    async def open(cls, url: str, **options: Any) -> SinchCall:
+        return cls(await websockets.connect(url, max_size=None, compression=None, **options))
 
     async def connect(self, call_id: str = "call-1", rate: int | None = 16000, **extra: Any) -> dict[str, Any]:
         message = {"command": "connect", "version": 1, "callId": call_id, "applicationKey": "app",
