@@ -19,6 +19,7 @@ import uvloop
 
 from loadtest.audio import VOICES, AudioSource, speech_loop
 from loadtest.client import FRAME_NS, Call
+from loadtest.procs import watch_parent
 from loadtest.scenario import CallPlan, Scenario
 from loadtest.stats import LoadStats
 
@@ -57,7 +58,7 @@ class Generator:
         for rate in {plan.rate for plan in self.plans}:
             for voice in range(VOICES):
                 speech_loop(rate, voice)  # compute the audio before the clock starts
-        loop.add_reader(self.conn.fileno(), self._on_parent_message)
+        watch_parent(loop, self.conn, self._on_parent_message)
         self._finished = loop.create_future()
         gc.freeze()  # keep start-up objects (audio, modules) out of the collector's full passes during the run
         self.conn.send(("ready",))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import signal
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -47,6 +48,14 @@ class Child:
         self.conn.close()
 
 
+def watch_parent(loop: asyncio.AbstractEventLoop, conn: Connection, on_message: Callable[[], None]) -> None:
+    """Call `on_message` when the parent writes. libuv makes a watched descriptor non-blocking, and then a
+    send larger than the socket buffer (the final stats of a long run: a span per call) fails with EAGAIN and
+    the report is lost; the pipe stays blocking, the loop only polls it."""
+    loop.add_reader(conn.fileno(), on_message)
+    os.set_blocking(conn.fileno(), True)
+
+
 def _ignore_sigint(target: Callable[..., None], *args: Any) -> None:
     """Ctrl-C goes to the whole process group: only the parent handles it (and tells the children)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -82,7 +91,7 @@ async def _serve_media(conn: Connection, kind: str, host: str, port: int) -> Non
         conn.send(("error", f"media {kind} on {host}:{port}: {exc}"))
         return
     conn.send(("ready", port))
-    loop.add_reader(conn.fileno(), on_message)
+    watch_parent(loop, conn, on_message)
     await stopped
     loop.remove_reader(conn.fileno())
     simulator.close()
