@@ -92,10 +92,11 @@ class Worker:
         loop.add_signal_handler(signal.SIGINT, self.stop_now)
         host, port = self.config.listen_address
         listen = {"sock": sock} if sock else {"host": host or None, "port": port, "reuse_address": True}
+        if tls := server_context(self.config.tls_cert, self.config.tls_key):
+            listen.update(ssl=tls, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
         self._server = await ws_create_server(
             self.route_request, **listen, max_frame_size=self.config.max_frame_bytes,
             websocket_handshake_timeout=HANDSHAKE_TIMEOUT,
-            ssl=server_context(self.config.tls_cert, self.config.tls_key), ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
         )
         bound = self._server.sockets[0].getsockname()
         self.state = WorkerState.SERVING

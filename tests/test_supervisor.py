@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def test_supervisor_imports_nothing_of_the_media_path():
     """Forked children must not inherit loops, threads or media state from the supervisor (design notes)."""
@@ -78,7 +80,7 @@ def test_backoff_grows_with_each_failure_and_a_stuck_worker_counts_once():
         doomed = Child(pid=3000 + attempt, kind="worker", slot=attempt)
         supervisor._child_exited(doomed, 1)
         delays.append(supervisor.backoff_until - supervisor.last_failure_at)
-    assert delays[1] == 2 * delays[0]
+    assert delays[1] == pytest.approx(2 * delays[0])  # differences of monotonic times: float rounding
     stuck = Child(pid=4000, kind="worker", slot=5, served=True, stuck=True)
     supervisor._child_exited(stuck, -9)
     assert supervisor.metrics.WORKER_RESTARTS.counts == {"exited": 2, "stuck": 1}
