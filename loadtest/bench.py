@@ -15,6 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from loadtest.gateway_metrics import gateway_own_figures
 from loadtest.output import write_outputs
 from loadtest.procs import Child, media_process
 from loadtest.profile import Profiler
@@ -35,6 +36,9 @@ METRICS = (
     ("round trip max (ms)", ("latency_ms", "round_trip", "max"), 1.0),
     ("upstream p50 (ms)", ("latency_ms", "upstream", "p50"), 1.0),
     ("upstream p99 (ms)", ("latency_ms", "upstream", "p99"), 1.0),
+    ("  gateway's own part: callback to sendto, p99 at most (ms)", ("gateway_own", "upstream_p99_ms_at_most"), 1.0),
+    ("  same, p99.9 at most (ms)", ("gateway_own", "upstream_p999_ms_at_most"), 1.0),
+    ("  gateway event loop lag p99 at most (ms)", ("gateway_own", "loop_lag_p99_ms_at_most"), 1.0),
     ("loss ratio", ("loss_ratio",), 1.0),
     ("failed calls", ("calls", "failed"), 1.0),
 )
@@ -45,7 +49,7 @@ def _get(report: dict[str, Any], path: tuple[str, ...]) -> float | None:
     for key in path:
         if value is None:
             return None
-        value = value[key]
+        value = value.get(key)
     return value
 
 
@@ -98,7 +102,10 @@ def _one_round(args: argparse.Namespace, subject: Subject, echo_port: int, ramp_
         duration=ramp_seconds + args.seconds, media="echo", media_listen=f"127.0.0.1:{echo_port}",
         procs=args.procs, gateway_pid=subject.pid,
     )
-    return build_report(run_load(scenario, progress=None, media=media))
+    report = build_report(run_load(scenario, progress=None, media=media))
+    if subject.metrics_url:
+        report["gateway_own"] = gateway_own_figures(subject.metrics_url)
+    return report
 
 
 def _profiled_round(args: argparse.Namespace, echo_port: int, ramp_seconds: float,

@@ -24,10 +24,12 @@ def free_tcp_port() -> int:
 class Subject:
     """A server under test; `start` returns once it says it listens (a line on its output, no polling)."""
 
-    def __init__(self, name: str, command: list[str], url: str, ready: Callable[[dict], bool], stream: str) -> None:
+    def __init__(self, name: str, command: list[str], url: str, ready: Callable[[dict], bool], stream: str,
+                 metrics_url: str = "") -> None:
         self.name = name
         self.command = command
         self.url = url
+        self.metrics_url = metrics_url  # "" for a subject without Prometheus metrics
         self._ready = ready
         self._stream = stream
         self.proc: subprocess.Popen[str] | None = None
@@ -82,14 +84,15 @@ class Subject:
 
 
 def gateway(echo_port: int) -> Subject:
-    port = free_tcp_port()
+    port, metrics_port = free_tcp_port(), free_tcp_port()
     command = [
         sys.executable, "-m", "gateway", "serve", "--listen", f"127.0.0.1:{port}", "--workers", "1",
-        "--metrics-listen", f"127.0.0.1:{free_tcp_port()}", "--callback-listen", f"127.0.0.1:{free_tcp_port()}",
+        "--metrics-listen", f"127.0.0.1:{metrics_port}", "--callback-listen", f"127.0.0.1:{free_tcp_port()}",
         "--rtp-host", "127.0.0.1", "--route", f"{ROUTE}=rtp://127.0.0.1:{echo_port}",
     ]
     return Subject("gateway", command, f"ws://127.0.0.1:{port}/stream/{ROUTE}",
-                   lambda event: event.get("event") == "worker.listening", "stderr")
+                   lambda event: event.get("event") == "worker.listening", "stderr",
+                   metrics_url=f"http://127.0.0.1:{metrics_port}/metrics")
 
 
 def naive(echo_port: int) -> Subject:
