@@ -73,6 +73,8 @@ WORKER_LOOP_LAG = Gauge("gateway_worker_event_loop_lag_seconds", "Largest tick l
 WORKER_CPU = Gauge("gateway_worker_cpu_seconds", "CPU time used by each worker process", ["slot"],
                    multiprocess_mode="liveall")
 WORKER_RESTARTS = Counter("gateway_worker_restarts_total", "Workers replaced by the supervisor", ["reason"])
+RELOADS = Counter("gateway_reloads_total", "SIGHUP reloads: applied (the new workers serve), refused (invalid "
+                  "configuration), failed (the new workers could not boot; the old ones go on)", ["result"])
 WORKERS = Gauge("gateway_workers", "Worker processes alive", multiprocess_mode="livemostrecent")
 DRAINING = Gauge("gateway_draining", "1 while the gateway drains before stopping (SIGTERM, SIGINT)",
                  multiprocess_mode="livemostrecent")
@@ -87,6 +89,7 @@ DROP_REASONS = ("late", "duplicate", "unexpected_source", "unexpected_payload_ty
 AUTH_FAILURES = ("missing_token", "malformed_token", "forged_token", "expired_token", "token_for_another_route",
                  "replayed_token")
 RESTART_REASONS = ("killed", "exited", "stuck")
+RELOAD_RESULTS = ("applied", "refused", "failed")
 CALLBACK_EVENTS = ("ice", "ace", "dice", "pie", "notify")
 CALLBACK_REJECTIONS = ("unsigned", "forged", "stale", "wrong_key", "malformed", "malformed_json", "missing_event",
                        "unknown_event", "bad_ice")
@@ -122,6 +125,8 @@ def create_worker_series(routes: list[str]) -> None:
 def create_supervisor_series() -> None:
     for reason in RESTART_REASONS:
         WORKER_RESTARTS.labels(reason)
+    for result in RELOAD_RESULTS:
+        RELOADS.labels(result)
 
 
 def create_control_series() -> None:

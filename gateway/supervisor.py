@@ -79,6 +79,7 @@ class Supervisor:
         self.backoff_until = 0.0
         self.exit_code = 0
         self.rolling: list[Child] = []
+        self.before_roll: tuple[Config, int] | None = None  # what the old generation runs with, during a roll
         self.stop_signal = signal.SIGTERM
         self._wakeup_r, self._wakeup_w = os.pipe()
         self._metrics_dir_owned = False
@@ -230,6 +231,9 @@ class Supervisor:
         if child.kind == "worker" and not served:
             self.boot_failures += 1
         if code == EXIT_BOOT_FAILURE or self.boot_failures >= MAX_BOOT_FAILURES:
+            if self.rolling and child.kind == "worker":
+                self._abandon_roll(code)  # the old generation still serves: give up the reload, not the calls
+                return
             print(f"gateway: a {child.kind} could not boot (exit {code}); stopping, see the log above",
                   file=sys.stderr)
             self.exit_code = EXIT_BOOT_FAILURE
@@ -289,6 +293,9 @@ class Supervisor:
             for child in self.rolling:
                 self._retire(child)
             self.rolling = []
+            self.before_roll = None
+            self.metrics.RELOADS.labels("applied").inc()
+            log_event(log, logging.INFO, "supervisor.reload_applied", workers=len(active))
 
     def _retire(self, child: Child) -> None:
         child.retiring = True
@@ -350,8 +357,11 @@ class Supervisor:
             try:
                 config = self.reload()
             except ConfigError as exc:
+                self.metrics.RELOADS.labels("refused").inc()
                 log_event(log, logging.ERROR, "supervisor.reload_refused", error=str(exc))
                 return
+            if not self.rolling:
+                self.before_roll = (self.config, self.target_workers)
             fixed = [key for key in BOUND_AT_START if getattr(config, key) != getattr(self.config, key)]
             if fixed:
                 log_event(log, logging.WARNING, "supervisor.reload_needs_restart", keys=fixed)
@@ -367,6 +377,30 @@ class Supervisor:
             child.retiring = True  # no longer counted as active; told to retire once the new ones serve
             self._spawn("worker", seat=child.seat)
         self.rolling.extend(replaced)  # a roll still waiting (a second SIGHUP) retires with this one
+
+    def _abandon_roll(self, code: int) -> None:
+        """The new generation cannot boot (a bad deploy, a file it cannot read): stop trying, and let the old
+        generation, which still serves, go on with the configuration it was started with. The next SIGHUP
+        tries again. (gunicorn halts the whole arbiter here, taking every call down with it.)"""
+        for child in self.children.values():
+            if child.kind == "worker" and not child.retiring and child not in self.rolling:
+                if child.served:
+                    self._retire(child)  # a new worker that did boot leaves gracefully with its calls
+                else:
+                    child.retiring = True
+                    _signal(child.pid, signal.SIGKILL)
+        kept = [child for child in self.rolling if child.pid in self.children]
+        for child in kept:
+            child.retiring = False
+        self.rolling = []
+        if self.before_roll is not None:
+            self.config, self.target_workers = self.before_roll
+            self.before_roll = None
+        self.boot_failures = 0
+        self.backoff_until = 0.0
+        self.metrics.RELOADS.labels("failed").inc()
+        log_event(log, logging.ERROR, "supervisor.reload_failed", exit_code=code, workers_kept=len(kept),
+                  reason="the new workers could not boot; see child.crashed or worker.boot_failed above")
 
     def _kill_all(self, signum: int) -> None:
         for pid in list(self.children):

@@ -28,7 +28,8 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 class GatewayProcess:
     """`gateway serve` on loopback. Log lines (JSON) are collected; tests wait on them, never on sleeps."""
 
-    def __init__(self, *args: str, workers: int = 1, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, workers: int = 1, env: dict[str, str] | None = None,
+                 cwd: str | None = None) -> None:
         self.port = free_port()
         self.metrics_port = free_port()
         self.callback_port = free_port()
@@ -40,6 +41,7 @@ class GatewayProcess:
                      "--callback-listen", f"127.0.0.1:{self.callback_port}",
                      "--workers", str(workers), "--rtp-host", "127.0.0.1", *args]
         self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd  # `python -m gateway` imports the package found here first
         self.events: list[dict[str, Any]] = []
         self.raw_lines: list[str] = []
         self._new_lines: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -49,6 +51,7 @@ class GatewayProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", *self.args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=self.env,
+            cwd=self.cwd,
         )
         threading.Thread(target=self._read_log, daemon=True).start()
         self.wait_for("control.listening", timeout=STARTUP_TIMEOUT)

@@ -37,6 +37,7 @@ class _Metrics:
 
     def __init__(self) -> None:
         self.WORKER_RESTARTS = _Counter()
+        self.RELOADS = _Counter()
         self.WORKERS = _Gauge()
         self.DRAINING = _Gauge()
 
@@ -84,3 +85,21 @@ def test_backoff_grows_with_each_failure_and_a_stuck_worker_counts_once():
     stuck = Child(pid=4000, kind="worker", slot=5, served=True, stuck=True)
     supervisor._child_exited(stuck, -9)
     assert supervisor.metrics.WORKER_RESTARTS.counts == {"exited": 2, "stuck": 1}
+
+
+def test_a_new_generation_that_cannot_boot_is_given_up_and_the_old_one_goes_on():
+    from gateway.config import Config
+    from gateway.supervisor import MAX_BOOT_FAILURES, Child
+
+    old = Child(pid=1000, kind="worker", slot=0, served=True, retiring=True)  # told to retire once the new serve
+    supervisor = supervisor_with(old)
+    supervisor.rolling = [old]
+    before = Config(connect_timeout=3.0)
+    supervisor.before_roll = (before, 1)
+    supervisor.config = Config(connect_timeout=4.0)  # what the SIGHUP read
+    for attempt in range(MAX_BOOT_FAILURES):
+        supervisor._child_exited(Child(pid=2000 + attempt, kind="worker", slot=1), 1)  # died before serving
+    assert supervisor.exit_code == 0  # the gateway goes on
+    assert not old.retiring and supervisor.rolling == []
+    assert supervisor.config is before  # respawns use what the serving generation runs with
+    assert supervisor.metrics.RELOADS.counts == {"failed": 1}

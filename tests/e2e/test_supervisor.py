@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 import websockets
 
+import gateway as gateway_package
 from tests.gateway_process import GatewayProcess, scrape, value
 from tests.sinch_client import SinchCall, sine
 
@@ -335,3 +338,44 @@ def test_sighup_reloads_the_config_file_and_refuses_a_bad_one(tmp_path):
     finally:
         gateway.stop()
 
+
+
+def test_a_reload_whose_workers_cannot_boot_keeps_the_old_ones_serving(tmp_path):
+    """A bad deploy: the code on disk is broken, then `systemctl reload`. The new workers import it after the
+    fork and die; the old ones must go on serving (gunicorn would halt, dropping every call)."""
+    shutil.copytree(Path(gateway_package.__file__).parent, tmp_path / "gateway",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    server = tmp_path / "gateway" / "server.py"
+    good = server.read_text()
+    gateway = GatewayProcess(workers=1, cwd=str(tmp_path)).start()
+    old = gateway.wait_for("worker.listening")["pid"]
+
+    async def scenario() -> None:
+        (call, pid), = await answered_calls(gateway, "deploy", 1)
+        assert pid == old
+        pcm = sine(RATE, 3.0, freq=610)
+        flowing = asyncio.Event()
+        live = asyncio.ensure_future(stream(call, pcm, flowing))
+        await flowing.wait()
+        server.write_text(good + "\nraise RuntimeError('bad deploy')\n")
+        gateway.proc.send_signal(signal.SIGHUP)
+        failed = await asyncio.to_thread(gateway.wait_for, "supervisor.reload_failed")
+        assert failed["workers_kept"] == 1
+        assert "bad deploy" in "".join(gateway.raw_lines)  # the new worker's traceback says why
+        (after, pid), = await answered_calls(gateway, "after-bad-deploy", 1)
+        assert pid == old  # the old worker still takes new calls
+        await after.ws.close()
+        assert await live == pcm  # and the call in progress went on whole
+
+    try:
+        run(scenario())
+        assert gateway.proc.poll() is None
+        assert value(scrape(gateway), "gateway_reloads_total", result="failed") == 1
+        server.write_text(good)  # the fix is deployed: the next reload goes through
+        gateway.proc.send_signal(signal.SIGHUP)
+        gateway.wait_for("supervisor.reload_applied")
+        gateway.wait_for("worker.draining", pid=old, mode="retire")
+        assert wait_exit(old, 10)
+        assert value(scrape(gateway), "gateway_reloads_total", result="applied") == 1
+    finally:
+        gateway.stop()
