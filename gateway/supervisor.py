@@ -77,6 +77,8 @@ class Supervisor:
         self.boot_failures = 0
         self.last_failure_at = 0.0
         self.backoff_until = 0.0
+        self.control_failures = 0  # consecutive control processes that died young
+        self.control_backoff_until = 0.0
         self.exit_code = 0
         self.rolling: list[Child] = []
         self.before_roll: tuple[Config, int] | None = None  # what the old generation runs with, during a roll
@@ -227,6 +229,9 @@ class Supervisor:
                   child_pid=child.pid, exit_code=code, expected=expected)
         if expected:
             return
+        if child.kind == "control":
+            self._control_exited(child, code)
+            return
         self.last_failure_at = time.monotonic()
         if child.kind == "worker" and not served:
             self.boot_failures += 1
@@ -241,7 +246,16 @@ class Supervisor:
         reason = "stuck" if child.stuck else "killed" if code < 0 else "exited"
         self.metrics.WORKER_RESTARTS.labels(reason).inc()
         delay = min(BACKOFF_START * 2 ** self.boot_failures, BACKOFF_MAX)
-        self.backoff_until = self.last_failure_at + delay  # _maintain replaces the child (worker or control)
+        self.backoff_until = self.last_failure_at + delay  # _maintain replaces the worker
+
+    def _control_exited(self, child: Child, code: int) -> None:
+        """The calls do not depend on the control process, so it never stops the gateway; it is replaced with a
+        backoff of its own, which grows while replacements die young (one that cannot boot would otherwise be
+        forked four times a second)."""
+        now = time.monotonic()
+        self.control_failures = self.control_failures + 1 if now - child.started < STABLE_AFTER else 1
+        self.control_backoff_until = now + min(BACKOFF_START * 2 ** (self.control_failures - 1), BACKOFF_MAX)
+        self.metrics.WORKER_RESTARTS.labels("killed" if code < 0 else "exited").inc()
 
     def metrics_mark_dead(self, pid: int) -> None:
         from prometheus_client import multiprocess
@@ -281,9 +295,11 @@ class Supervisor:
             return
         workers = [c for c in self.children.values() if c.kind == "worker"]
         active = [c for c in workers if not c.retiring]
-        backed_off = time.monotonic() >= self.backoff_until
-        if backed_off and not any(c.kind == "control" and not c.retiring for c in self.children.values()):
+        now = time.monotonic()
+        control_due = now >= self.control_backoff_until
+        if control_due and not any(c.kind == "control" and not c.retiring for c in self.children.values()):
             self._spawn("control")
+        backed_off = now >= self.backoff_until
         if len(active) < self.target_workers and backed_off:
             self._spawn("worker")
         elif len(active) > self.target_workers:

@@ -103,3 +103,18 @@ def test_a_new_generation_that_cannot_boot_is_given_up_and_the_old_one_goes_on()
     assert not old.retiring and supervisor.rolling == []
     assert supervisor.config is before  # respawns use what the serving generation runs with
     assert supervisor.metrics.RELOADS.counts == {"failed": 1}
+
+
+def test_a_control_process_that_keeps_dying_backs_off_and_never_stops_the_gateway():
+    from gateway.supervisor import BACKOFF_MAX, BACKOFF_START, Child
+
+    supervisor = supervisor_with()
+    delays = []
+    for attempt in range(10):
+        control = Child(pid=5000 + attempt, kind="control")  # dies right after it started
+        supervisor._child_exited(control, 1)
+        delays.append(round(supervisor.control_backoff_until - control.started, 1))
+    assert delays[:4] == [BACKOFF_START, 2 * BACKOFF_START, 4 * BACKOFF_START, 8 * BACKOFF_START]
+    assert delays[-1] == BACKOFF_MAX
+    assert supervisor.exit_code == 0
+    assert supervisor.backoff_until == 0.0  # the workers' own replacement is not held back by it

@@ -379,3 +379,25 @@ def test_a_reload_whose_workers_cannot_boot_keeps_the_old_ones_serving(tmp_path)
         assert value(scrape(gateway), "gateway_reloads_total", result="applied") == 1
     finally:
         gateway.stop()
+
+
+def test_a_killed_control_process_is_replaced_and_calls_do_not_notice():
+    gateway = GatewayProcess(workers=1).start()
+
+    async def scenario() -> None:
+        (call, _), = await answered_calls(gateway, "control", 1)
+        pcm = sine(RATE, 2.0, freq=430)
+        flowing = asyncio.Event()
+        live = asyncio.ensure_future(stream(call, pcm, flowing))
+        await flowing.wait()
+        control = gateway.wait_for("control.listening")["pid"]
+        os.kill(control, signal.SIGKILL)
+        await asyncio.to_thread(gateway.wait_count, "control.listening", 2)  # its replacement serves
+        assert await live == pcm
+
+    try:
+        run(scenario())
+        assert value(scrape(gateway), "gateway_worker_restarts_total", reason="killed") == 1
+        assert http_status(gateway.metrics_url + "/readyz") == 200
+    finally:
+        gateway.stop()
