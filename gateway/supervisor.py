@@ -236,13 +236,17 @@ class Supervisor:
         if child.kind == "worker" and not served:
             self.boot_failures += 1
         if code == EXIT_BOOT_FAILURE or self.boot_failures >= MAX_BOOT_FAILURES:
-            if self.rolling and child.kind == "worker":
+            if self.rolling:
                 self._abandon_roll(code)  # the old generation still serves: give up the reload, not the calls
                 return
-            print(f"gateway: a {child.kind} could not boot (exit {code}); stopping, see the log above",
-                  file=sys.stderr)
-            self.exit_code = EXIT_BOOT_FAILURE
-            return
+            if not any(c.kind == "worker" and c.served and not c.retiring for c in self.children.values()):
+                print(f"gateway: a {child.kind} could not boot (exit {code}); stopping, see the log above",
+                      file=sys.stderr)
+                self.exit_code = EXIT_BOOT_FAILURE
+                return
+            # Other workers carry calls: halting would drop them. Keep trying, ever slower, and loudly.
+            log_event(log, logging.ERROR, "supervisor.replacement_failing", boot_failures=self.boot_failures,
+                      exit_code=code)
         reason = "stuck" if child.stuck else "killed" if code < 0 else "exited"
         self.metrics.WORKER_RESTARTS.labels(reason).inc()
         delay = min(BACKOFF_START * 2 ** self.boot_failures, BACKOFF_MAX)

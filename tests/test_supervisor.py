@@ -56,20 +56,31 @@ def supervisor_with(*children):
     return supervisor
 
 
-def test_replacements_that_die_booting_stop_the_supervisor_despite_a_long_lived_sibling():
+def test_workers_that_cannot_boot_stop_the_supervisor_when_no_worker_serves():
+    from gateway.supervisor import EXIT_BOOT_FAILURE, MAX_BOOT_FAILURES, Child
+
+    supervisor = supervisor_with()
+    for attempt in range(MAX_BOOT_FAILURES):
+        supervisor._child_exited(Child(pid=2000 + attempt, kind="worker", slot=0), 1)  # died before serving
+    assert supervisor.exit_code == EXIT_BOOT_FAILURE
+
+
+def test_replacements_that_cannot_boot_keep_being_tried_while_a_sibling_carries_calls():
     import time
 
-    from gateway.supervisor import EXIT_BOOT_FAILURE, MAX_BOOT_FAILURES, STABLE_AFTER, Child
+    from gateway.supervisor import BACKOFF_MAX, MAX_BOOT_FAILURES, STABLE_AFTER, Child
 
     veteran = Child(pid=1000, kind="worker", slot=0, started=time.monotonic() - 10 * STABLE_AFTER, served=True)
     supervisor = supervisor_with(veteran)
-    for attempt in range(MAX_BOOT_FAILURES):
+    for attempt in range(3 * MAX_BOOT_FAILURES):
         doomed = Child(pid=2000 + attempt, kind="worker", slot=1)
         supervisor.scoreboard.assign(1, doomed.pid)
         supervisor._child_exited(doomed, 1)  # died before serving
         supervisor._check_heartbeats()  # the veteran has served for long: that must not hide the loop
-    assert supervisor.exit_code == EXIT_BOOT_FAILURE
-    assert supervisor.boot_failures == MAX_BOOT_FAILURES
+    assert supervisor.exit_code == 0  # halting would drop the veteran's calls
+    assert supervisor.boot_failures == 3 * MAX_BOOT_FAILURES  # not reset: the backoff keeps growing
+    assert supervisor.backoff_until - supervisor.last_failure_at == BACKOFF_MAX
+    assert supervisor.metrics.WORKER_RESTARTS.counts == {"exited": 3 * MAX_BOOT_FAILURES}  # counted: alerts fire
 
 
 def test_backoff_grows_with_each_failure_and_a_stuck_worker_counts_once():

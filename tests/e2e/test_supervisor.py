@@ -340,12 +340,63 @@ def test_sighup_reloads_the_config_file_and_refuses_a_bad_one(tmp_path):
 
 
 
+def deployable_copy(directory: Path) -> Path:
+    """A copy of the gateway package that `python -m gateway` run in `directory` imports, so a test can break
+    its code on disk as a bad deploy would; the path of its worker entry module (imported after the fork)."""
+    shutil.copytree(Path(gateway_package.__file__).parent, directory / "gateway",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return directory / "gateway" / "server.py"
+
+
+def break_module(module: Path) -> None:
+    module.write_text(module.read_text() + "\nraise RuntimeError('bad deploy')\n")
+
+
+def test_workers_that_cannot_boot_stop_the_gateway_with_a_clear_message(tmp_path):
+    break_module(deployable_copy(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+         "--callback-listen", "127.0.0.1:0", "--workers", "2"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert result.returncode == 3
+    assert "a worker could not boot (exit 1); stopping, see the log above" in result.stderr
+    assert "bad deploy" in result.stderr  # the traceback that says why is in the log
+
+
+def test_a_replacement_that_cannot_boot_does_not_take_the_other_workers_calls_down(tmp_path):
+    server = deployable_copy(tmp_path)
+    good = server.read_text()
+    gateway = GatewayProcess(workers=2, cwd=str(tmp_path)).start()
+
+    async def scenario() -> None:
+        calls = await answered_calls(gateway, "sibling", 2)
+        workers = {e["pid"] for e in gateway.events if e.get("event") == "worker.listening"}
+        victim = next(pid for pid in workers if pid != calls[0][1])  # the first call's worker survives
+        survivors = [(call, pid) for call, pid in calls if pid != victim]
+        pcm = sine(RATE, 3.0, freq=540)
+        flowing = [asyncio.Event() for _ in survivors]
+        streams = [asyncio.ensure_future(stream(call, pcm, event))
+                   for (call, _), event in zip(survivors, flowing, strict=True)]
+        await asyncio.gather(*(event.wait() for event in flowing))
+        break_module(server)
+        os.kill(victim, signal.SIGKILL)
+        await asyncio.to_thread(gateway.wait_for, "supervisor.replacement_failing", 15)
+        assert gateway.proc.poll() is None
+        server.write_text(good)  # the fix is deployed: the next attempt boots
+        assert await asyncio.gather(*streams) == [pcm] * len(survivors)
+
+    try:
+        run(scenario())
+        gateway.wait_count("worker.listening", 3, timeout=30)
+    finally:
+        gateway.stop()
+
+
 def test_a_reload_whose_workers_cannot_boot_keeps_the_old_ones_serving(tmp_path):
     """A bad deploy: the code on disk is broken, then `systemctl reload`. The new workers import it after the
     fork and die; the old ones must go on serving (gunicorn would halt, dropping every call)."""
-    shutil.copytree(Path(gateway_package.__file__).parent, tmp_path / "gateway",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    server = tmp_path / "gateway" / "server.py"
+    server = deployable_copy(tmp_path)
     good = server.read_text()
     gateway = GatewayProcess(workers=1, cwd=str(tmp_path)).start()
     old = gateway.wait_for("worker.listening")["pid"]
@@ -357,7 +408,7 @@ def test_a_reload_whose_workers_cannot_boot_keeps_the_old_ones_serving(tmp_path)
         flowing = asyncio.Event()
         live = asyncio.ensure_future(stream(call, pcm, flowing))
         await flowing.wait()
-        server.write_text(good + "\nraise RuntimeError('bad deploy')\n")
+        break_module(server)
         gateway.proc.send_signal(signal.SIGHUP)
         failed = await asyncio.to_thread(gateway.wait_for, "supervisor.reload_failed")
         assert failed["workers_kept"] == 1
