@@ -409,9 +409,12 @@ class Supervisor:
                 else:
                     child.retiring = True
                     _signal(child.pid, signal.SIGKILL)
-        kept = [child for child in self.rolling if child.pid in self.children]
-        for child in kept:
-            child.retiring = False
+        kept = [child for child in self.rolling if child.pid in self.children and child.served]
+        for child in self.rolling:
+            if child in kept:
+                child.retiring = False
+            elif child.pid in self.children:
+                _signal(child.pid, signal.SIGKILL)  # a middle generation (two quick SIGHUPs) that never served
         self.rolling = []
         if self.before_roll is not None:
             self.config, self.target_workers = self.before_roll
