@@ -14,22 +14,30 @@ from gateway.config import Config, ConfigError, config_keys, load_config
 from gateway.supervisor import Supervisor
 
 EXIT_CONFIG_ERROR = 2
+SECRET_KEYS = ("sinch_application_secret", "token_key")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="Sinch connectStream <-> RTP stream gateway")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", metavar="FILE", help="TOML file; GATEWAY_<KEY> env vars and flags override it")
-    serve.add_argument("--route", dest="routes", action="append", metavar="NAME=rtp://HOST:PORT?codec=&rate=&ptime=",
-                       help="a downstream media service (repeatable); none = the embedded echo route")
+    _add_config_options(commands.add_parser("serve", help="run the gateway"))
+    _add_config_options(commands.add_parser(
+        "check", help="validate the configuration (as serve would load it, TLS files included) and print it with "
+                      "secrets masked; exit 0, or 2 naming the key: for deploy pipelines, before a SIGHUP"))
+    _add_callout_parser(commands)
+    return parser
+
+
+def _add_config_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--config", metavar="FILE", help="TOML file; GATEWAY_<KEY> env vars and flags override it")
+    command.add_argument("--route", dest="routes", action="append",
+                         metavar="NAME=rtp://HOST:PORT?codec=&rate=&ptime=",
+                         help="a downstream media service (repeatable); none = the embedded echo route")
     defaults = {field.name: field.default for field in msgspec.structs.fields(Config)}
     for key in config_keys():
         if key not in ("routes", "ice_rules"):  # tables: config file (routes also --route)
-            serve.add_argument("--" + key.replace("_", "-"), dest=key, metavar="VALUE",
-                               help=f"default: {defaults[key]}")
-    _add_callout_parser(commands)
-    return parser
+            command.add_argument("--" + key.replace("_", "-"), dest=key, metavar="VALUE",
+                                 help=f"default: {defaults[key]}")
 
 
 def _add_callout_parser(commands: argparse._SubParsersAction) -> None:
@@ -53,7 +61,7 @@ def _add_callout_parser(commands: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = {key: getattr(args, key, None) for key in config_keys()} if args.command == "serve" else {}
+    overrides = {key: getattr(args, key, None) for key in config_keys()} if args.command != "callout" else {}
     try:
         config = load_config(args.config, overrides=overrides)
     except ConfigError as exc:
@@ -61,8 +69,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG_ERROR
     if args.command == "callout":
         return _callout(config, args)
+    if args.command == "check":
+        print(json.dumps(masked(config), indent=1))
+        return 0
     logs.setup(config.log_level)
     return Supervisor(config, reload=lambda: load_config(args.config, overrides=overrides)).run()
+
+
+def masked(config: Config) -> dict[str, object]:
+    """The configuration as a dict, every secret (and each route's static token) replaced by `***`."""
+    data = msgspec.to_builtins(config)
+    for key in SECRET_KEYS:
+        if data[key]:
+            data[key] = "***"
+    for route in data["routes"].values():
+        if route["token"]:
+            route["token"] = "***"
+    return data
 
 
 def _callout(config: Config, args: argparse.Namespace) -> int:
