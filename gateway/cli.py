@@ -14,7 +14,7 @@ from gateway.config import Config, ConfigError, config_keys, load_config
 from gateway.supervisor import Supervisor
 
 EXIT_CONFIG_ERROR = 2
-SECRET_KEYS = ("sinch_application_secret", "token_key")
+SECRET_KEYS = ("sinch_application_secret", "token_key", "token_key_previous")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -154,6 +154,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     verify_callbacks: bool = True  # when an application secret is configured
     callback_max_skew: PositiveSeconds = 300.0  # x-timestamp tolerance
     token_key: str = ""  # env GATEWAY_TOKEN_KEY: signs stream URLs; when set, every stream needs a token
+    token_key_previous: str = ""  # still accepted (never used to sign) while a token_key rotation settles
     token_ttl: PositiveSeconds = 60.0  # from the ICE answer to Sinch's websocket
     ice_rules: list[IceRule] = []
     ice_no_match: Literal["hangup", "connect"] = "hangup"  # with rules and none matching
@@ -185,6 +186,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("public_url: expected ws://HOST[:PORT] or wss://HOST[:PORT]")
         if self.token_key and len(self.token_key) < 16:
             raise ValueError("token_key: at least 16 characters")
+        if self.token_key_previous and not self.token_key:
+            raise ValueError("token_key_previous: only with a token_key (the key it was rotated to)")
         if self.token_key and self.verify_callbacks and not self.sinch_application_secret:
             raise ValueError("token_key: needs sinch_application_secret, or anyone who reaches callback_listen gets "
                              "stream tokens from an unsigned ICE (set verify_callbacks = false to accept that)")

@@ -54,7 +54,9 @@ def issue(key: str, call_id: str, route: str, rate: int, expires: int) -> str:
     return f"{_b64(payload)}.{_b64(_mac(key, payload))}"
 
 
-def verify(key: str, token: str | None, route: str, now: float) -> Claims:
+def verify(key: str, token: str | None, route: str, now: float, previous_key: str = "") -> Claims:
+    """The token's claims if it is well-formed, signed with `key` (or, while a key rotation settles, with
+    `previous_key`), unexpired and for this route; else TokenError with the status and reason."""
     if not token:
         raise TokenError(401, "missing_token")
     if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
@@ -68,7 +70,8 @@ def verify(key: str, token: str | None, route: str, now: float) -> Claims:
         # One spelling per token: base64 tolerates padding and unused low bits, and a second spelling of a used
         # token would otherwise pass the replay guard as a new one.
         raise TokenError(401, "malformed_token")
-    if not hmac.compare_digest(mac, _mac(key, payload)):
+    if not hmac.compare_digest(mac, _mac(key, payload)) and not (
+            previous_key and hmac.compare_digest(mac, _mac(previous_key, payload))):
         raise TokenError(403, "forged_token")
     try:
         claims = _decode_claims(payload)

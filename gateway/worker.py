@@ -156,7 +156,7 @@ class Worker:
                 raise TokenError(401 if not token else 403, "missing_token" if not token else "forged_token")
             return None
         now = time.time()
-        claims = tokens.verify(key, token, route.name, now)
+        claims = tokens.verify(key, token, route.name, now, self.config.token_key_previous)
         if not self.replay_guard.claim(tokens.digest(token), claims.x, now):
             raise TokenError(403, "replayed_token")
         return claims

@@ -133,3 +133,8 @@ def test_secrets_can_come_from_files(tmp_path):
 def test_secret_file_errors_name_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
         load_config(env=env)
+
+
+def test_a_previous_token_key_needs_a_current_one():
+    with pytest.raises(ConfigError, match="token_key_previous: only with a token_key"):
+        load_config(env={"GATEWAY_TOKEN_KEY_PREVIOUS": "k" * 20})

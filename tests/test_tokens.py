@@ -51,3 +51,13 @@ def test_replay_guard_fails_closed_when_full():
         assert guard.claim(tokens.digest(str(index)), expires=100, now=0)
     assert not guard.claim(tokens.digest("fifth"), expires=100, now=0)
     assert guard.claim(tokens.digest("fifth"), expires=300, now=200)
+
+
+def test_a_token_signed_with_the_previous_key_passes_while_a_rotation_settles():
+    old, new = "the-old-key-of-16+", "the-new-key-of-16+"
+    token = tokens.issue(old, "c", "asr", 8000, 100)
+    assert tokens.verify(new, token, "asr", 0, previous_key=old).c == "c"
+    with pytest.raises(tokens.TokenError, match="forged_token"):
+        tokens.verify(new, token, "asr", 0)  # once the previous key is dropped
+    with pytest.raises(tokens.TokenError, match="forged_token"):
+        tokens.verify(new, tokens.issue("a third key of 16+", "c", "asr", 8000, 100), "asr", 0, previous_key=old)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -160,3 +161,40 @@ def test_static_route_token_for_a_hand_written_ice_handler():
         asyncio.run(scenario())
     finally:
         process.stop()
+
+
+def test_token_key_rotation_keeps_urls_already_handed_out_working(tmp_path):
+    """Rotate token_key with a SIGHUP: a stream URL signed just before the reload still connects while
+    token_key_previous holds the old key; new URLs are signed with the new one."""
+    new_key = "the-next-stream-token-key-32-ch!"
+    key_file = tmp_path / "token_key"
+    key_file.write_text(TOKEN_KEY + "\n")
+    config = tmp_path / "gateway.toml"
+    config.write_text("")
+    gateway = GatewayProcess("--config", str(config), env={
+        "SINCH_APPLICATION_KEY": KEY, "SINCH_APPLICATION_SECRET": SECRET, "GATEWAY_TOKEN_KEY_FILE": str(key_file),
+    }).start()
+
+    async def answered(url: str, call_id: str) -> bool:
+        call = await SinchCall.open(url)
+        reply = await call.connect(call_id, rate=None)
+        await call.ws.close()
+        return reply == {"command": "answer"}
+
+    try:
+        handed_out = stream_url(gateway, "rotate-1")  # Sinch has it, but connects only after the reload
+        key_file.write_text(new_key + "\n")
+        config.write_text(f'token_key_previous = "{TOKEN_KEY}"\n')
+        gateway.proc.send_signal(signal.SIGHUP)
+        retired = gateway.wait_for("supervisor.retiring")["child_pid"]
+        gateway.wait_for("worker.draining", pid=retired, mode="retire")  # only the new worker accepts now
+        gateway.wait_count("control.listening", 2)  # and the new control process signs with the new key
+        fresh = stream_url(gateway, "rotate-2")
+        fresh_token = parse_qs(urlsplit(fresh).query)["token"][0]
+        assert tokens.verify(new_key, fresh_token, "echo", time.time())
+        assert asyncio.run(answered(handed_out, "rotate-1"))
+        assert asyncio.run(answered(fresh, "rotate-2"))
+        forged = tokens.issue("yet-another-key-nobody-has!", "rotate-3", "echo", 8000, int(time.time()) + 60)
+        assert asyncio.run(declined_status(fresh.split("?")[0] + "?" + urlencode({"token": forged}))) == 403
+    finally:
+        gateway.stop()
