@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
 from gateway import logs
 from gateway.callouts import CalloutClient, CalloutError
-from gateway.config import Config, ConfigError, config_keys, load_config
+from gateway.config import SECRET_KEYS, Config, ConfigError, config_keys, load_config
 from gateway.supervisor import Supervisor
 
 EXIT_CONFIG_ERROR = 2
-SECRET_KEYS = ("sinch_application_secret", "token_key", "token_key_previous")
+MASK = "***"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,14 +78,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def masked(config: Config) -> dict[str, object]:
-    """The configuration as a dict, every secret (and each route's static token) replaced by `***`."""
+    """The configuration as a dict with what may hold a credential masked: the secrets, each route's static
+    token, the password and query of call_events_url, and the values of the headers ICE rules pass on."""
     data = msgspec.to_builtins(config)
     for key in SECRET_KEYS:
         if data[key]:
-            data[key] = "***"
+            data[key] = MASK
     for route in data["routes"].values():
         if route["token"]:
-            route["token"] = "***"
+            route["token"] = MASK
+    if data["call_events_url"]:
+        url = urlsplit(data["call_events_url"])
+        netloc = f"{url.username}:{MASK}@{url.hostname}" if url.password else url.hostname or ""
+        netloc += f":{url.port}" if url.port else ""
+        data["call_events_url"] = urlunsplit((url.scheme, netloc, url.path, MASK if url.query else "", ""))
+    for rule in data["ice_rules"]:
+        rule["call_headers"] = dict.fromkeys(rule["call_headers"], MASK)
     return data
 
 

@@ -25,6 +25,9 @@ CODECS = ("L16", "PCMU", "PCMA")
 G711_RATE = 8000  # RFC 3551 §4.5.14: PCMU/PCMA are 8 kHz only
 ENV_PREFIX = "GATEWAY_"
 FILE_SUFFIX = "_FILE"  # GATEWAY_TOKEN_KEY_FILE=/run/secrets/token_key reads the value from that file
+# Credentials may come from files (NAME_FILE); never printed (`gateway check`) or logged but the application key.
+CREDENTIAL_KEYS = ("sinch_application_key", "sinch_application_secret", "token_key", "token_key_previous")
+SECRET_KEYS = CREDENTIAL_KEYS[1:]
 # Credentials keep the names Sinch's own tools use.
 ENV_ALIASES = {"SINCH_APPLICATION_KEY": "sinch_application_key", "SINCH_APPLICATION_SECRET": "sinch_application_secret"}
 EMBEDDED_ECHO_ROUTE = "echo"
@@ -188,6 +191,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("token_key: at least 16 characters")
         if self.token_key_previous and not self.token_key:
             raise ValueError("token_key_previous: only with a token_key (the key it was rotated to)")
+        if self.token_key_previous and len(self.token_key_previous) < 16:
+            raise ValueError("token_key_previous: at least 16 characters")
         if self.token_key and self.verify_callbacks and not self.sinch_application_secret:
             raise ValueError("token_key: needs sinch_application_secret, or anyone who reaches callback_listen gets "
                              "stream tokens from an unsigned ICE (set verify_callbacks = false to accept that)")
@@ -299,6 +304,10 @@ def load_config(
     environ = os.environ if env is None else env
     names = {ENV_PREFIX + key.upper(): key for key in config_keys()} | ENV_ALIASES
     for name, key in names.items():
+        if key not in CREDENTIAL_KEYS and name + FILE_SUFFIX in environ:
+            # e.g. GATEWAY_TLS_KEY_FILE: reading a key file's contents in as a path would also print them
+            raise ConfigError(f"{name}{FILE_SUFFIX}: only credentials are read from files "
+                              f"({', '.join(CREDENTIAL_KEYS)}); set {name} itself")
         if (value := env_value(environ, name)) is not None:
             merged[key] = value
     merged.update({key: value for key, value in (overrides or {}).items() if value is not None})

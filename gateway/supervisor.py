@@ -78,6 +78,7 @@ class Supervisor:
         self.last_failure_at = 0.0
         self.backoff_until = 0.0
         self.control_failures = 0  # consecutive control processes that died young
+        self.control_proven = False  # a control process has run for STABLE_AFTER: later failures only back off
         self.control_backoff_until = 0.0
         self.exit_code = 0
         self.rolling: list[Child] = []
@@ -253,11 +254,18 @@ class Supervisor:
         self.backoff_until = self.last_failure_at + delay  # _maintain replaces the worker
 
     def _control_exited(self, child: Child, code: int) -> None:
-        """The calls do not depend on the control process, so it never stops the gateway; it is replaced with a
-        backoff of its own, which grows while replacements die young (one that cannot boot would otherwise be
-        forked four times a second)."""
+        """A control process that cannot boot at start stops the gateway, as a worker would. Once one has run,
+        calls in progress do not depend on it, so it never stops the gateway again: it is replaced with a
+        backoff of its own, which grows while replacements die young."""
         now = time.monotonic()
-        self.control_failures = self.control_failures + 1 if now - child.started < STABLE_AFTER else 1
+        young = now - child.started < STABLE_AFTER
+        self.control_proven = self.control_proven or not young
+        self.control_failures = self.control_failures + 1 if young else 1
+        if not self.control_proven and self.control_failures >= MAX_BOOT_FAILURES:
+            print(f"gateway: the control process could not boot (exit {code}); stopping, see the log above",
+                  file=sys.stderr)
+            self.exit_code = EXIT_BOOT_FAILURE
+            return
         self.control_backoff_until = now + min(BACKOFF_START * 2 ** (self.control_failures - 1), BACKOFF_MAX)
         self.metrics.WORKER_RESTARTS.labels("killed" if code < 0 else "exited").inc()
 
@@ -314,8 +322,18 @@ class Supervisor:
                 self._retire(child)
             self.rolling = []
             self.before_roll = None
+            self._replace_control()
             self.metrics.RELOADS.labels("applied").inc()
             log_event(log, logging.INFO, "supervisor.reload_applied", workers=len(active))
+        if not self.control_proven and any(c.kind == "control" and now - c.started >= STABLE_AFTER
+                                           for c in self.children.values()):
+            self.control_proven = True
+
+    def _replace_control(self) -> None:
+        for child in [c for c in self.children.values() if c.kind == "control" and not c.retiring]:
+            self._spawn("control")
+            child.retiring = True
+            _signal(child.pid, signal.SIGTERM)
 
     def _retire(self, child: Child) -> None:
         child.retiring = True
@@ -371,7 +389,8 @@ class Supervisor:
 
     def _roll(self) -> None:
         """SIGHUP: read the configuration again and start a new generation of workers with it; the old one
-        retires (stops accepting, drains) once the new one serves. The control process is replaced at once.
+        retires (stops accepting, drains) once the new one serves, and the control process (which signs stream
+        tokens and answers ICE with routes) is replaced then, so it never runs ahead of the workers.
         An invalid configuration is refused with a log line, and nothing changes."""
         if self.reload is not None:
             try:
@@ -382,16 +401,17 @@ class Supervisor:
                 return
             if not self.rolling:
                 self.before_roll = (self.config, self.target_workers)
+                self.boot_failures = 0  # failures of the code being replaced must not count against the new one
+                self.backoff_until = 0.0
             fixed = [key for key in BOUND_AT_START if getattr(config, key) != getattr(self.config, key)]
+            if config.workers != self.config.workers:
+                if self.config.accept == "reuseport":
+                    fixed.append("workers")  # one SO_REUSEPORT socket per seat, bound at start (see SIGTTOU)
+                else:
+                    self.target_workers = config.worker_count
             if fixed:
                 log_event(log, logging.WARNING, "supervisor.reload_needs_restart", keys=fixed)
-            if config.workers != self.config.workers:
-                self.target_workers = config.worker_count
             self.config = config
-        for child in [c for c in self.children.values() if c.kind == "control" and not c.retiring]:
-            self._spawn("control")
-            child.retiring = True
-            _signal(child.pid, signal.SIGTERM)
         replaced = [c for c in self.children.values() if c.kind == "worker" and not c.retiring]
         for child in replaced:
             child.retiring = True  # no longer counted as active; told to retire once the new ones serve
@@ -404,7 +424,7 @@ class Supervisor:
         tries again. (gunicorn halts the whole arbiter here, taking every call down with it.)"""
         for child in self.children.values():
             if child.kind == "worker" and not child.retiring and child not in self.rolling:
-                if child.served:
+                if child.served or self._has_served(child):
                     self._retire(child)  # a new worker that did boot leaves gracefully with its calls
                 else:
                     child.retiring = True
@@ -417,7 +437,10 @@ class Supervisor:
                 _signal(child.pid, signal.SIGKILL)  # a middle generation (two quick SIGHUPs) that never served
         self.rolling = []
         if self.before_roll is not None:
-            self.config, self.target_workers = self.before_roll
+            config, target = self.before_roll
+            if config.workers != self.config.workers:
+                self.target_workers = target  # else keep what SIGTTIN/SIGTTOU set during the roll
+            self.config = config
             self.before_roll = None
         self.boot_failures = 0
         self.backoff_until = 0.0

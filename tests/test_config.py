@@ -138,3 +138,17 @@ def test_secret_file_errors_name_the_variable(env, message):
 def test_a_previous_token_key_needs_a_current_one():
     with pytest.raises(ConfigError, match="token_key_previous: only with a token_key"):
         load_config(env={"GATEWAY_TOKEN_KEY_PREVIOUS": "k" * 20})
+
+
+def test_only_credentials_come_from_files(tmp_path):
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nsecret material\n")
+    with pytest.raises(ConfigError, match=r"^GATEWAY_TLS_KEY_FILE: only credentials are read from files") as info:
+        load_config(env={"GATEWAY_TLS_KEY_FILE": str(key)})
+    assert "secret material" not in str(info.value)  # a key file read in as a path would be echoed
+
+
+def test_a_previous_token_key_is_as_strong_as_a_current_one():
+    with pytest.raises(ConfigError, match="token_key_previous: at least 16 characters"):
+        load_config(env={"GATEWAY_TOKEN_KEY": "k" * 20, "GATEWAY_TOKEN_KEY_PREVIOUS": "short",
+                         "GATEWAY_VERIFY_CALLBACKS": "false"})

@@ -52,7 +52,9 @@ def supervisor_with(*children):
     supervisor.metrics_mark_dead = lambda pid: None
     for child in children:
         supervisor.children[child.pid] = child
-        supervisor.scoreboard.beat(child.slot, child.pid, WorkerState.SERVING if child.served else WorkerState.BOOTING)
+        if child.kind == "worker":
+            supervisor.scoreboard.beat(child.slot, child.pid,
+                                       WorkerState.SERVING if child.served else WorkerState.BOOTING)
     return supervisor
 
 
@@ -98,28 +100,74 @@ def test_backoff_grows_with_each_failure_and_a_stuck_worker_counts_once():
     assert supervisor.metrics.WORKER_RESTARTS.counts == {"exited": 2, "stuck": 1}
 
 
-def test_a_new_generation_that_cannot_boot_is_given_up_and_the_old_one_goes_on():
+@pytest.fixture
+def signals(monkeypatch):
+    """Signals the supervisor sends, recorded instead of sent: the pids in these tests are made up."""
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr("gateway.supervisor._signal", lambda pid, signum: sent.append((pid, signum)))
+    return sent
+
+
+def fake_spawn(supervisor):
+    """_spawn without fork: the child is recorded as started (pids from 7000)."""
+    from gateway.supervisor import Child
+
+    def spawn(kind, seat=None):
+        pid = 7000 + len(supervisor.children)
+        supervisor.children[pid] = Child(pid=pid, kind=kind, seat=seat if seat is not None else -1,
+                                         slot=supervisor.scoreboard.free_slot() if kind == "worker" else -1)
+
+    supervisor._spawn = spawn
+
+
+def test_a_new_generation_that_cannot_boot_is_given_up_and_the_old_one_goes_on(signals):
+    import signal
+
     from gateway.config import Config
     from gateway.supervisor import MAX_BOOT_FAILURES, Child
 
-    old = Child(pid=1000, kind="worker", slot=0, served=True, retiring=True)  # told to retire once the new serve
-    supervisor = supervisor_with(old)
-    supervisor.rolling = [old]
     before = Config(connect_timeout=3.0)
-    supervisor.before_roll = (before, 1)
-    supervisor.config = Config(connect_timeout=4.0)  # what the SIGHUP read
-    for attempt in range(MAX_BOOT_FAILURES):
-        supervisor._child_exited(Child(pid=2000 + attempt, kind="worker", slot=1), 1)  # died before serving
+    old = Child(pid=1000, kind="worker", slot=0, seat=0, served=True)
+    control = Child(pid=1001, kind="control")
+    supervisor = supervisor_with(old, control)
+    supervisor.config = before
+    supervisor.boot_failures = MAX_BOOT_FAILURES  # a replacement was failing before the fix was deployed
+    supervisor.reload = lambda: Config(connect_timeout=4.0)
+    fake_spawn(supervisor)
+    supervisor._roll()
+    assert supervisor.boot_failures == 0  # the old code's failures do not count against the new one
+    assert old.retiring and supervisor.rolling == [old]
+    assert control.pid in supervisor.children and not control.retiring  # replaced only once the roll applies
+    booting = next(c for c in supervisor.children.values() if c.kind == "worker" and not c.retiring)
+    del supervisor.children[booting.pid]
+    supervisor._child_exited(booting, 1)  # the new generation dies before serving...
+    for attempt in range(MAX_BOOT_FAILURES - 2):
+        supervisor._child_exited(Child(pid=2000 + attempt, kind="worker", slot=1), 1)  # ...and its replacements
+    late = Child(pid=3000, kind="worker", slot=2)  # still booting when the reload is given up
+    supervisor.children[late.pid] = late
+    supervisor._child_exited(Child(pid=2999, kind="worker", slot=1), 1)
     assert supervisor.exit_code == 0  # the gateway goes on
     assert not old.retiring and supervisor.rolling == []
     assert supervisor.config is before  # respawns use what the serving generation runs with
+    assert (late.pid, signal.SIGKILL) in signals and late.retiring
+    assert not any(pid in (old.pid, control.pid) for pid, _ in signals)
     assert supervisor.metrics.RELOADS.counts == {"failed": 1}
 
 
-def test_a_control_process_that_keeps_dying_backs_off_and_never_stops_the_gateway():
+def test_a_control_process_that_cannot_boot_at_start_stops_the_gateway():
+    from gateway.supervisor import EXIT_BOOT_FAILURE, MAX_BOOT_FAILURES, Child
+
+    supervisor = supervisor_with()
+    for attempt in range(MAX_BOOT_FAILURES):
+        supervisor._child_exited(Child(pid=5000 + attempt, kind="control"), 1)
+    assert supervisor.exit_code == EXIT_BOOT_FAILURE
+
+
+def test_a_control_process_that_keeps_dying_later_backs_off_and_never_stops_the_gateway():
     from gateway.supervisor import BACKOFF_MAX, BACKOFF_START, Child
 
     supervisor = supervisor_with()
+    supervisor.control_proven = True  # one ran for long: the calls in progress no longer depend on it
     delays = []
     for attempt in range(10):
         control = Child(pid=5000 + attempt, kind="control")  # dies right after it started
