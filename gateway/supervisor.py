@@ -392,6 +392,7 @@ class Supervisor:
         retires (stops accepting, drains) once the new one serves, and the control process (which signs stream
         tokens and answers ICE with routes) is replaced then, so it never runs ahead of the workers.
         An invalid configuration is refused with a log line, and nothing changes."""
+        config = self.config
         if self.reload is not None:
             try:
                 config = self.reload()
@@ -399,19 +400,19 @@ class Supervisor:
                 self.metrics.RELOADS.labels("refused").inc()
                 log_event(log, logging.ERROR, "supervisor.reload_refused", error=str(exc))
                 return
-            if not self.rolling:
-                self.before_roll = (self.config, self.target_workers)
-                self.boot_failures = 0  # failures of the code being replaced must not count against the new one
-                self.backoff_until = 0.0
-            fixed = [key for key in BOUND_AT_START if getattr(config, key) != getattr(self.config, key)]
-            if config.workers != self.config.workers:
-                if self.config.accept == "reuseport":
-                    fixed.append("workers")  # one SO_REUSEPORT socket per seat, bound at start (see SIGTTOU)
-                else:
-                    self.target_workers = config.worker_count
-            if fixed:
-                log_event(log, logging.WARNING, "supervisor.reload_needs_restart", keys=fixed)
-            self.config = config
+        if not self.rolling:
+            self.before_roll = (self.config, self.target_workers)
+            self.boot_failures = 0  # failures of the code being replaced must not count against the new one
+            self.backoff_until = 0.0
+        fixed = [key for key in BOUND_AT_START if getattr(config, key) != getattr(self.config, key)]
+        if config.workers != self.config.workers:
+            if self.config.accept == "reuseport":
+                fixed.append("workers")  # one SO_REUSEPORT socket per seat, bound at start (see SIGTTOU)
+            else:
+                self.target_workers = config.worker_count
+        if fixed:
+            log_event(log, logging.WARNING, "supervisor.reload_needs_restart", keys=fixed)
+        self.config = config
         replaced = [c for c in self.children.values() if c.kind == "worker" and not c.retiring]
         for child in replaced:
             child.retiring = True  # no longer counted as active; told to retire once the new ones serve
