@@ -72,8 +72,9 @@ WORKER_LOOP_LAG = Gauge("gateway_worker_event_loop_lag_seconds", "Largest tick l
                         ["slot"], multiprocess_mode="liveall")
 WORKER_CPU = Gauge("gateway_worker_cpu_seconds", "CPU time used by each worker process", ["slot"],
                    multiprocess_mode="liveall")
-WORKER_RESTARTS = Counter("gateway_worker_restarts_total", "Child processes (workers, the control process) replaced "
-                          "by the supervisor", ["reason"])
+WORKER_RESTARTS = Counter("gateway_worker_restarts_total", "Workers replaced by the supervisor", ["reason"])
+CONTROL_RESTARTS = Counter("gateway_control_restarts_total",
+                           "Control processes (metrics, health, Sinch callbacks) replaced by the supervisor")
 RELOADS = Counter("gateway_reloads_total", "SIGHUP reloads: applied (the new workers serve), refused (invalid "
                   "configuration), failed (the new workers could not boot; the old ones go on)", ["result"])
 WORKERS = Gauge("gateway_workers", "Worker processes alive", multiprocess_mode="livemostrecent")

@@ -267,7 +267,7 @@ class Supervisor:
             self.exit_code = EXIT_BOOT_FAILURE
             return
         self.control_backoff_until = now + min(BACKOFF_START * 2 ** (self.control_failures - 1), BACKOFF_MAX)
-        self.metrics.WORKER_RESTARTS.labels("killed" if code < 0 else "exited").inc()
+        self.metrics.CONTROL_RESTARTS.inc()
 
     def metrics_mark_dead(self, pid: int) -> None:
         from prometheus_client import multiprocess

@@ -37,6 +37,7 @@ class _Metrics:
 
     def __init__(self) -> None:
         self.WORKER_RESTARTS = _Counter()
+        self.CONTROL_RESTARTS = _Counter().labels("")
         self.RELOADS = _Counter()
         self.WORKERS = _Gauge()
         self.DRAINING = _Gauge()
@@ -177,3 +178,5 @@ def test_a_control_process_that_keeps_dying_later_backs_off_and_never_stops_the_
     assert delays[-1] == BACKOFF_MAX
     assert supervisor.exit_code == 0
     assert supervisor.backoff_until == 0.0  # the workers' own replacement is not held back by it
+    assert supervisor.metrics.CONTROL_RESTARTS.counts == {"": 10}
+    assert supervisor.metrics.WORKER_RESTARTS.counts == {}
