@@ -89,8 +89,8 @@ def masked(config: Config) -> dict[str, object]:
             route["token"] = MASK
     if data["call_events_url"]:
         url = urlsplit(data["call_events_url"])
-        netloc = f"{url.username}:{MASK}@{url.hostname}" if url.password else url.hostname or ""
-        netloc += f":{url.port}" if url.port else ""
+        host_port = url.netloc.rpartition("@")[2]  # as written: IPv6 brackets and the port kept
+        netloc = f"{url.username}:{MASK}@{host_port}" if url.password is not None else url.netloc
         data["call_events_url"] = urlunsplit((url.scheme, netloc, url.path, MASK if url.query else "", ""))
     for rule in data["ice_rules"]:
         rule["call_headers"] = dict.fromkeys(rule["call_headers"], MASK)

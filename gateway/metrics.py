@@ -90,7 +90,7 @@ DECLINE_REASONS = ("not_found", "unknown_route", "draining", "bad_query", "no_rt
 DROP_REASONS = ("late", "duplicate", "unexpected_source", "unexpected_payload_type", "too_short", "after_hangup")
 AUTH_FAILURES = ("missing_token", "malformed_token", "forged_token", "expired_token", "token_for_another_route",
                  "replayed_token")
-RESTART_REASONS = ("killed", "exited", "stuck")
+RESTART_REASONS = ("killed", "exited", "stuck", "boot_failed")
 RELOAD_RESULTS = ("applied", "refused", "failed")
 CALLBACK_EVENTS = ("ice", "ace", "dice", "pie", "notify")
 CALLBACK_REJECTIONS = ("unsigned", "forged", "stale", "wrong_key", "malformed", "malformed_json", "missing_event",

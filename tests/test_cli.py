@@ -28,6 +28,12 @@ def test_check_prints_the_effective_configuration_with_secrets_masked(monkeypatc
         assert secret not in out
 
 
+def test_check_masks_the_password_of_an_ipv6_events_url(monkeypatch, capsys):
+    monkeypatch.setenv("GATEWAY_CALL_EVENTS_URL", "http://ops:hunter2@[::1]:8443/hook")
+    assert main(["check"]) == 0
+    assert json.loads(capsys.readouterr().out)["call_events_url"] == "http://ops:***@[::1]:8443/hook"
+
+
 def test_check_exits_2_naming_the_key(capsys):
     assert main(["check", "--rtp-ports", "9-5"]) == 2
     assert "config error: rtp_ports" in capsys.readouterr().err

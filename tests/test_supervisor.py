@@ -83,7 +83,7 @@ def test_replacements_that_cannot_boot_keep_being_tried_while_a_sibling_carries_
     assert supervisor.exit_code == 0  # halting would drop the veteran's calls
     assert supervisor.boot_failures == 3 * MAX_BOOT_FAILURES  # not reset: the backoff keeps growing
     assert supervisor.backoff_until - supervisor.last_failure_at == BACKOFF_MAX
-    assert supervisor.metrics.WORKER_RESTARTS.counts == {"exited": 3 * MAX_BOOT_FAILURES}  # counted: alerts fire
+    assert supervisor.metrics.WORKER_RESTARTS.counts == {"boot_failed": 3 * MAX_BOOT_FAILURES}  # the crash-loop alert
 
 
 def test_backoff_grows_with_each_failure_and_a_stuck_worker_counts_once():
@@ -98,7 +98,7 @@ def test_backoff_grows_with_each_failure_and_a_stuck_worker_counts_once():
     assert delays[1] == pytest.approx(2 * delays[0])  # differences of monotonic times: float rounding
     stuck = Child(pid=4000, kind="worker", slot=5, served=True, stuck=True)
     supervisor._child_exited(stuck, -9)
-    assert supervisor.metrics.WORKER_RESTARTS.counts == {"exited": 2, "stuck": 1}
+    assert supervisor.metrics.WORKER_RESTARTS.counts == {"boot_failed": 2, "stuck": 1}
 
 
 @pytest.fixture
