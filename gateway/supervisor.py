@@ -249,7 +249,7 @@ class Supervisor:
             log_event(log, logging.ERROR, "supervisor.replacement_failing", boot_failures=self.boot_failures,
                       exit_code=code)
         # A worker that never served carried no call: counted apart, so a restart alert means lost calls.
-        reason = "boot_failed" if not served else "stuck" if child.stuck else "killed" if code < 0 else "exited"
+        reason = "stuck" if child.stuck else "boot_failed" if not served else "killed" if code < 0 else "exited"
         self.metrics.WORKER_RESTARTS.labels(reason).inc()
         delay = min(BACKOFF_START * 2 ** self.boot_failures, BACKOFF_MAX)
         self.backoff_until = self.last_failure_at + delay  # _maintain replaces the worker

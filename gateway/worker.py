@@ -100,6 +100,7 @@ class Worker:
         )
         bound = self._server.sockets[0].getsockname()
         self.state = WorkerState.SERVING
+        self._beat()  # the supervisor sees it serving before anyone reads the log line below
         log_event(log, logging.INFO, "worker.listening", address=f"{bound[0]}:{bound[1]}", slot=self.slot,
                   routes={name: route.url() for name, route in self.routes.items()})
         self._tick(loop.time())
