@@ -251,8 +251,7 @@ class Supervisor:
         # A worker that never served carried no call: counted apart, so a restart alert means lost calls.
         reason = "stuck" if child.stuck else "boot_failed" if not served else "killed" if code < 0 else "exited"
         self.metrics.WORKER_RESTARTS.labels(reason).inc()
-        delay = min(BACKOFF_START * 2 ** self.boot_failures, BACKOFF_MAX)
-        self.backoff_until = self.last_failure_at + delay  # _maintain replaces the worker
+        self.backoff_until = self.last_failure_at + _backoff(self.boot_failures)  # _maintain replaces the worker
 
     def _control_exited(self, child: Child, code: int) -> None:
         """A control process that cannot boot at start stops the gateway, as a worker would. Once one has run,
@@ -267,7 +266,7 @@ class Supervisor:
                   file=sys.stderr)
             self.exit_code = EXIT_BOOT_FAILURE
             return
-        self.control_backoff_until = now + min(BACKOFF_START * 2 ** (self.control_failures - 1), BACKOFF_MAX)
+        self.control_backoff_until = now + _backoff(self.control_failures - 1)
         self.metrics.CONTROL_RESTARTS.inc()
 
     def metrics_mark_dead(self, pid: int) -> None:
@@ -431,11 +430,12 @@ class Supervisor:
                 else:
                     child.retiring = True
                     _signal(child.pid, signal.SIGKILL)
-        kept = [child for child in self.rolling if child.pid in self.children and child.served]
-        for child in self.rolling:
-            if child in kept:
+        kept = 0
+        for child in (c for c in self.rolling if c.pid in self.children):
+            if child.served:
                 child.retiring = False
-            elif child.pid in self.children:
+                kept += 1
+            else:
                 _signal(child.pid, signal.SIGKILL)  # a middle generation (two quick SIGHUPs) that never served
         self.rolling = []
         if self.before_roll is not None:
@@ -447,7 +447,7 @@ class Supervisor:
         self.boot_failures = 0
         self.backoff_until = 0.0
         self.metrics.RELOADS.labels("failed").inc()
-        log_event(log, logging.ERROR, "supervisor.reload_failed", exit_code=code, workers_kept=len(kept),
+        log_event(log, logging.ERROR, "supervisor.reload_failed", exit_code=code, workers_kept=kept,
                   reason="the new workers could not boot; see child.crashed or worker.boot_failed above")
 
     def _kill_all(self, signum: int) -> None:
@@ -485,6 +485,11 @@ def _listen_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     sock.listen(socket.SOMAXCONN)
     sock.setblocking(False)
     return sock
+
+
+def _backoff(doublings: int) -> float:
+    """Seconds to wait before replacing a child: BACKOFF_START doubled per recent failure, at most BACKOFF_MAX."""
+    return min(BACKOFF_START * 2 ** doublings, BACKOFF_MAX)
 
 
 def _signal(pid: int, signum: int) -> None:
