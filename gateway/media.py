@@ -102,18 +102,21 @@ class CallAdapter(WSListener):
             elif msg_type in (WSMsgType.BINARY, WSMsgType.TEXT, WSMsgType.CONTINUATION):
                 self._on_fragment(frame, now)
         except Exception:
-            self._fail("websocket frame", now)
+            self._fail("websocket_frame", now)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
-        session = self.session
-        if session is None:  # the upgrade failed after routing: only the sockets to give back
+        if self.session is None:  # the upgrade failed after routing: only the sockets to give back
             self.rtp.close()
             self.rtcp.close()
             return
-        if transport.is_close_frame_sent:
-            self._closed_by_gateway(self.worker.loop.time())
-        else:
-            session.on_closed(CloseCode.ABNORMAL, "connection lost", self.worker.loop.time())
+        now = self.worker.loop.time()
+        try:
+            if transport.is_close_frame_sent:
+                self._closed_by_gateway(now)
+            else:
+                self.session.on_closed(CloseCode.ABNORMAL, "connection lost", now)
+        except Exception:
+            self._count_error("call_end")
         self._release()
 
     def _closed_by_gateway(self, now: float) -> None:
@@ -215,12 +218,26 @@ class CallAdapter(WSListener):
             else:
                 self.session.on_audio(message, now)
 
-    def _fail(self, where: str, now: float) -> None:
+    def _count_error(self, where: str) -> None:
+        """An exception in this call's code: logged with its traceback and counted; the caller decides the rest."""
+        metrics.INTERNAL_ERRORS.labels(where).inc()
         log.exception("call.error", extra={"fields": {"call_id": self.session.call_id, "where": where}})
-        self.session.shutdown(CloseCode.INTERNAL_ERROR, "internal error", now)
+
+    def _fail(self, where: str, now: float) -> None:
+        """This call's code raised: close this call with 1011 and nothing else. If even the session cannot close
+        itself, drop the connection; on_ws_disconnected then gives everything back."""
+        self._count_error(where)
+        try:
+            self.session.shutdown(CloseCode.INTERNAL_ERROR, "internal error", now)
+        except Exception:
+            self._count_error("call_end")
+            self.transport.disconnect(graceful=False)
 
     def flush_metrics(self) -> None:
-        self.telemetry.flush(self.session)
+        try:
+            self.telemetry.flush(self.session)
+        except Exception:
+            self._fail("metrics", self.worker.loop.time())
 
     def tick(self, now: float, pacing_only: bool = False) -> None:
         """The worker's timer: pacing only (the fast tick) or every deadline too (the slow one)."""
@@ -233,10 +250,19 @@ class CallAdapter(WSListener):
             self._fail("tick", now)
 
     def _release(self) -> None:
+        """The call is over: its sockets and its place in the worker are given back whatever reporting does."""
         loop = self.worker.loop
         for sock in (self.rtp, self.rtcp):
             loop.remove_reader(sock.fileno())
             sock.close()
+        try:
+            self._report_end()
+        except Exception:
+            self._count_error("call_end")
+        finally:
+            self.worker.call_ended(self, self.session.outcome == "answer")
+
+    def _report_end(self) -> None:
         session = self.session
         counters = session.counters
         self.telemetry.flush(session)
@@ -261,5 +287,4 @@ class CallAdapter(WSListener):
                 "reason": session.close_reason, "by_sinch": session.closed_by_peer,
                 "seconds": round(session.ended_at - session.answered_at, 3),
             })
-        self.worker.call_ended(self, session.outcome == "answer")
 

@@ -52,6 +52,9 @@ RETURN_QUEUE_DROPPED = Counter("gateway_return_queue_dropped_bytes_total",
 UDP_RECEIVE_DROPS = Counter("gateway_udp_receive_drops_total",
                             "Datagrams the kernel dropped on full RTP socket receive buffers")
 
+INTERNAL_ERRORS = Counter("gateway_internal_errors_total", "Exceptions in the gateway's own code, caught where they "
+                          "happened: the call concerned is closed with 1011, the worker goes on", ["where"])
+
 CALL_EVENTS = Counter("gateway_call_events_total", "JSON call events posted to call_events_url: sent, failed, "
                       "dropped (too many in flight)", ["result"])
 
@@ -86,10 +89,12 @@ DRAINING = Gauge("gateway_draining", "1 while the gateway drains before stopping
 # ones at zero when a process starts makes the first busy call, restart or drop visible.
 OUTCOMES = ("answer", "busy", "reject")
 DIRECTIONS = ("in", "out")
-DECLINE_REASONS = ("not_found", "unknown_route", "draining", "bad_query", "no_rtp_port", "auth")
+DECLINE_REASONS = ("not_found", "unknown_route", "draining", "bad_query", "no_rtp_port", "auth", "internal_error")
 DROP_REASONS = ("late", "duplicate", "unexpected_source", "unexpected_payload_type", "too_short", "after_hangup")
 AUTH_FAILURES = ("missing_token", "malformed_token", "forged_token", "expired_token", "token_for_another_route",
                  "replayed_token")
+# Where an internal error can be caught (gateway_internal_errors_total{where}).
+ERROR_SITES = ("websocket_frame", "datagram", "tick", "metrics", "call_end", "routing", "timer")
 RESTART_REASONS = ("killed", "exited", "stuck", "boot_failed")
 RELOAD_RESULTS = ("applied", "refused", "failed")
 CALLBACK_EVENTS = ("ice", "ace", "dice", "pie", "notify")
@@ -122,6 +127,8 @@ def create_worker_series(routes: list[str]) -> None:
         STREAM_AUTH_FAILED.labels(reason)
     for result in ("sent", "failed", "dropped"):
         CALL_EVENTS.labels(result)
+    for where in ERROR_SITES:
+        INTERNAL_ERRORS.labels(where)
 
 
 def create_supervisor_series() -> None:

@@ -299,7 +299,9 @@ class ReceiveStats:
     interarrival jitter, for one source; everything restarts when the SSRC changes.
 
     As in RFC 3550 §6.4.1, `received` includes duplicates and reordered packets, so `expected - received`
-    can go negative; the `lost` getter clamps it at 0. Duplicates are recognised within MAX_MISORDER."""
+    can go negative; the `lost` getter clamps it at 0. Duplicates are recognised within MAX_MISORDER.
+    `duplicates` and `reordered` count over the whole call, across SSRC changes: they feed counters that never
+    go backwards."""
 
     __slots__ = (
         "_bad_seq",
@@ -319,13 +321,13 @@ class ReceiveStats:
 
     def __init__(self, clock_rate: int) -> None:
         self._clock_rate = clock_rate
+        self.duplicates = 0
+        self.reordered = 0
         self._start(None, 0)
 
     def _start(self, ssrc: int | None, seq: int) -> None:
         self._ssrc = ssrc
         self._jitter = 0.0  # RFC 3550 A.8 J, in timestamp units
-        self.duplicates = 0
-        self.reordered = 0
         self._init_seq(seq)
 
     def _init_seq(self, seq: int) -> None:  # RFC 3550 A.1 init_seq()

@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener, ws_create_server
@@ -116,6 +117,15 @@ class Worker:
     # ---- routing and admission -------------------------------------------------------------------------
 
     def route_request(self, request: WSUpgradeRequest) -> CallAdapter | WSUpgradeResponseWithListener:
+        """picows's listener factory. An exception here would reach picows as a bare 500: it is counted and
+        logged, and the upgrade declined with 500, like any other decline."""
+        try:
+            return self._route(request)
+        except Exception:
+            _count_error("routing")
+            return _decline(500, "internal_error", "internal error")
+
+    def _route(self, request: WSUpgradeRequest) -> CallAdapter | WSUpgradeResponseWithListener:
         url = urlsplit(request.path.decode("latin-1"))
         if url.path == "/healthz":
             return WSUpgradeResponseWithListener(WSUpgradeResponse.create_ok_response(b"ok\n"), None)
@@ -220,41 +230,46 @@ class Worker:
 
     def _tick(self, scheduled: float) -> None:
         """One timer for all calls instead of one per call. Every tick paces the calls with audio or a gap
-        waiting on the clock; every SLOW_TICK_EVERY-th tick also runs every call's deadlines."""
+        waiting on the clock; every SLOW_TICK_EVERY-th tick also runs every call's deadlines. It is re-armed
+        first, so an exception here can cost one tick, never the timer."""
         now = self.loop.time()
-        lag = now - scheduled
-        if lag > self._max_lag:
-            self._max_lag = lag
-        metrics.LOOP_LAG.observe(lag)
-        self._ticks += 1
-        if self._ticks % SLOW_TICK_EVERY == 0:
-            for call in tuple(self.calls):
-                call.tick(now)
-        else:
-            for call in tuple(self.calls):
-                if call.session.pacing_pending:
-                    call.tick(now, pacing_only=True)
         next_at = max(scheduled + self.config.tick_interval, now)
         self.loop.call_at(next_at, self._tick, next_at)
+        try:
+            lag = now - scheduled
+            if lag > self._max_lag:
+                self._max_lag = lag
+            metrics.LOOP_LAG.observe(lag)
+            self._ticks += 1
+            if self._ticks % SLOW_TICK_EVERY == 0:
+                for call in tuple(self.calls):
+                    call.tick(now)
+            else:
+                for call in tuple(self.calls):
+                    if call.session.pacing_pending:
+                        call.tick(now, pacing_only=True)
+        except Exception:
+            _count_error("tick")
 
     def _housekeeping(self) -> None:
-        """Heartbeat from the loop itself (a stuck loop stops beating and is replaced), plus slow work."""
+        """Heartbeat from the loop itself (a stuck loop stops beating and is replaced), plus slow work. Re-armed
+        first, and each task guarded: a failure in one is logged and counted, and the worker keeps beating."""
+        self.loop.call_later(HOUSEKEEPING_INTERVAL, self._housekeeping)
         self._rounds += 1
         if os.getppid() != self._parent and self.state is WorkerState.SERVING:
             log_event(log, logging.WARNING, "worker.orphaned", slot=self.slot)
             self.drain(decline=True)  # the supervisor is gone: do not linger
         self._beat()
         if self._rounds % FLUSH_EVERY == 0:
-            self._flush_metrics()
+            _guarded("metrics", self._flush_metrics)
         if self._rounds % KERNEL_DROPS_EVERY == 0:
-            self._count_kernel_drops()
-        self.loop.call_later(HOUSEKEEPING_INTERVAL, self._housekeeping)
+            _guarded("timer", self._count_kernel_drops)
 
     def _beat(self) -> None:
         self.scoreboard.beat(self.slot, os.getpid(), self.state)
 
     def _flush_metrics(self) -> None:
-        for call in self.calls:
+        for call in tuple(self.calls):
             call.flush_metrics()
         samples, self.latency_samples = self.latency_samples, []
         for sample in samples:
@@ -275,6 +290,18 @@ class Worker:
             if drops > call.telemetry.kernel_drops:
                 metrics.UDP_RECEIVE_DROPS.inc(drops - call.telemetry.kernel_drops)
                 call.telemetry.kernel_drops = drops
+
+
+def _count_error(where: str) -> None:
+    metrics.INTERNAL_ERRORS.labels(where).inc()
+    log.exception("worker.error", extra={"fields": {"where": where}})
+
+
+def _guarded(where: str, task: Callable[[], None]) -> None:
+    try:
+        task()
+    except Exception:
+        _count_error(where)
 
 
 def _rate_from_query(params: dict[str, list[str]]) -> int | None:

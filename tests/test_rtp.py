@@ -308,13 +308,16 @@ def test_stats_reset_on_ssrc_change():
     stats = ReceiveStats(8000)
     feed(stats, [1, 2, 5, 3])
     stats.update(packet(40000, 0, ssrc=99), arrival=1.0)
-    assert (stats.expected, stats.received, stats.lost, stats.reordered, stats.jitter_seconds) == (
-        1,
-        1,
-        0,
-        0,
-        0,
-    )
+    assert (stats.expected, stats.received, stats.lost, stats.jitter_seconds) == (1, 1, 0, 0)
+
+
+def test_stats_reordered_and_duplicates_count_over_the_call_across_ssrc_changes():
+    """They feed Prometheus counters as deltas: going back to 0 with a new SSRC made the flush add a negative
+    amount, which raised inside the worker's housekeeping timer (issue 9.1)."""
+    stats = ReceiveStats(8000)
+    feed(stats, [1, 2, 4, 3, 3])
+    stats.update(packet(40000, 0, ssrc=99), arrival=1.0)
+    assert (stats.reordered, stats.duplicates) == (1, 1)
 
 
 def test_stats_jitter_perfect_pacing_across_timestamp_wrap():
