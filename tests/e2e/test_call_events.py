@@ -9,7 +9,8 @@ import threading
 
 from aiohttp import web
 
-from tests.gateway_process import GatewayProcess, free_port, scrape, value
+from tests.gateway_process import GatewayProcess, scrape, value
+from tests.ports import free_port
 from tests.sinch_client import SinchCall, sine
 
 

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.ports import bind_udp_pair
 from tests.gateway_process import GatewayProcess
+from tests.ports import free_port_pair
 from tests.sinch_client import SinchCall
 
 FFMPEG = shutil.which("ffmpeg")
@@ -28,7 +27,6 @@ pytestmark = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg not installed (sc
 
 SECONDS = 2.0  # audio per call
 MIN_MATCH_SECONDS = 1.5  # aligned stretch that must match
-FFMPEG_PORTS = (50000, 59999)  # outside the gateway's per-call range (16384-32767)
 FFMPEG_TIMEOUT = 10.0
 BYE_TIMEOUT = 5.0  # well under ffmpeg's own 10 s "Connection timed out" on a silent RTP input
 G711_MIN_SNR_DB = 30.0  # measured 37-38 dB; codec errors score <= 0 dB; see _g711_snr_db
@@ -125,15 +123,6 @@ def assert_g711_close(received: np.ndarray, rate: int) -> None:
 
 
 # ---- ffmpeg ----------------------------------------------------------------------------------------------
-
-
-def free_port_pair() -> int:
-    """An even RTP port whose odd RTCP neighbour is free too, released for ffmpeg to bind."""
-    rtp, rtcp = bind_udp_pair(socket.AF_INET, "127.0.0.1", FFMPEG_PORTS)
-    port = rtp.getsockname()[1]
-    rtp.close()
-    rtcp.close()
-    return port
 
 
 @contextlib.contextmanager

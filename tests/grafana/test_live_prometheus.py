@@ -27,7 +27,7 @@ import pytest
 import websockets
 
 from gateway import signing
-from tests.gateway_process import GatewayProcess, free_port, stop_process
+from tests.gateway_process import GatewayProcess, stop_process
 from tests.grafana.dashboards import (
     LABEL_VALUES,
     LEGEND_LABEL,
@@ -44,6 +44,7 @@ from tests.grafana.dashboards import (
     template_variables,
     variable_query,
 )
+from tests.ports import free_port
 from tests.sinch_client import SinchCall, sine
 
 pytestmark = pytest.mark.skipif(PROMETHEUS_BIN is None, reason=NO_PROMETHEUS)
