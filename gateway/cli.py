@@ -9,12 +9,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from gateway import logs
-from gateway.callouts import CalloutClient, CalloutError
-from gateway.config import SECRET_KEYS, Config, ConfigError, config_keys, load_config
-from gateway.supervisor import Supervisor
+from gateway.control.callouts import CalloutClient, CalloutError
+from gateway.process.supervisor import Supervisor
+from gateway.shared import logs
+from gateway.shared.config import SECRET_KEYS, Config, ConfigError, config_keys, load_config
+from gateway.shared.exit_codes import EXIT_CONFIG_ERROR
 
-EXIT_CONFIG_ERROR = 2
 MASK = "***"
 
 

@@ -44,7 +44,7 @@ class Profiler:
 
 
 def _function(frame: str) -> str:
-    """`send (gateway/media.py:114)` -> `send (gateway/media.py)`: rank functions, not single lines."""
+    """`send (gateway/dataplane/media.py:114)` -> `send (gateway/dataplane/media.py)`: functions, not lines."""
     name, sep, where = frame.rpartition(" (")
     return f"{name} ({where.rpartition(':')[0]})" if sep and ":" in where else frame
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from gateway.config import ConfigError, name_the_key, read_toml
+from gateway.shared.config import ConfigError, name_the_key, read_toml
 
 SINCH_RATES = (8000, 16000, 24000, 44100, 48000, 96000)
 MIN_CALL_SECONDS = 0.2  # shorter calls would end before their first echo: not worth planning

@@ -8,10 +8,10 @@ import time
 
 import numpy as np
 
-from gateway.commands import Connect
-from gateway.config import Config, Route
-from gateway.rtp import RtpPacketizer
-from gateway.session import CallSession
+from gateway.core.commands import Connect
+from gateway.core.rtp import RtpPacketizer
+from gateway.core.session import CallSession
+from gateway.shared.config import Config, Route
 
 FRAMES = 50_000
 ROUTE_ADDRESS = ("127.0.0.1", 5004)

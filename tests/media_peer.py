@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from gateway.ports import bind_udp_pair
-from gateway.rtp import RtpPacket, parse_rtcp, parse_rtp
+from gateway.core.rtp import RtpPacket, parse_rtcp, parse_rtp
+from gateway.dataplane.ports import bind_udp_pair
 
 
 class _Endpoint(asyncio.DatagramProtocol):

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import signing
+from gateway.core import signing
 
 
 class CalloutsStandIn:

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from gateway.codec import (
+from gateway.core.codec import (
     DownstreamDecoder,
     StreamResampler,
     UpstreamEncoder,

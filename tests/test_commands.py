@@ -1,6 +1,6 @@
 import pytest
 
-from gateway.commands import CommandError, Connect, Other, parse_command
+from gateway.core.commands import CommandError, Connect, Other, parse_command
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from gateway.config import ConfigError, Route, load_config, parse_route
+from gateway.shared.config import ConfigError, Route, load_config, parse_route
 
 
 def test_defaults_need_nothing():

@@ -3,8 +3,9 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 import pytest
 
-from gateway import ice, tokens
-from gateway.config import Config, IceMatch, IceRule, Route
+from gateway.control import ice
+from gateway.core import tokens
+from gateway.shared.config import Config, IceMatch, IceRule, Route
 
 ASR = Route(name="asr", host="127.0.0.1", port=5004)
 BOT = Route(name="bot", host="127.0.0.1", port=5006)

@@ -1,7 +1,7 @@
 import json
 import logging
 
-from gateway.logs import JsonFormatter, log_event
+from gateway.shared.logs import JsonFormatter, log_event
 
 
 def test_one_json_object_a_line_with_the_event_fields(caplog):

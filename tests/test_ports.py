@@ -2,7 +2,7 @@ import socket
 
 import pytest
 
-from gateway.ports import NoPortAvailable, bind_udp_pair
+from gateway.dataplane.ports import NoPortAvailable, bind_udp_pair
 
 
 def test_pairs_are_even_rtp_and_the_next_port_for_rtcp():

@@ -2,7 +2,7 @@ import struct
 
 import pytest
 
-from gateway.rtp import (
+from gateway.core.rtp import (
     JitterBuffer,
     PushResult,
     ReceiveStats,

@@ -1,6 +1,6 @@
 import os
 
-from gateway.scoreboard import GatewayState, Scoreboard, WorkerState
+from gateway.shared.scoreboard import GatewayState, Scoreboard, WorkerState
 
 
 def test_ready_needs_a_running_gateway_and_a_fresh_serving_worker():

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from gateway import commands
-from gateway.config import Config, Route
-from gateway.rtp import RtpPacketizer, build_app, build_bye, is_bye, parse_rtcp, parse_rtp, sdes_cname
-from gateway.session import CallSession, CallState, CloseCode
+from gateway.core import commands
+from gateway.core.rtp import RtpPacketizer, build_app, build_bye, is_bye, parse_rtcp, parse_rtp, sdes_cname
+from gateway.core.session import CallSession, CallState, CloseCode
+from gateway.shared.config import Config, Route
 
 ROUTE = Route(name="asr", host="127.0.0.1", port=5004)
 ROUTE_ADDR = ("127.0.0.1", 5004)

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway import signing
+from gateway.core import signing
 
 # Sinch's documented test vector (protocol notes §1).
 KEY = "669E367E-6BBA-48AB-AF15-266871C28135"

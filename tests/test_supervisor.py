@@ -7,8 +7,8 @@ import pytest
 def test_supervisor_imports_nothing_of_the_media_path():
     """Forked children must not inherit loops, threads or media state from the supervisor (design notes)."""
     code = (
-        "import sys, gateway.cli, gateway.supervisor\n"
-        "heavy = ('picows', 'numpy', 'uvloop', 'aiohttp', 'gateway.session', 'gateway.worker')\n"
+        "import sys, gateway.cli, gateway.process.supervisor\n"
+        "heavy = ('picows', 'numpy', 'uvloop', 'aiohttp', 'gateway.core.session', 'gateway.dataplane')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
@@ -44,9 +44,9 @@ class _Metrics:
 
 
 def supervisor_with(*children):
-    from gateway.config import Config
-    from gateway.scoreboard import WorkerState
-    from gateway.supervisor import Supervisor
+    from gateway.process.supervisor import Supervisor
+    from gateway.shared.config import Config
+    from gateway.shared.scoreboard import WorkerState
 
     supervisor = Supervisor(Config())
     supervisor.metrics = _Metrics()
@@ -60,7 +60,8 @@ def supervisor_with(*children):
 
 
 def test_workers_that_cannot_boot_stop_the_supervisor_when_no_worker_serves():
-    from gateway.supervisor import EXIT_BOOT_FAILURE, MAX_BOOT_FAILURES, Child
+    from gateway.process.supervisor import MAX_BOOT_FAILURES, Child
+    from gateway.shared.exit_codes import EXIT_BOOT_FAILURE
 
     supervisor = supervisor_with()
     for attempt in range(MAX_BOOT_FAILURES):
@@ -71,7 +72,7 @@ def test_workers_that_cannot_boot_stop_the_supervisor_when_no_worker_serves():
 def test_replacements_that_cannot_boot_keep_being_tried_while_a_sibling_carries_calls():
     import time
 
-    from gateway.supervisor import BACKOFF_MAX, MAX_BOOT_FAILURES, STABLE_AFTER, Child
+    from gateway.process.supervisor import BACKOFF_MAX, MAX_BOOT_FAILURES, STABLE_AFTER, Child
 
     veteran = Child(pid=1000, kind="worker", slot=0, started=time.monotonic() - 10 * STABLE_AFTER, served=True)
     supervisor = supervisor_with(veteran)
@@ -87,7 +88,7 @@ def test_replacements_that_cannot_boot_keep_being_tried_while_a_sibling_carries_
 
 
 def test_backoff_grows_with_each_failure_and_a_stuck_worker_counts_once():
-    from gateway.supervisor import Child
+    from gateway.process.supervisor import Child
 
     supervisor = supervisor_with()
     delays = []
@@ -105,13 +106,13 @@ def test_backoff_grows_with_each_failure_and_a_stuck_worker_counts_once():
 def signals(monkeypatch):
     """Signals the supervisor sends, recorded instead of sent: the pids in these tests are made up."""
     sent: list[tuple[int, int]] = []
-    monkeypatch.setattr("gateway.supervisor._signal", lambda pid, signum: sent.append((pid, signum)))
+    monkeypatch.setattr("gateway.process.supervisor._signal", lambda pid, signum: sent.append((pid, signum)))
     return sent
 
 
 def fake_spawn(supervisor):
     """_spawn without fork: the child is recorded as started (pids from 7000)."""
-    from gateway.supervisor import Child
+    from gateway.process.supervisor import Child
 
     def spawn(kind, seat=None):
         pid = 7000 + len(supervisor.children)
@@ -124,8 +125,8 @@ def fake_spawn(supervisor):
 def test_a_new_generation_that_cannot_boot_is_given_up_and_the_old_one_goes_on(signals):
     import signal
 
-    from gateway.config import Config
-    from gateway.supervisor import MAX_BOOT_FAILURES, Child
+    from gateway.process.supervisor import MAX_BOOT_FAILURES, Child
+    from gateway.shared.config import Config
 
     before = Config(connect_timeout=3.0)
     old = Child(pid=1000, kind="worker", slot=0, seat=0, served=True)
@@ -156,7 +157,8 @@ def test_a_new_generation_that_cannot_boot_is_given_up_and_the_old_one_goes_on(s
 
 
 def test_a_control_process_that_cannot_boot_at_start_stops_the_gateway():
-    from gateway.supervisor import EXIT_BOOT_FAILURE, MAX_BOOT_FAILURES, Child
+    from gateway.process.supervisor import MAX_BOOT_FAILURES, Child
+    from gateway.shared.exit_codes import EXIT_BOOT_FAILURE
 
     supervisor = supervisor_with()
     for attempt in range(MAX_BOOT_FAILURES):
@@ -165,7 +167,7 @@ def test_a_control_process_that_cannot_boot_at_start_stops_the_gateway():
 
 
 def test_a_control_process_that_keeps_dying_later_backs_off_and_never_stops_the_gateway():
-    from gateway.supervisor import BACKOFF_MAX, BACKOFF_START, Child
+    from gateway.process.supervisor import BACKOFF_MAX, BACKOFF_START, Child
 
     supervisor = supervisor_with()
     supervisor.control_proven = True  # one ran for long: the calls in progress no longer depend on it

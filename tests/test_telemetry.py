@@ -1,6 +1,6 @@
 from prometheus_client import REGISTRY
 
-from gateway.telemetry import CallTelemetry
+from gateway.dataplane.telemetry import CallTelemetry
 from tests.test_session import ROUTE_ADDR, answered_session, media_packets
 
 

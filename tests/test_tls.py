@@ -4,7 +4,7 @@ import sys
 import pytest
 import trustme
 
-from gateway.tls import TlsError, server_context
+from gateway.shared.tls import TlsError, server_context
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import pytest
 
-from gateway import tokens
-from gateway.replay import ReplayGuard
+from gateway.core import tokens
+from gateway.shared.replay import ReplayGuard
 
 KEY = "k" * 32
 

@@ -1,6 +1,6 @@
 import socket
 
-from gateway.udpstats import read_drops, socket_inode
+from gateway.dataplane.udpstats import read_drops, socket_inode
 
 
 def test_kernel_drops_of_a_full_socket_are_read():

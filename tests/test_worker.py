@@ -2,11 +2,11 @@ from urllib.parse import urlencode
 
 from picows import WSUpgradeRequest
 
-from gateway import tokens
-from gateway.config import Config, Route
-from gateway.replay import ReplayGuard
-from gateway.scoreboard import Scoreboard, WorkerState
-from gateway.worker import Worker
+from gateway.core import tokens
+from gateway.dataplane.worker import Worker
+from gateway.shared.config import Config, Route
+from gateway.shared.replay import ReplayGuard
+from gateway.shared.scoreboard import Scoreboard, WorkerState
 
 ASR = Route(name="asr", host="127.0.0.1", port=5004)
 

@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable
 import pytest
 import uvloop
 
-from gateway import metrics
-from gateway import worker as worker_module
-from gateway.config import Config
-from gateway.replay import ReplayGuard
-from gateway.scoreboard import Scoreboard, WorkerState
-from gateway.worker import HOUSEKEEPING_INTERVAL, Worker
+from gateway.dataplane import worker as worker_module
+from gateway.dataplane.worker import HOUSEKEEPING_INTERVAL, Worker
+from gateway.shared import metrics
+from gateway.shared.config import Config
+from gateway.shared.replay import ReplayGuard
+from gateway.shared.scoreboard import Scoreboard, WorkerState
 from tests.sinch_client import SinchCall, sine
 
 RATE = 8000

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import websockets
 
-from gateway.rtp import build_bye, is_bye, sdes_cname
+from gateway.core.rtp import build_bye, is_bye, sdes_cname
 from tests.gateway_process import GatewayProcess
 from tests.media_peer import MediaPeer
 from tests.sinch_client import SinchCall, frames, sine

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from gateway.callouts import CalloutClient, CalloutError
-from gateway.config import load_config
+from gateway.control.callouts import CalloutClient, CalloutError
+from gateway.shared.config import load_config
 from tests.gateway_process import GatewayProcess
 from tests.sinch_api_standin import CalloutsStandIn
 from tests.sinch_client import SinchCall, sine

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import websockets
 
-from gateway import signing, tokens
+from gateway.core import signing, tokens
 from tests.gateway_process import GatewayProcess, scrape, value
 from tests.sinch_client import SinchCall, frames, sine
 

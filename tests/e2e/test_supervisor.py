@@ -345,7 +345,7 @@ def deployable_copy(directory: Path) -> Path:
     its code on disk as a bad deploy would; the path of its worker entry module (imported after the fork)."""
     shutil.copytree(Path(gateway_package.__file__).parent, directory / "gateway",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    return directory / "gateway" / "server.py"
+    return directory / "gateway" / "dataplane" / "worker.py"
 
 
 def break_module(module: Path) -> None:

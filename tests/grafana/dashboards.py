@@ -87,8 +87,8 @@ def metrics_in(expr: str) -> set[str]:
 
 def _declarations() -> Iterator[tuple[str, str, list[str]]]:
     """(name as exposed (counters with `_total`), type, label names) of every metric declared in
-    gateway/metrics.py (the single place they are), read from its source."""
-    tree = ast.parse((ROOT / "gateway" / "metrics.py").read_text())
+    gateway/shared/metrics.py (the single place they are), read from its source."""
+    tree = ast.parse((ROOT / "gateway" / "shared" / "metrics.py").read_text())
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                 and node.func.id in ("Counter", "Gauge", "Histogram", "Summary") and node.args
@@ -102,12 +102,12 @@ def _declarations() -> Iterator[tuple[str, str, list[str]]]:
 
 
 def declared_metrics() -> dict[str, str]:
-    """Every metric declared in gateway/metrics.py: {name as exposed (counters with `_total`): type}."""
+    """Every metric declared in gateway/shared/metrics.py: {name as exposed (counters with `_total`): type}."""
     return {name: kind for name, kind, _ in _declarations()}
 
 
 def declared_labels() -> dict[str, list[str]]:
-    """The label names of every metric declared in gateway/metrics.py (what the code passes; multiprocess
+    """The label names of every metric declared in gateway/shared/metrics.py (what the code passes; multiprocess
     `liveall` gauges also get `pid` when exposed)."""
     return {name: labels for name, _, labels in _declarations()}
 

@@ -34,7 +34,7 @@ from tests.grafana.dashboards import (
     variables_used,
 )
 
-# Declared in gateway/metrics.py but on no dashboard yet (none now): a metric being built may wait here
+# Declared in gateway/shared/metrics.py but on no dashboard yet (none now): a metric being built may wait here
 # until it lands; it then needs a panel, and the live test an event that moves it.
 PENDING_METRICS: set[str] = set()
 PANEL_TYPES = {"row", "timeseries", "stat"}
@@ -135,12 +135,12 @@ def test_instance_and_route_variables(boards):
 
 
 def test_every_dashboard_metric_is_declared_by_the_gateway(boards):
-    """A metric renamed in gateway/metrics.py must not leave a panel behind showing "No data"."""
+    """A metric renamed in gateway/shared/metrics.py must not leave a panel behind showing "No data"."""
     declared = exposed_names(declared_metrics()) | {"up"}
     for name, board in boards.items():
         for panel, target in targets(board):
             unknown = metrics_in(target["expr"]) - declared
-            assert not unknown, f"{name} / {panel['title']}: {unknown} not declared in gateway/metrics.py"
+            assert not unknown, f"{name} / {panel['title']}: {unknown} not declared in gateway/shared/metrics.py"
         for variable in template_variables(board):
             if variable["type"] == "query":
                 assert metrics_in(variable_query(variable)) <= declared, variable["name"]
@@ -256,7 +256,7 @@ def test_compose_services_reference_files_that_exist(yaml_files):
 
 
 def test_compose_wiring_matches_prometheus_and_grafana_config(yaml_files):
-    from gateway.config import Config
+    from gateway.shared.config import Config
 
     services = yaml_files["compose"]["services"]
     defaults = Config()

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import websockets
 
-from gateway import signing
+from gateway.core import signing
 from tests.gateway_process import GatewayProcess, stop_process
 from tests.grafana.dashboards import (
     LABEL_VALUES,

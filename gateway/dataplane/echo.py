@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from gateway.ports import bind_udp_pair
+from gateway.dataplane.ports import bind_udp_pair
 
 # One socket carries every call of the worker: give it room for bursts (the kernel caps it at rmem_max).
 ECHO_RCVBUF = 4 * 1024 * 1024

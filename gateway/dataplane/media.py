@@ -6,24 +6,23 @@ exception inside one call closes that call with 1011, never the worker.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
-from gateway import metrics
-from gateway.commands import Connect
-from gateway.config import Route
-from gateway.logs import log_event
-from gateway.session import CallSession, CloseCode
-from gateway.telemetry import CallTelemetry
-from gateway.udpstats import socket_inode
-
-if TYPE_CHECKING:
-    from gateway.worker import Worker
+from gateway.core.commands import Connect
+from gateway.core.session import CallSession, CloseCode
+from gateway.dataplane.call_events import CallEvents
+from gateway.dataplane.telemetry import CallTelemetry
+from gateway.dataplane.udpstats import socket_inode
+from gateway.shared import metrics
+from gateway.shared.config import Config, Route
+from gateway.shared.logs import log_event
 
 log = logging.getLogger("gateway.call")
 
@@ -34,9 +33,24 @@ NO_STATUS_RECEIVED = 1005  # RFC 6455 §7.4.1: recorded for a close frame that c
 LATENCY_SAMPLE_MASK = 15  # time one audio frame in 16 from receipt to RTP send
 
 
+class CallHost(Protocol):
+    """What a call's adapter needs from the worker that carries it (gateway.dataplane.worker implements it)."""
+
+    loop: asyncio.AbstractEventLoop
+    config: Config
+    unix_offset: float  # unix time = loop time + unix_offset
+    latency_samples: list[float]
+    call_events: CallEvents | None
+
+    def admit(self) -> bool: ...
+    def call_started(self, call: CallAdapter) -> None: ...
+    def call_answered(self, call: CallAdapter) -> None: ...
+    def call_ended(self, call: CallAdapter, answered: bool) -> None: ...
+
+
 class CallAdapter(WSListener):
     def __init__(
-        self, worker: Worker, route: Route, url_rate: int | None, rtp: socket.socket, rtcp: socket.socket,
+        self, worker: CallHost, route: Route, url_rate: int | None, rtp: socket.socket, rtcp: socket.socket,
         expected_call_id: str = "",
     ) -> None:
         self.worker = worker

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from gateway.tls import TlsError, server_context
+from gateway.shared.tls import TlsError, server_context
 
 # Sample rates Sinch's streamingOptions allows (protocol notes §2.4).
 SINCH_RATES = (8000, 16000, 24000, 44100, 48000, 96000)

@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 import msgspec
 from aiohttp import web
 
-from gateway import ice, metrics, signing
-from gateway.config import Config
-from gateway.logs import log_event
+from gateway.control import ice
+from gateway.core import signing
+from gateway.shared import metrics
+from gateway.shared.config import Config
+from gateway.shared.logs import log_event
 
 log = logging.getLogger("gateway.callbacks")
 

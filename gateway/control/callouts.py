@@ -18,8 +18,9 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway import ice, signing
-from gateway.config import EMBEDDED_ECHO_ROUTE, Config
+from gateway.control import ice
+from gateway.core import signing
+from gateway.shared.config import EMBEDDED_ECHO_ROUTE, Config
 
 CALLOUTS_PATH = "/calling/v1/callouts"
 CONTENT_TYPE = "application/json"

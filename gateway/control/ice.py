@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 
 import msgspec
 
-from gateway import tokens
-from gateway.config import Config, IceRule
+from gateway.core import tokens
+from gateway.shared.config import Config, IceRule
 
 EVENTS = ("ice", "ace", "dice", "pie", "notify")
 CONTINUE = {"action": {"name": "continue"}}

@@ -1,4 +1,5 @@
 """One worker process: a uvloop loop, a picows server, the calls it carries, and their shared timers.
+`run_worker` is its entry point, which the supervisor names as a target and imports only after the fork.
 
 The listener factory is the router: it maps `/stream/{route}?rate=HZ` to a route and refuses the upgrade with
 an HTTP status otherwise (404 unknown route, 400 bad query, 503 draining or no RTP port).
@@ -23,21 +24,24 @@ import time
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
+import uvloop
 from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener, ws_create_server
 
-from gateway import metrics, tokens
-from gateway.call_events import CallEvents
-from gateway.config import EMBEDDED_ECHO_ROUTE, SINCH_RATES, Config, Route
-from gateway.echo import EchoService
-from gateway.logs import log_event
-from gateway.media import CallAdapter
-from gateway.ports import NoPortAvailable, bind_udp_pair
-from gateway.replay import ReplayGuard
-from gateway.scoreboard import Scoreboard, WorkerState
-from gateway.session import CloseCode
-from gateway.tls import server_context
-from gateway.tokens import Claims, TokenError
-from gateway.udpstats import read_drops
+from gateway.core import tokens
+from gateway.core.session import CloseCode
+from gateway.core.tokens import Claims, TokenError
+from gateway.dataplane.call_events import CallEvents
+from gateway.dataplane.echo import EchoService
+from gateway.dataplane.media import CallAdapter
+from gateway.dataplane.ports import NoPortAvailable, bind_udp_pair
+from gateway.dataplane.udpstats import read_drops
+from gateway.shared import metrics
+from gateway.shared.config import EMBEDDED_ECHO_ROUTE, SINCH_RATES, Config, Route
+from gateway.shared.exit_codes import EXIT_BOOT_FAILURE
+from gateway.shared.logs import log_event
+from gateway.shared.replay import ReplayGuard
+from gateway.shared.scoreboard import Scoreboard, WorkerState
+from gateway.shared.tls import server_context
 
 log = logging.getLogger("gateway.worker")
 
@@ -290,6 +294,17 @@ class Worker:
             if drops > call.telemetry.kernel_drops:
                 metrics.UDP_RECEIVE_DROPS.inc(drops - call.telemetry.kernel_drops)
                 call.telemetry.kernel_drops = drops
+
+
+def run_worker(
+    config: Config, sock: socket.socket, slot: int, scoreboard: Scoreboard, replay_guard: ReplayGuard
+) -> int:
+    try:
+        uvloop.run(Worker(config, slot, scoreboard, replay_guard).run(sock))
+    except OSError as exc:
+        log_event(log, logging.ERROR, "worker.boot_failed", error=str(exc))
+        return EXIT_BOOT_FAILURE
+    return 0
 
 
 def _count_error(where: str) -> None:

@@ -12,11 +12,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gateway import commands
-from gateway.codec import DownstreamDecoder, UpstreamEncoder
-from gateway.commands import CommandError, Connect
-from gateway.config import Config, Route
-from gateway.rtp import (
+from gateway.core import commands
+from gateway.core.codec import DownstreamDecoder, UpstreamEncoder
+from gateway.core.commands import CommandError, Connect
+from gateway.core.rtp import (
     JitterBuffer,
     PushResult,
     ReceiveStats,
@@ -32,6 +31,7 @@ from gateway.rtp import (
     parse_rtp,
     random_stream_origin,
 )
+from gateway.shared.config import Config, Route
 
 FRAME_SECONDS = 0.020  # audio to Sinch goes in 20 ms frames (protocol notes §2.4)
 # RTCP APP name a media service sends for barge-in: drop queued audio here and `clear` Sinch's buffer.

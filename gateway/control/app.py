@@ -20,12 +20,12 @@ import uvloop
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
-from gateway import metrics
-from gateway.callbacks import build_callback_app
-from gateway.config import Config
-from gateway.logs import log_event
-from gateway.scoreboard import Scoreboard
-from gateway.tls import server_context
+from gateway.control.callbacks import build_callback_app
+from gateway.shared import metrics
+from gateway.shared.config import Config
+from gateway.shared.logs import log_event
+from gateway.shared.scoreboard import Scoreboard
+from gateway.shared.tls import server_context
 
 log = logging.getLogger("gateway.control")
 

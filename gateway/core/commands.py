@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from gateway.config import SINCH_RATES
+from gateway.shared.config import SINCH_RATES
 
 
 class CommandError(ValueError):

@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from gateway import metrics
-from gateway.logs import log_event
+from gateway.shared import metrics
+from gateway.shared.logs import log_event
 
 log = logging.getLogger("gateway.call_events")
 

@@ -10,8 +10,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from gateway import metrics
-from gateway.session import CallSession, CallState
+from gateway.core.session import CallSession, CallState
+from gateway.shared import metrics
 
 # CallCounters field -> (metric, direction label or None)
 _TRAFFIC = (

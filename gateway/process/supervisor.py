@@ -25,16 +25,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.config import Config, ConfigError
-from gateway.logs import log_event
-from gateway.replay import ReplayGuard
-from gateway.scoreboard import GatewayState, Scoreboard, WorkerState
+from gateway.shared.config import Config, ConfigError
+from gateway.shared.exit_codes import EXIT_BOOT_FAILURE
+from gateway.shared.logs import log_event
+from gateway.shared.replay import ReplayGuard
+from gateway.shared.scoreboard import GatewayState, Scoreboard, WorkerState
 
 log = logging.getLogger("gateway.supervisor")
 
-WORKER_TARGET = "gateway.server:run_worker"
-CONTROL_TARGET = "gateway.control:run_control"
-EXIT_BOOT_FAILURE = 3  # a child that cannot boot (port taken, bad config) exits with this
+WORKER_TARGET = "gateway.dataplane.worker:run_worker"
+CONTROL_TARGET = "gateway.control.app:run_control"
 MAX_BOOT_FAILURES = 3  # consecutive children that die before serving: stop instead of crash-looping
 BACKOFF_START = 0.1
 BACKOFF_MAX = 10.0
@@ -98,7 +98,7 @@ class Supervisor:
                       metrics_listen=self.config.metrics_listen, callback_listen=self.config.callback_listen)
             print(f"gateway: cannot listen: {exc}", file=sys.stderr)
             return EXIT_BOOT_FAILURE
-        from gateway import metrics  # after PROMETHEUS_MULTIPROC_DIR is set
+        from gateway.shared import metrics  # after PROMETHEUS_MULTIPROC_DIR is set
 
         self.metrics = metrics
         metrics.create_supervisor_series()
