@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from gateway.core.errors import InputError
+
 # RFC 3550 §5.1: fixed header V|P|X|CC, M|PT, sequence, timestamp, SSRC.
 RTP_VERSION = 2
 V2 = RTP_VERSION << 6  # first octet: version 2, no padding/extension, count 0
@@ -48,20 +50,12 @@ MAX_MISORDER = 100
 _SEEN_MASK = (1 << MAX_MISORDER) - 1  # ReceiveStats duplicate window
 
 
-class RtpError(ValueError):
-    """An undecodable RTP packet. `reason` is a short metric label."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+class RtpError(InputError):
+    """An undecodable RTP packet."""
 
 
-class RtcpError(ValueError):
-    """An undecodable RTCP packet. `reason` is a short metric label."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+class RtcpError(InputError):
+    """An undecodable RTCP packet."""
 
 
 def seq_distance(a: int, b: int) -> int:
