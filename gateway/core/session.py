@@ -15,6 +15,7 @@ from typing import Protocol
 from gateway.core import commands
 from gateway.core.codec import DownstreamDecoder, UpstreamEncoder
 from gateway.core.commands import CommandError, Connect
+from gateway.core.policing import NoBudget, UpstreamBudget
 from gateway.core.rtp import (
     JitterBuffer,
     PushResult,
@@ -22,10 +23,11 @@ from gateway.core.rtp import (
     RtcpError,
     RtpError,
     RtpPacketizer,
+    SourceLatch,
     build_bye,
     build_sender_report,
+    bye_sources,
     has_app,
-    is_bye,
     ntp_from_unix,
     parse_rtcp,
     parse_rtp,
@@ -44,9 +46,10 @@ class CloseCode(enum.IntEnum):
 
     NORMAL = 1000  # call ended: by the media service (RTCP BYE), the maximum duration, or after busy/reject
     GOING_AWAY = 1001  # gateway draining or shutting down
+    PROTOCOL_ERROR = 1002  # the websocket protocol broken (RFC 6455): reserved bits, bad fragments, bad codes
     ABNORMAL = 1006  # connection lost without a close frame (never sent, only recorded)
     INVALID_PAYLOAD = 1007  # text that is not a valid command
-    POLICY_VIOLATION = 1008  # protocol order broken: audio before answer, no connect in time, bad connect
+    POLICY_VIOLATION = 1008  # audio before answer, no connect in time, bad connect, audio far faster than real time
     MESSAGE_TOO_BIG = 1009  # frame over max_frame_bytes
     INTERNAL_ERROR = 1011  # the gateway failed on this call
 
@@ -83,6 +86,7 @@ class CallCounters:
     rtp_bytes_in: int = 0
     rtp_dropped: Counter[str] = field(default_factory=Counter)
     return_queue_dropped_bytes: int = 0
+    policed_bytes: int = 0  # upstream audio dropped for coming faster than audio_speed_limit allows
     ignored_commands: Counter[str] = field(default_factory=Counter)
     heartbeats_sent: int = 0
 
@@ -184,6 +188,9 @@ class CallSession:
             if self.state is CallState.AWAITING_CONNECT:
                 self._close(CloseCode.POLICY_VIOLATION, "audio before connect", now)
             return
+        if not self._budget.take(len(pcm), now):
+            self._police(len(pcm), now)
+            return
         if self._odd_byte or len(pcm) & 1:
             pcm = self._keep_whole_samples(pcm)
         wire = self._encoder.encode(pcm)
@@ -222,6 +229,9 @@ class CallSession:
         if packet.payload_type != self.format.payload_type:
             counters.rtp_dropped["unexpected_payload_type"] += 1
             return
+        if not self.source.accept(packet.ssrc, packet.sequence):
+            counters.rtp_dropped["unexpected_ssrc"] += 1
+            return
         counters.rtp_packets_in += 1
         counters.rtp_bytes_in += len(data)
         self.receive_stats.update(packet, now)
@@ -244,12 +254,15 @@ class CallSession:
         except RtcpError as exc:
             self.counters.rtp_dropped["rtcp_" + exc.reason] += 1
             return
-        if is_bye(packets):
+        byes = bye_sources(packets)
+        if byes is not None and (self.source.ssrc is None or self.source.ssrc in byes):
             # The media service is done, but what it already sent (a TTS burst) must still be heard:
             # take no more RTP, release what the jitter buffer holds (no gap will be filled now), play out the
             # queue at real time, then hang up.
             self._ending = "media service sent RTCP BYE"
             self._play_out(now, flush=True)
+        elif byes is not None:
+            self.counters.rtp_dropped["rtcp_bye_unknown_ssrc"] += 1  # another stream's goodbye, not this call's
         elif has_app(packets, CLEAR_APP_NAME):
             self.clear(now)
 
@@ -331,6 +344,11 @@ class CallSession:
         self.packetizer = RtpPacketizer(fmt.payload_type, ssrc, sequence, timestamp)
         self.receive_stats = ReceiveStats(wire_rate)
         self.jitter_buffer = JitterBuffer(wire_rate, max_wait=self.config.jitter_max_wait)
+        self.source = SourceLatch()
+        config = self.config
+        self._budget = UpstreamBudget(call_rate * 2, config.audio_speed_limit, config.audio_burst_seconds, now) \
+            if config.audio_speed_limit else NoBudget()
+        self._policed_bytes_limit = call_rate * 2 * config.audio_burst_seconds
         self.call_id = connect.call_id
         self.state = CallState.ANSWERED
         self.outcome = "answer"
@@ -343,6 +361,13 @@ class CallSession:
         self._next_rtcp = now + self.config.rtcp_interval
         self._send_command(commands.ANSWER, now)
         self.output.answered(connect, call_rate)
+
+    def _police(self, size: int, now: float) -> None:
+        """Audio over the call's budget is dropped; a call that keeps sending that fast (another burst's worth
+        dropped) is no real-time caller and is closed, so it cannot starve the worker's other calls."""
+        self.counters.policed_bytes += size
+        if self.counters.policed_bytes > self._policed_bytes_limit:
+            self._close(CloseCode.POLICY_VIOLATION, "audio far faster than real time", now)
 
     def _from_route(self, source: tuple, port: int) -> bool:
         return source[1] == port and source[0] == self.route.host

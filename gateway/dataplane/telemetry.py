@@ -24,6 +24,7 @@ _TRAFFIC = (
     ("rtp_bytes_in", metrics.RTP_BYTES, "in"),
     ("rtp_bytes_out", metrics.RTP_BYTES, "out"),
     ("return_queue_dropped_bytes", metrics.RETURN_QUEUE_DROPPED, None),
+    ("policed_bytes", metrics.UPSTREAM_POLICED, None),
 )
 
 
