@@ -342,7 +342,7 @@ def test_a_media_service_that_restarts_with_a_new_ssrc_is_heard_after_two_packet
     for _ in range(3):
         session.on_rtp(restarted.pack(WIRE_FRAME, 320), ROUTE_ADDR, 100.6)
     assert len(output.audio) == 3  # the first packet of the new stream is its probation
-    assert session.source.ssrc == 0x5757
+    assert session.return_path.source.ssrc == 0x5757
 
 
 def test_audio_far_faster_than_real_time_is_dropped_then_the_call_is_closed():

@@ -57,17 +57,18 @@ class CallTelemetry:
                 reported[name] = value
         _flush_counts(counters.rtp_dropped, self._dropped, lambda why: metrics.RTP_DROPPED.labels(self.route, why))
         _flush_counts(counters.ignored_commands, self._ignored, metrics.COMMANDS_IGNORED.labels)
-        if session.format is None:
+        return_path = session.return_path
+        if return_path is None:
             return
-        lost, reordered = session.jitter_buffer.lost_packets, session.receive_stats.reordered
+        lost, reordered = return_path.jitter_buffer.lost_packets, return_path.receive_stats.reordered
         if lost != self._lost:
             self._lost_series.inc(lost - self._lost)
             self._lost = lost
         if reordered != self._reordered:
             self._reordered_series.inc(reordered - self._reordered)
             self._reordered = reordered
-        if session.state is CallState.ANSWERED and session.receive_stats.received:
-            self._jitter_series.observe(session.receive_stats.jitter_seconds)
+        if session.state is CallState.ANSWERED and return_path.receive_stats.received:
+            self._jitter_series.observe(return_path.receive_stats.jitter_seconds)
 
 
 
