@@ -65,7 +65,7 @@ class CallAdapter(WSListener):
         self.route_rtp = (route.host, route.port)
         self.route_rtcp = (route.host, route.port + 1)
         self.rtp_inode = socket_inode(rtp)
-        self.telemetry = CallTelemetry(route.name)
+        self.telemetry = CallTelemetry(route, worker.call_events)
         self._audio_frames = 0
         self.transport: WSTransport | None = None
         self.session: CallSession | None = None
@@ -192,21 +192,7 @@ class CallAdapter(WSListener):
 
     def answered(self, connect: Connect, sample_rate: int) -> None:
         self.worker.call_answered(self)
-        session = self.session
-        fmt = session.format
-        log_event(
-            log, logging.INFO, "call.answered", call_id=connect.call_id, route=self.route.name,
-            sample_rate=sample_rate, codec=self.route.codec, wire_rate=fmt.wire_rate, ptime_ms=fmt.ptime_ms,
-            payload_type=fmt.payload_type, rtp_port=self.rtp.getsockname()[1], headers=sorted(connect.headers),
-        )
-        if self.worker.call_events:
-            self.worker.call_events.post({
-                "event": "call.started", "call_id": connect.call_id, "route": self.route.name,
-                "application": connect.application, "headers": connect.headers, "sample_rate": sample_rate,
-                "codec": self.route.codec, "wire_rate": fmt.wire_rate, "payload_type": fmt.payload_type,
-                "ptime_ms": fmt.ptime_ms, "ssrc": session.packetizer.ssrc,
-                "gateway_rtp_port": self.rtp.getsockname()[1],
-            })
+        self.telemetry.answered(self.session, connect, sample_rate, self.rtp.getsockname()[1])
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake; the TCP connection ends when Sinch answers with its close frame
@@ -315,39 +301,11 @@ class CallAdapter(WSListener):
             loop.remove_reader(sock.fileno())
             sock.close()
         try:
-            self._report_end()
+            self.telemetry.ended(self.session)
         except Exception:
             self._count_error("call_end")
         finally:
             self.worker.call_ended(self, self.session.outcome == "answer")
-
-    def _report_end(self) -> None:
-        session = self.session
-        counters = session.counters
-        self.telemetry.flush(session)
-        route = self.route.name
-        if session.outcome:
-            metrics.CALLS.labels(route, session.outcome).inc()
-        if session.outcome == "answer":
-            metrics.CALL_DURATION.labels(route).observe(session.ended_at - session.answered_at)
-        code = str(session.close_code) if session.close_code in metrics.KNOWN_CLOSE_CODES else "other"
-        metrics.WS_CLOSES.labels(code, "sinch" if session.closed_by_peer else "gateway").inc()
-        log_event(
-            log, logging.INFO, "call.ended", call_id=session.call_id, route=self.route.name,
-            close_code=session.close_code, reason=session.close_reason, by_peer=session.closed_by_peer,
-            seconds=round(session.ended_at - session.started_at, 3), ws_frames_in=counters.ws_frames_in,
-            ws_frames_out=counters.ws_frames_out, rtp_packets_out=counters.rtp_packets_out,
-            rtp_packets_in=counters.rtp_packets_in, rtp_dropped=dict(counters.rtp_dropped),
-            return_queue_dropped_bytes=counters.return_queue_dropped_bytes, heartbeats_sent=counters.heartbeats_sent,
-            policed_bytes=counters.policed_bytes,
-        )
-        if self.worker.call_events and session.outcome == "answer":
-            self.worker.call_events.post({
-                "event": "call.ended", "call_id": session.call_id, "route": route, "close_code": session.close_code,
-                "reason": session.close_reason, "by_sinch": session.closed_by_peer,
-                "seconds": round(session.ended_at - session.answered_at, 3),
-            })
-
 
 
 def _valid_close_code(code: int) -> bool:

@@ -200,14 +200,12 @@ class Worker:
 
     def call_answered(self, call: CallAdapter) -> None:
         self.answered_calls += 1
-        metrics.CALLS_ACTIVE.labels(call.route.name).inc()
         self._calls_gauge.set(self.answered_calls)
 
     def call_ended(self, call: CallAdapter, answered: bool) -> None:
         self.calls.discard(call)
         if answered:
             self.answered_calls -= 1
-            metrics.CALLS_ACTIVE.labels(call.route.name).dec()
             self._calls_gauge.set(self.answered_calls)
         if self.state is WorkerState.DRAINING and not self.calls:
             self._done.set()
