@@ -12,6 +12,7 @@ import msgspec
 from gateway.control.callouts import CalloutClient, CalloutError
 from gateway.process.supervisor import Supervisor
 from gateway.shared import logs
+from gateway.shared.build import data_plane, package_version
 from gateway.shared.config import SECRET_KEYS, Config, ConfigError, config_keys, load_config
 from gateway.shared.exit_codes import EXIT_CONFIG_ERROR
 
@@ -71,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "callout":
         return _callout(config, args)
     if args.command == "check":
-        print(json.dumps(masked(config), indent=1))
+        print(json.dumps(masked(config) | {"build": {"version": package_version(), "data_plane": data_plane()}},
+                         indent=1))
         return 0
     logs.setup(config.log_level)
     return Supervisor(config, reload=lambda: load_config(args.config, overrides=overrides)).run()

@@ -37,6 +37,7 @@ from gateway.dataplane.media import CallAdapter
 from gateway.dataplane.ports import NoPortAvailable, bind_udp_pair
 from gateway.dataplane.udpstats import read_drops
 from gateway.shared import metrics
+from gateway.shared.build import data_plane
 from gateway.shared.config import EMBEDDED_ECHO_ROUTE, SINCH_RATES, Config, Route
 from gateway.shared.exit_codes import EXIT_BOOT_FAILURE
 from gateway.shared.logs import log_event
@@ -110,7 +111,7 @@ class Worker:
         self.state = WorkerState.SERVING
         self._beat()  # the supervisor sees it serving before anyone reads the log line below
         log_event(log, logging.INFO, "worker.listening", address=f"{bound[0]}:{bound[1]}", slot=self.slot,
-                  routes={name: route.url() for name, route in self.routes.items()})
+                  routes={name: route.url() for name, route in self.routes.items()}, data_plane=data_plane())
         self._tick(loop.time())
         self._housekeeping()
         await self._done.wait()

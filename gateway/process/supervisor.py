@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gateway.shared.build import data_plane
 from gateway.shared.config import Config, ConfigError
 from gateway.shared.exit_codes import EXIT_BOOT_FAILURE
 from gateway.shared.logs import log_event
@@ -107,8 +108,13 @@ class Supervisor:
         for _ in range(self.target_workers):
             self._spawn("worker")
         self._publish_state(GatewayState.RUNNING)
+        plane = data_plane()
         log_event(log, logging.INFO, "supervisor.started", workers=self.target_workers, listen=self.config.listen,
-                  metrics_listen=self.config.metrics_listen, accept=self.config.accept)
+                  metrics_listen=self.config.metrics_listen, accept=self.config.accept, data_plane=plane)
+        if plane != "compiled" and not os.environ.get("GATEWAY_NO_EXTENSIONS"):
+            log_event(log, logging.WARNING, "supervisor.python_data_plane",
+                      reason="the compiled data plane is not built (no C compiler at install?): the Python one runs, "
+                             "at several times the CPU per call; reinstall with a compiler to build it")
         try:
             while self.children or self.state is not GatewayState.DRAINING:
                 self._wait()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from gateway.shared.build import data_plane, package_version
+
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 14400)
@@ -85,6 +87,8 @@ CONTROL_RESTARTS = Counter("gateway_control_restarts_total",
                            "Control processes (metrics, health, Sinch callbacks) replaced by the supervisor")
 RELOADS = Counter("gateway_reloads_total", "SIGHUP reloads: applied (the new workers serve), refused (invalid "
                   "configuration), failed (the new workers could not boot; the old ones go on)", ["result"])
+BUILD_INFO = Gauge("gateway_build_info", "1, labelled with the version and the data plane that runs: compiled "
+                   "(Cython) or python", ["version", "data_plane"], multiprocess_mode="livemostrecent")
 WORKERS = Gauge("gateway_workers", "Worker processes alive", multiprocess_mode="livemostrecent")
 DRAINING = Gauge("gateway_draining", "1 while the gateway drains before stopping (SIGTERM, SIGINT)",
                  multiprocess_mode="livemostrecent")
@@ -148,6 +152,7 @@ def create_supervisor_series() -> None:
 
 
 def create_control_series() -> None:
+    BUILD_INFO.labels(package_version(), data_plane()).set(1)
     for event in CALLBACK_EVENTS:
         CALLBACKS.labels(event)
     for reason in CALLBACK_REJECTIONS:
