@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from loadtest.media import KINDS
-from loadtest.scenario import ScenarioError, load_scenario
-from loadtest.udp import parse_host_port
+from loadtest.media.simulator import KINDS
+from loadtest.shared.scenario import ScenarioError, load_scenario
+from loadtest.shared.udp import parse_host_port
 
 EXIT_USAGE = 2
 # Flags of `run` that override the scenario file's keys (None = not given).
@@ -88,30 +88,30 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
         if args.command == "media":
-            from loadtest.standalone import serve_media
+            from loadtest.media.standalone import serve_media
 
             host, port = parse_host_port(args.listen)
             return serve_media(args.kind, host, port, args.duration, args.interval)
         if args.command == "relay":
-            from loadtest.standalone import serve_relay
+            from loadtest.media.standalone import serve_relay
 
             return serve_relay(parse_host_port(args.listen), parse_host_port(args.to), args.drop_every,
                                args.delay_ms, args.direction, args.duration, args.interval)
         if args.command == "merge":
-            from loadtest.output import read_report, write_outputs
-            from loadtest.report import merge_reports
+            from loadtest.report.merge import merge_reports
+            from loadtest.report.output import read_report, write_outputs
 
             write_outputs(merge_reports([read_report(d) for d in args.dirs]), args.out, not args.no_plots)
             return 0
         if args.command == "session-bench":
-            from loadtest.session_bench import run_session_bench
+            from loadtest.bench.session_bench import run_session_bench
 
             return run_session_bench()
         if args.command == "setup-bench":
-            from loadtest.setup_bench import run_setup_bench
+            from loadtest.bench.setup_bench import run_setup_bench
 
             return run_setup_bench(args.workers, args.clients, args.seconds, args.rounds)
-        from loadtest.bench import run_bench
+        from loadtest.bench.bridge_bench import run_bench
 
         return run_bench(args)
     except (ScenarioError, ValueError, RuntimeError, OSError) as exc:
@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from loadtest.output import write_outputs
-    from loadtest.report import build_report
-    from loadtest.runner import run_load
+    from loadtest.report.build import build_report
+    from loadtest.report.output import write_outputs
+    from loadtest.runner.run import run_load
 
     overrides = {key: getattr(args, key) for key in SCENARIO_FLAGS}
     overrides["rate"] = args.rate

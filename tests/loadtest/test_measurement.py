@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.udp import bind_pair
+from loadtest.shared.udp import bind_pair
 from tests.gateway_process import GatewayProcess
 
 DELAY_MS = 20.0

@@ -1,0 +1,115 @@
+"""Several runs' reports merged into one (generators started together on several machines): counts summed,
+latency percentiles recomputed from the stored histograms (so a merge is exact), timelines aligned on
+wall-clock seconds."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from loadtest.report.build import SCHEMA, derive
+from loadtest.shared.histogram import Histogram
+
+MEDIA_COUNTS = ("streams", "streams_with_cname", "streams_ended_by_bye", "packets", "bytes", "lost", "gaps",
+                "duplicates", "reordered", "timestamp_errors", "talked", "echoed", "malformed", "rtcp_packets",
+                "byes_received", "byes_sent")
+CALL_COUNTS = ("attempted", "answered", "failed", "completed", "call_seconds")
+TALLIES = ("failed_by_reason", "hangup_by", "close_codes")
+ROW_SUMS = ("active", "attempted", "answered", "failed", "frames_sent", "frames_received", "frames_lost")
+
+
+def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report from several generators' reports of the same test (started together, e.g. --start-at)."""
+    for report in reports:
+        if report.get("schema") != SCHEMA:
+            raise ValueError(f"not a {SCHEMA} report: {report.get('schema')!r}")
+    calls: dict[str, Any] = {key: sum(r["calls"][key] for r in reports) for key in CALL_COUNTS}
+    calls["call_seconds"] = round(calls["call_seconds"], 2)
+    for key in TALLIES:
+        calls[key] = dict(sum((Counter(r["calls"][key]) for r in reports), Counter()))
+    timeline = _merge_timelines([r["timeline"] for r in reports])
+    calls["max_concurrent"] = max((row["active"] for row in timeline), default=0)
+    media = _merge_media([r["media"] for r in reports if r["media"]])
+    lag = _merged_histogram(r["generator"]["tick_lag_ms"] for r in reports)
+    merged = {
+        "schema": SCHEMA,
+        "runs": [run for r in reports for run in r["runs"]],
+        "scenario": reports[0]["scenario"],
+        "started_at": min(r["started_at"] for r in reports),
+        "wall_seconds": max(r["wall_seconds"] for r in reports),
+        "calls": calls,
+        "frames": {key: sum(r["frames"][key] for r in reports) for key in reports[0]["frames"]},
+        "heartbeats": sum(r["heartbeats"] for r in reports),
+        "media_hangup_missed": sum(r["media_hangup_missed"] for r in reports),
+        "latency_ms": {
+            "setup": _merged_histogram(r["latency_ms"]["setup"] for r in reports).summary_ms(),
+            "round_trip": _merged_histogram(r["latency_ms"]["round_trip"] for r in reports).summary_ms(),
+            "upstream": media["upstream_ms"] if media else None,
+        },
+        "jitter_ms": {
+            "round_trip": _merged_histogram(r["jitter_ms"]["round_trip"] for r in reports).summary_ms(),
+            "upstream": media["upstream_jitter_ms"] if media else None,
+        },
+        "gateway": _merge_gateway([r["gateway"] for r in reports if r["gateway"]], calls),
+        "media": media,
+        "generator": {"procs": sum(r["generator"]["procs"] for r in reports),
+                      "cpu_seconds": round(sum(r["generator"]["cpu_seconds"] for r in reports), 2),
+                      "tick_lag_ms": lag.summary_ms()},
+        "machines": [r["machine"] for r in reports],
+        "timeline": timeline,
+        "notes": [f"{r['runs'][0]}: {note}" for r in reports for note in r["notes"]],
+    }
+    expects_echo = merged["scenario"].get("media") not in ("sink", "talker")
+    derive(merged, expects_echo)
+    return merged
+
+
+def _merged_histogram(summaries: Any) -> Histogram:
+    merged = Histogram()
+    for summary in summaries:
+        if summary:
+            merged.merge(Histogram.from_json(summary["histogram"]))
+    return merged
+
+
+def _merge_timelines(timelines: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Rows aligned on wall-clock seconds (generators on several machines share no monotonic clock)."""
+    by_second: dict[int, dict[str, Any]] = {}
+    for rows in timelines:
+        for row in rows:
+            second = round(row["unix"])
+            merged = by_second.setdefault(second, {"unix": second, **dict.fromkeys(ROW_SUMS, 0)})
+            for key in ROW_SUMS:
+                merged[key] += row[key]
+            for key in ("gateway_cpu_pct", "gateway_rss_mib", "gateway_cpu_seconds", "gateway_rss_bytes"):
+                if key in row:
+                    merged[key] = row[key]
+    start = min(by_second, default=0)
+    return [{"t": float(second - start), **by_second[second]} for second in sorted(by_second)]
+
+
+def _merge_gateway(sections: list[dict[str, Any]], calls: dict[str, Any]) -> dict[str, Any] | None:
+    """The gateway seen by the generator(s) on its machine, over every generator's call-seconds."""
+    if not sections:
+        return None
+    section = max(sections, key=lambda s: s["cpu_seconds"])  # the one whose window covered the most
+    merged = {**section, "call_seconds": calls["call_seconds"], "cpu_ms_per_call_second_steady": None,
+              "steady_window_s": None, "peak_calls": calls["max_concurrent"]}
+    if calls["call_seconds"]:
+        merged["cpu_ms_per_call_second"] = round(1000 * section["cpu_seconds"] / calls["call_seconds"], 4)
+    if section["rss_idle_bytes"] is not None and section["rss_peak_bytes"] and calls["max_concurrent"]:
+        merged["rss_per_call_bytes"] = round((section["rss_peak_bytes"] - section["rss_idle_bytes"])
+                                             / calls["max_concurrent"])
+    return merged
+
+
+def _merge_media(sections: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not sections:
+        return None
+    merged: dict[str, Any] = {key: sum(s[key] for s in sections) for key in MEDIA_COUNTS}
+    merged["kind"] = sections[0]["kind"]
+    merged["port"] = sections[0]["port"]
+    merged["upstream_ms"] = _merged_histogram(s["upstream_ms"] for s in sections).summary_ms()
+    merged["upstream_jitter_ms"] = _merged_histogram(s["upstream_jitter_ms"] for s in sections).summary_ms()
+    merged["unclean_streams"] = [stream for s in sections for stream in s["unclean_streams"]][:20]
+    return merged

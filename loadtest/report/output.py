@@ -1,0 +1,36 @@
+"""Writes a report to a directory: report.json, the PNG plots, report.md that shows them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from loadtest.report.markdown import render
+from loadtest.report.plots import write_plots
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+
+
+def write_outputs(report: dict[str, Any], out_dir: str | Path, plots: bool = True) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / REPORT_JSON).write_text(json.dumps(report, indent=1) + "\n")
+    written: list[str] = []
+    if plots and importlib.util.find_spec("matplotlib") is None:
+        print("loadtest: matplotlib is not installed (pip install '.[loadtest]'): no PNG plots", file=sys.stderr)
+    elif plots:
+        written = write_plots(report, out)
+    (out / REPORT_MD).write_text(render(report, written))
+    return out
+
+
+def read_report(path: str | Path) -> dict[str, Any]:
+    """A report.json, given as the file or its directory."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / REPORT_JSON
+    return json.loads(path.read_text())
