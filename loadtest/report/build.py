@@ -1,5 +1,5 @@
 """report.json: the contract other tools read, built from one run; `derive` adds what a merge recomputes the
-same way (loss, warnings)."""
+same way (loss, warnings, the thresholds' verdicts)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import msgspec
 
 from loadtest.report import figures
 from loadtest.runner.run import RunResult
+from loadtest.shared.thresholds import Thresholds, judge
 
 SCHEMA = "loadtest-report/1"
 TICK_LAG_OVERLOAD_MS = 5.0  # the generator's timer p99 later than this: its own delay is in the latencies
@@ -38,10 +39,11 @@ def build_report(result: RunResult) -> dict[str, Any]:
         "scenario": msgspec.to_builtins(scenario),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result.started_unix)),
         "wall_seconds": round(result.wall_seconds, 2),
+        "interrupted": result.interrupted,
         "calls": {
             "attempted": stats.calls_attempted, "answered": stats.calls_answered, "failed": stats.calls_failed,
-            "completed": stats.calls_completed, "max_concurrent": max((r["active"] for r in result.timeline),
-                                                                       default=0),
+            "completed": stats.calls_completed, "interrupted": stats.calls_interrupted,
+            "max_concurrent": max((r["active"] for r in result.timeline), default=0),
             "call_seconds": round(figures.call_seconds(spans), 2), "failed_by_reason": dict(stats.failed_by_reason),
             "hangup_by": dict(stats.hangup_by), "close_codes": dict(stats.close_codes),
         },
@@ -65,8 +67,11 @@ def build_report(result: RunResult) -> dict[str, Any]:
 
 
 def derive(report: dict[str, Any], expects_echo: bool) -> None:
-    """Loss and the warnings that qualify the figures: computed the same way for one run and for a merge."""
+    """Loss, the warnings that qualify the figures and the thresholds' verdicts: computed the same way for one
+    run and for a merge."""
     report["loss_ratio"], report["loss_method"] = figures.loss(report["frames"], report["media"], expects_echo)
+    limits = msgspec.convert(report["scenario"].get("thresholds") or {}, Thresholds)
+    report["thresholds"] = judge(limits, report)
     report["warnings"] = notes = []
     lag_p99 = report["generator"]["tick_lag_ms"]["p99"]
     report["generator"]["overloaded"] = bool(lag_p99 and lag_p99 > TICK_LAG_OVERLOAD_MS) or bool(

@@ -27,10 +27,12 @@ def render(report: dict[str, Any], plots: list[str]) -> str:
              f"{scenario['calls']} long calls (ramp {scenario['ramp']}/s) + churn {scenario['churn_rate']}/s, "
              f"rate {scenario['rate']}, {scenario['duration']} s, {report['generator']['procs']} generator "
              f"process(es), media `{scenario['media']}`.\n\n")
-    text += "| calls | attempted | answered | completed | failed | max concurrent | call-seconds |\n"
-    text += "|---|---|---|---|---|---|---|\n"
+    if report["interrupted"]:
+        text += "**Interrupted**: the figures cover the run until then; calls cut short count as interrupted.\n\n"
+    text += "| calls | attempted | answered | completed | failed | interrupted | max concurrent | call-seconds |\n"
+    text += "|---|---|---|---|---|---|---|---|\n"
     text += (f"| | {calls['attempted']} | {calls['answered']} | {calls['completed']} | {calls['failed']} | "
-             f"{calls['max_concurrent']} | {calls['call_seconds']} |\n\n")
+             f"{calls['interrupted']} | {calls['max_concurrent']} | {calls['call_seconds']} |\n\n")
     if calls["failed_by_reason"]:
         text += "Failures: " + ", ".join(f"{k} {v}" for k, v in sorted(calls["failed_by_reason"].items())) + "\n\n"
     text += "Hangups by: " + (", ".join(f"{k} {v}" for k, v in sorted(calls["hangup_by"].items())) or "none")
@@ -69,10 +71,22 @@ def render(report: dict[str, Any], plots: list[str]) -> str:
         text += f"\nMachine: {machine['busy_cores']} of {machine['cores']} cores busy on average (everything on it).\n"
     text += (f"\nGenerator: {generator['cpu_seconds']} CPU s; timer late p99 "
              f"{_value(generator['tick_lag_ms']['p99'])} ms, max {_value(generator['tick_lag_ms']['max'])} ms.\n")
+    text += _thresholds(report)
     for note in [*report["warnings"], *report["notes"]]:
         text += f"\n> {note}\n"
     for plot in plots:
         text += f"\n![{plot}]({plot})\n"
+    return text
+
+
+def _thresholds(report: dict[str, Any]) -> str:
+    verdicts = report["thresholds"]
+    held = sum(verdict["held"] for verdict in verdicts)
+    text = f"\nThresholds: {held} of {len(verdicts)} held.\n\n| threshold | limit | value | |\n|---|---|---|---|\n"
+    for verdict in verdicts:
+        value = "not measured" if verdict["value"] is None else _value(verdict["value"])
+        text += (f"| `{verdict['name']}` | {verdict['bound']} {_value(verdict['limit'])} | {value} | "
+                 f"{'held' if verdict['held'] else '**failed**'} |\n")
     return text
 
 

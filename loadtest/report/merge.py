@@ -13,7 +13,7 @@ from loadtest.shared.histogram import Histogram
 MEDIA_COUNTS = ("streams", "streams_with_cname", "streams_ended_by_bye", "packets", "bytes", "lost", "gaps",
                 "duplicates", "reordered", "timestamp_errors", "talked", "echoed", "malformed", "rtcp_packets",
                 "byes_received", "byes_sent")
-CALL_COUNTS = ("attempted", "answered", "failed", "completed", "call_seconds")
+CALL_COUNTS = ("attempted", "answered", "failed", "completed", "interrupted", "call_seconds")
 TALLIES = ("failed_by_reason", "hangup_by", "close_codes")
 ROW_SUMS = ("active", "attempted", "answered", "failed", "frames_sent", "frames_received", "frames_lost")
 
@@ -37,6 +37,7 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "scenario": reports[0]["scenario"],
         "started_at": min(r["started_at"] for r in reports),
         "wall_seconds": max(r["wall_seconds"] for r in reports),
+        "interrupted": any(r["interrupted"] for r in reports),
         "calls": calls,
         "frames": {key: sum(r["frames"][key] for r in reports) for key in reports[0]["frames"]},
         "heartbeats": sum(r["heartbeats"] for r in reports),

@@ -15,9 +15,15 @@ REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 
 
-def write_outputs(report: dict[str, Any], out_dir: str | Path, plots: bool = True) -> Path:
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """The report's directory, made before a run so that one that cannot be made stops the run before it starts."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write_outputs(report: dict[str, Any], out_dir: str | Path, plots: bool = True) -> Path:
+    out = prepare_out_dir(out_dir)
     (out / REPORT_JSON).write_text(json.dumps(report, indent=1) + "\n")
     written: list[str] = []
     if plots and importlib.util.find_spec("matplotlib") is None:

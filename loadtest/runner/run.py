@@ -3,6 +3,7 @@ gateway's process tree while they run, prints live progress, and gathers everyth
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class RunResult:
     media: dict[str, Any] | None
     machine_busy_cores: float  # average busy cores of the whole machine (everything on it) during the run
     notes: list[str] = field(default_factory=list)
+    interrupted: bool = False  # stopped early by SIGINT or SIGTERM: calls still up were cut short, not failed
 
 
 def _print_now(line: str) -> None:
@@ -70,6 +72,30 @@ def run_load(scenario: Scenario, start_at_unix: float | None = None,
             media.stop()
 
 
+class _StopRequests:
+    """SIGINT (Ctrl-C) or SIGTERM during a run asks it to stop early and still report. The handler only notes
+    the request, so no KeyboardInterrupt lands in the middle of reading a generator's pipe (the wait it
+    interrupts resumes, PEP 475, for at most a timeline row); a second request stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested: str | None = None  # the signal's name
+
+    def __enter__(self) -> _StopRequests:
+        self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested is not None:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+
 def _drive(scenario: Scenario, plans: list[CallPlan], run_id: str, generators: list[Child], media: Child | None,
            start_at_unix: float | None, progress: Callable[[str], None] | None) -> RunResult:
     delay = START_DELAY_NS if start_at_unix is None else max(START_DELAY_NS, int((start_at_unix - time.time()) * 1e9))
@@ -83,43 +109,10 @@ def _drive(scenario: Scenario, plans: list[CallPlan], run_id: str, generators: l
     last_end = max((plan.start + plan.seconds for plan in plans), default=0.0)
     overrun = t0 + int((last_end + scenario.drain + scenario.connect_timeout + OVERRUN_GRACE_S) * 1e9)
     results: dict[int, LoadStats] = {}
-    next_print = t0 + int(scenario.progress_interval * 1e9)
     notes: list[str] = []
-    stopping = False
-    while len(results) < len(generators):
-        now = time.monotonic_ns()
-        if now >= timeline.next_row:
-            row = timeline.add_row(now)
-            if progress and now >= next_print:
-                next_print += int(scenario.progress_interval * 1e9)
-                progress(progress_line(row))
-        if now >= overrun:
-            notes.append("generators overran their deadline and were stopped")
-            break
-        conns = {child.conn: i for i, child in enumerate(generators) if i not in results}
-        try:
-            ready = wait(list(conns), timeout=max(0.0, (timeline.next_row - now) / 1e9))
-        except KeyboardInterrupt:
-            if stopping:
-                raise
-            stopping = True
-            notes.append("interrupted (Ctrl-C): calls were cut short")
-            for i, child in enumerate(generators):
-                if i not in results:
-                    child.conn.send(("stop",))
-            continue
-        for conn in ready:
-            index = conns[conn]
-            try:
-                kind, payload = conn.recv()
-            except EOFError:
-                results[index] = LoadStats()
-                notes.append(f"generator {index} died")
-                continue
-            if kind == "progress":
-                timeline.latest[index] = payload
-            else:
-                results[index] = LoadStats.from_dict(payload)
+    with _StopRequests() as stop:
+        _gather(generators, results, timeline, overrun, stop, notes,
+                _Progress(progress, t0, scenario.progress_interval))
     end = time.monotonic_ns()
     busy_cores = (machine_busy_seconds() - busy_before) / ((end - busy_since) / 1e9)
     timeline.add_row(end)
@@ -131,4 +124,50 @@ def _drive(scenario: Scenario, plans: list[CallPlan], run_id: str, generators: l
         media.conn.send(("stats",))
         media_summary = media.expect("stats", READY_TIMEOUT)[1]
     return RunResult(scenario, run_id, started_unix, t0, (end - t0) / 1e9, stats, timeline.rows, timeline.samples,
-                     media_summary, round(busy_cores, 2), notes)
+                     media_summary, round(busy_cores, 2), notes, interrupted=stop.requested is not None)
+
+
+class _Progress:
+    """Prints every `interval` seconds of the run a line drawn from the newest timeline row."""
+
+    def __init__(self, printer: Callable[[str], None] | None, t0: int, interval: float) -> None:
+        self.printer = printer
+        self.interval_ns = int(interval * 1e9)
+        self.next_ns = t0 + self.interval_ns
+
+    def row_added(self, row: dict[str, Any], now: int) -> None:
+        if self.printer and now >= self.next_ns:
+            self.next_ns += self.interval_ns
+            self.printer(progress_line(row))
+
+
+def _gather(generators: list[Child], results: dict[int, LoadStats], timeline: Timeline, overrun: int,
+            stop: _StopRequests, notes: list[str], progress: _Progress) -> None:
+    """Collect every generator's progress and final stats, adding a timeline row a second."""
+    stop_sent = False
+    while len(results) < len(generators):
+        now = time.monotonic_ns()
+        if now >= timeline.next_row:
+            progress.row_added(timeline.add_row(now), now)
+        if now >= overrun:
+            notes.append("generators overran their deadline and were stopped")
+            return
+        if stop.requested and not stop_sent:
+            stop_sent = True
+            notes.append(f"interrupted ({stop.requested}): calls still up were cut short")
+            for i, child in enumerate(generators):
+                if i not in results:
+                    child.conn.send(("stop",))
+        conns = {child.conn: i for i, child in enumerate(generators) if i not in results}
+        for conn in wait(list(conns), timeout=max(0.0, (timeline.next_row - now) / 1e9)):
+            index = conns[conn]
+            try:
+                kind, payload = conn.recv()
+            except EOFError:
+                results[index] = LoadStats()
+                notes.append(f"generator {index} died")
+                continue
+            if kind == "progress":
+                timeline.latest[index] = payload
+            else:
+                results[index] = LoadStats.from_dict(payload)

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from gateway.shared.config import ConfigError, name_the_key, read_toml
+from loadtest.shared.thresholds import Thresholds
 
 SINCH_RATES = (8000, 16000, 24000, 44100, 48000, 96000)
 MIN_CALL_SECONDS = 0.2  # shorter calls would end before their first echo: not worth planning
@@ -67,6 +68,7 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     drain: NonNegative = 0.5  # after the caller stops talking, wait this long for its echo before closing
     gateway_pid: Count = 0  # 0 = no gateway CPU/RSS measurement
     progress_interval: Positive = 5.0
+    thresholds: Thresholds = Thresholds()  # pass/fail criteria of the run (loadtest/shared/thresholds.py)
 
     def __post_init__(self) -> None:
         url = urlsplit(self.url)
@@ -79,6 +81,19 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("calls: no load (calls = 0 and churn_rate = 0)")
         if self.media_hangup and self.media == "none":
             raise ValueError("media_hangup: needs a media simulator (media = echo|sink|talker) to send the BYE")
+        self._check_thresholds_are_measured()
+
+    def _check_thresholds_are_measured(self) -> None:
+        limits = self.thresholds
+        needs = (
+            ("max_cpu_per_call_ms", not self.gateway_pid, "gateway_pid (the gateway's CPU is measured from /proc)"),
+            ("max_pss_per_call_kib", not self.gateway_pid, "gateway_pid (the gateway's memory is measured from /proc)"),
+            ("max_upstream_p99_ms", self.media == "none", "a media simulator (media = echo|sink|talker)"),
+            ("max_rtt_p99_ms", not self.expects_echo, "an echo route: a sink or talker returns none of our frames"),
+        )
+        for name, missing, what in needs:
+            if getattr(limits, name) is not None and missing:
+                raise ValueError(f"thresholds.{name}: needs {what}")
 
     @property
     def expects_echo(self) -> bool:
@@ -106,12 +121,21 @@ class CallPlan(NamedTuple):
 
 
 def load_scenario(path: str | None = None, overrides: Mapping[str, Any] | None = None) -> Scenario:
-    """TOML file (optional) < flags that were given (not None)."""
+    """TOML file (optional) < flags that were given (not None); a table given as flags (`thresholds`,
+    `churn_duration`) updates the file's table key by key."""
     try:
         data: dict[str, Any] = read_toml(path, "scenario") if path else {}
     except ConfigError as exc:
         raise ScenarioError(str(exc)) from None
-    data.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    if "sample_rate" in data:  # the clearer name of `rate`
+        if "rate" in data:
+            raise ScenarioError("sample_rate: give `sample_rate` or `rate`, not both")
+        data["rate"] = data.pop("sample_rate")
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **{k: v for k, v in value.items() if v is not None}}
+        elif value is not None:
+            data[key] = value
     try:
         return msgspec.convert(data, Scenario, strict=False)
     except (msgspec.ValidationError, ValueError) as exc:

@@ -133,15 +133,18 @@ class Call(WSListener):
             if self.transport is not None:
                 self.transport.disconnect()
 
-    def abort(self, reason: str) -> None:
-        """The generator gives up on this call: its run's hard end passed."""
-        if self.state in (State.CONNECTING, State.AWAITING_ANSWER):
-            self._finish_failed(reason)
-        elif self.state is not State.DONE:
+    def abort(self, interrupted: bool) -> None:
+        """The generator ends this call early: the run was interrupted (not the call's failure), or its hard
+        end passed (the call is stuck: a failure)."""
+        if self.state is not State.DONE:
+            if self.state not in (State.CONNECTING, State.AWAITING_ANSWER):
+                self.stats.active -= 1
+                self.stats.call_spans.append((self.answered_ns, time.monotonic_ns()))
+            if interrupted:
+                self.stats.calls_interrupted += 1
+            else:
+                self.stats.fail("stuck")
             self.state = State.DONE
-            self.stats.active -= 1
-            self.stats.call_spans.append((self.answered_ns, time.monotonic_ns()))
-            self.stats.fail(reason)
             self.gen.call_done(self)
         if self.transport is not None:
             self.transport.disconnect()

@@ -51,6 +51,7 @@ class Generator:
         self.t0 = 0
         self._next_progress = 0
         self._messages: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        self._interrupted = False
         self._finished: asyncio.Future[None]
 
     async def run(self) -> None:
@@ -80,7 +81,8 @@ class Generator:
             message = self.conn.recv()
         except EOFError:  # the parent is gone
             message = ("stop",)
-        if message[0] == "stop":
+        if message[0] == "stop":  # the run was interrupted
+            self._interrupted = True
             self._hard_end = 0  # the next firing aborts what is left
         else:
             self._messages.put_nowait(message)
@@ -140,10 +142,10 @@ class Generator:
             self._finished.set_result(None)
 
     def _abort(self) -> None:
-        """Past the hard end (or told to stop): whatever is still open failed to finish in time."""
+        """Told to stop (interrupted), or past the hard end: then whatever is still open failed to finish."""
         self.next_plan = len(self.plans)
         for call in [*self.pending.values(), *(c for slot in self.slots for c in slot.values())]:
-            call.abort("stuck")
+            call.abort(self._interrupted)
         if not self._finished.done():
             self._finished.set_result(None)
 

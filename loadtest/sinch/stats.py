@@ -8,7 +8,7 @@ from typing import Any
 from loadtest.shared.histogram import Histogram
 
 COUNTERS = (
-    "calls_attempted", "calls_answered", "calls_failed", "calls_completed",
+    "calls_attempted", "calls_answered", "calls_failed", "calls_completed", "calls_interrupted",
     "frames_sent", "frames_received", "frames_marked", "frames_unmarked", "frames_lost", "frames_duplicate",
     "frames_reordered", "frames_crossed", "frames_cut_at_hangup", "frames_skipped", "heartbeats",
     "media_hangup_missed",

@@ -134,13 +134,15 @@ def test_injected_loss_is_measured(setup, tmp_path):
     assert report["calls"]["failed"] == 0
 
 
-def test_refused_calls_are_failures_by_reason(setup, tmp_path):
+def test_refused_calls_are_failures_by_reason_and_fail_the_run(setup, tmp_path):
     gateway, _ = setup
-    subprocess.run(
+    run = subprocess.run(
         [sys.executable, "-m", "loadtest", "run", "--url", f"{gateway.url}/stream/nope", "--calls", "3",
          "--duration", "1", "--out", str(tmp_path), "--no-plots"],
-        check=True, timeout=HARNESS_TIMEOUT, stdout=subprocess.DEVNULL,
+        timeout=HARNESS_TIMEOUT, stdout=subprocess.PIPE, text=True,
     )
+    assert run.returncode == 1  # no threshold given: a run in which no call was answered fails all the same
+    assert "threshold any_answered >= 1: 0 FAILED" in run.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     assert (report["calls"]["attempted"], report["calls"]["answered"], report["calls"]["failed"]) == (3, 0, 3)
     assert report["calls"]["failed_by_reason"] == {"connect:404": 3}

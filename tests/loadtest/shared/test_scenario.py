@@ -68,3 +68,30 @@ def test_invalid_scenarios_name_the_key(overrides, message):
 def test_missing_file_is_a_scenario_error(tmp_path):
     with pytest.raises(ScenarioError, match=r"nope\.toml"):
         load_scenario(str(tmp_path / "nope.toml"))
+
+
+def test_thresholds_come_from_the_file_and_flags_update_them_key_by_key(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text("sample_rate = 8000\n[thresholds]\nmax_loss = 0.01\nmin_answered = 0.9\n"
+                    "[churn_duration]\ndistribution = \"fixed\"\nmean = 3.0\n")
+    scenario = load_scenario(str(path), {"thresholds": {"max_loss": 0.5, "max_rtt_p99_ms": None},
+                                         "churn_duration": {"mean": 4.0}})
+    assert (scenario.thresholds.max_loss, scenario.thresholds.min_answered) == (0.5, 0.9)
+    assert scenario.thresholds.max_rtt_p99_ms is None
+    assert (scenario.churn_duration.distribution, scenario.churn_duration.mean) == ("fixed", 4.0)
+    assert scenario.rates == [8000]  # `sample_rate`: the clearer name of `rate`
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[thresholds]\nmax_lost = 0.1\n", "max_lost"),
+    ("[thresholds]\nmax_failed = 2\n", r"thresholds\.max_failed"),
+    ("gateway_pid = 0\n[thresholds]\nmax_pss_per_call_kib = 100\n", "max_pss_per_call_kib: needs gateway_pid"),
+    ("[thresholds]\nmax_upstream_p99_ms = 5\n", "max_upstream_p99_ms: needs a media simulator"),
+    ('media = "sink"\n[thresholds]\nmax_rtt_p99_ms = 5\n', "max_rtt_p99_ms: needs an echo route"),
+    ("rate = 8000\nsample_rate = 8000\n", "not both"),
+])
+def test_invalid_thresholds_name_the_key(tmp_path, text, message):
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError, match=message):
+        load_scenario(str(path))
