@@ -82,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--out", required=True, metavar="DIR")
     merge.add_argument("--no-plots", action="store_true")
 
+    compare = commands.add_parser("compare", help="the change of every figure from report A to report B",
+                                  epilog=f"exit status: {EXIT_OK} no regression; {EXIT_FAILED} a figure regressed; "
+                                         f"{EXIT_USAGE} bad input")
+    compare.add_argument("before", metavar="A", help="the baseline: a report.json or its directory")
+    compare.add_argument("after", metavar="B", help="the run to judge: a report.json or its directory")
+    compare.add_argument("--tolerance", type=float, default=0.10, metavar="FRACTION",
+                         help="a figure that got worse by more than this share is a regression (default 0.10)")
+
     bench = commands.add_parser("bench", help="the gateway against the naive baseline, in alternation")
     bench.add_argument("--calls", type=int, default=50)
     bench.add_argument("--sample-rate", "--rate", dest="rate", type=int, default=16000, metavar="HZ",
@@ -123,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
             merged = merge_reports([read_report(d) for d in args.dirs])
             write_outputs(merged, args.out, not args.no_plots)
             return _judged(merged)
+        if args.command == "compare":
+            from loadtest.report.compare import compare, render
+            from loadtest.report.output import read_report
+
+            changes = compare(read_report(args.before), read_report(args.after), args.tolerance)
+            print(render(changes, args.tolerance))
+            return EXIT_FAILED if any(change.regression for change in changes) else EXIT_OK
         if args.command == "session-bench":
             from loadtest.bench.session_bench import run_session_bench
 

@@ -16,6 +16,7 @@ MEDIA_COUNTS = ("streams", "streams_with_cname", "streams_ended_by_bye", "packet
 CALL_COUNTS = ("attempted", "answered", "failed", "completed", "interrupted", "call_seconds")
 TALLIES = ("failed_by_reason", "hangup_by", "close_codes")
 ROW_SUMS = ("active", "attempted", "answered", "failed", "frames_sent", "frames_received", "frames_lost")
+GATEWAY_KEYS = ("gateway_cpu_pct", "gateway_rss_mib", "gateway_cpu_seconds", "gateway_rss_bytes")
 
 
 def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -74,19 +75,34 @@ def _merged_histogram(summaries: Any) -> Histogram:
 
 
 def _merge_timelines(timelines: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Rows aligned on wall-clock seconds (generators on several machines share no monotonic clock)."""
-    by_second: dict[int, dict[str, Any]] = {}
-    for rows in timelines:
-        for row in rows:
-            second = round(row["unix"])
-            merged = by_second.setdefault(second, {"unix": second, **dict.fromkeys(ROW_SUMS, 0)})
+    """Rows aligned on wall-clock seconds (generators on several machines share no monotonic clock).
+
+    A report has a row a second and a last, partial one that may fall in the same second as the one before:
+    each report gives a second its latest row, so nothing counts twice. A report without a row of its own at
+    a second counts as it stood at its latest row before (none before it started); once it ended, with its
+    totals but no active calls. Seconds that no report covers get no row: the plots break their lines there."""
+    by_report = [{round(row["unix"]): row for row in rows} for rows in timelines if rows]  # the latest row wins
+    ends = [max(rows) for rows in by_report]
+    latest: list[dict[str, Any] | None] = [None] * len(by_report)
+    seconds = sorted(set().union(*by_report))
+    merged_rows = []
+    for second in seconds:
+        merged = {"unix": second, **dict.fromkeys(ROW_SUMS, 0)}
+        for i, rows in enumerate(by_report):
+            own = rows.get(second)
+            row = latest[i] = own or latest[i]
+            if row is None:
+                continue
             for key in ROW_SUMS:
                 merged[key] += row[key]
-            for key in ("gateway_cpu_pct", "gateway_rss_mib", "gateway_cpu_seconds", "gateway_rss_bytes"):
-                if key in row:
-                    merged[key] = row[key]
-    start = min(by_second, default=0)
-    return [{"t": float(second - start), **by_second[second]} for second in sorted(by_second)]
+            if second > ends[i]:
+                merged["active"] -= row["active"]  # that run is over
+            for key in GATEWAY_KEYS:
+                if own and key in own:
+                    merged[key] = own[key]
+        merged_rows.append(merged)
+    start = seconds[0] if seconds else 0
+    return [{"t": float(row["unix"] - start), **row} for row in merged_rows]
 
 
 def _merge_gateway(sections: list[dict[str, Any]], calls: dict[str, Any]) -> dict[str, Any] | None:

@@ -39,4 +39,7 @@ def read_report(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / REPORT_JSON
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a report.json ({exc})") from None

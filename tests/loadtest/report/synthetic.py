@@ -28,7 +28,7 @@ def synthetic_run(run_id: str, calls: int, rtts_us: list[int], lost: int, unix: 
          "frames_sent": 0, "frames_received": 0, "frames_lost": 0, "rtt_p50_ms": 1.0, "rtt_p99_ms": 2.0,
          "gateway_cpu_pct": 10.0, "gateway_rss_mib": 101.0, "gateway_cpu_seconds": 0.1 * t,
          "gateway_rss_bytes": 100 * 2**20 + calls * 40 * 1024}
-        for t in range(11)
+        for t in (*range(11), 10.3)  # a row a second, then the last, partial one as the runner adds it
     ]
     samples = [Usage(T0, 5.0, 100 * 2**20, 3), Usage(T0 + 10 * SECOND, 6.0, 100 * 2**20 + calls * 40960, 3)]
     upstream = Histogram()

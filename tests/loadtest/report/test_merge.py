@@ -29,3 +29,21 @@ def test_merge_sums_counts_and_recomputes_percentiles_from_histograms():
 def test_merge_rejects_other_files():
     with pytest.raises(ValueError, match="report"):
         merge_reports([{"schema": "something-else"}])
+
+
+def test_merging_one_report_changes_no_figure():
+    report = json.loads(json.dumps(build_report(synthetic_run("a", 10, [1000] * 100, lost=0))))
+    merged = merge_reports([report])
+    assert merged["calls"]["max_concurrent"] == report["calls"]["max_concurrent"] == 10  # the partial last row
+    assert merged["gateway"]["rss_per_call_bytes"] == report["gateway"]["rss_per_call_bytes"]  # counts once
+    assert merged["calls"]["attempted"] == report["calls"]["attempted"]
+    assert merged["timeline"][-1]["attempted"] == 10
+
+
+def test_runs_apart_in_time_leave_a_gap_and_keep_their_totals():
+    first = build_report(synthetic_run("a", 10, [1000] * 100, lost=0, unix=1_700_000_000.0))
+    later = build_report(synthetic_run("b", 4, [1000] * 100, lost=0, unix=1_700_000_300.0))
+    timeline = merge_reports([first, later])["timeline"]
+    assert [row["t"] for row in timeline] == [*range(11), *range(300, 311)]  # no row in between to draw across
+    assert (timeline[10]["active"], timeline[11]["active"]) == (10, 4)  # the first run was over by then
+    assert timeline[11]["attempted"] == 14  # its calls still count in the totals
