@@ -29,7 +29,8 @@ def build_report(result: RunResult) -> dict[str, Any]:
     }
     samples = result.samples
     gateway = figures.gateway_figures(
-        result.timeline, spans, samples[0].rss_bytes if samples else None,
+        result.timeline, spans, {"rss": samples[0].rss_bytes if samples else None,
+                                 "pss": samples[0].pss_bytes if samples else None},
         samples[-1].cpu_seconds - samples[0].cpu_seconds if len(samples) >= 2 else None,
         scenario.gateway_pid, samples[-1].processes if samples else 0,
     )

@@ -1,10 +1,11 @@
-"""The derived figures: gateway CPU per call-second, RSS per call, concurrency, loss; pure functions over
+"""The derived figures: gateway CPU per call-second, RSS and PSS per call, concurrency, loss; pure functions over
 what a run collected, so merged reports recompute them the same way."""
 
 from __future__ import annotations
 
 from typing import Any
 
+MEMORY_KINDS = ("rss", "pss")  # resident set size; proportional set size (shared pages divided among sharers)
 STEADY_SHARE = 0.95  # rows with at least this share of the peak concurrency count as steady state
 MIN_STEADY_ROWS = 2
 
@@ -40,9 +41,10 @@ def steady_window(rows: list[dict[str, Any]]) -> tuple[int, int] | None:
     return best
 
 
-def gateway_figures(rows: list[dict[str, Any]], spans: list[tuple[float, float]], idle_rss: int | None,
+def gateway_figures(rows: list[dict[str, Any]], spans: list[tuple[float, float]], idle: dict[str, int | None],
                     total_cpu: float | None, pid: int, processes: int) -> dict[str, Any] | None:
-    """`rows` carry the gateway's cumulative CPU seconds and RSS at each second of the run (from t=0)."""
+    """`rows` carry the gateway's cumulative CPU seconds, RSS and PSS at each second of the run (from t=0);
+    `idle`: its RSS and PSS before the first call."""
     measured = [row for row in rows if "gateway_cpu_seconds" in row]
     if total_cpu is None or not measured:
         return None
@@ -52,7 +54,7 @@ def gateway_figures(rows: list[dict[str, Any]], spans: list[tuple[float, float]]
         "pid": pid, "processes": processes, "cpu_seconds": round(total_cpu, 3), "call_seconds": round(seconds, 2),
         "cpu_ms_per_call_second": round(1000 * total_cpu / seconds, 4) if seconds else None,
         "cpu_ms_per_call_second_steady": None, "steady_window_s": None,
-        "rss_idle_bytes": idle_rss, "peak_calls": peak,
+        "peak_calls": peak,
     }
     window = steady_window(measured)
     if window:
@@ -62,13 +64,20 @@ def gateway_figures(rows: list[dict[str, Any]], spans: list[tuple[float, float]]
             cpu = last["gateway_cpu_seconds"] - first["gateway_cpu_seconds"]
             figures["cpu_ms_per_call_second_steady"] = round(1000 * cpu / steady_seconds, 4)
             figures["steady_window_s"] = [first["t"], last["t"]]
-    at_peak = [row["gateway_rss_bytes"] for row in measured if row["active"] == peak]
-    figures["rss_peak_bytes"] = max(at_peak) if at_peak else None
-    if idle_rss is not None and at_peak and peak:
-        figures["rss_per_call_bytes"] = round((max(at_peak) - idle_rss) / peak)
-    else:
-        figures["rss_per_call_bytes"] = None
+    for kind in MEMORY_KINDS:
+        at_peak = [row[f"gateway_{kind}_bytes"] for row in measured
+                   if row["active"] == peak and f"gateway_{kind}_bytes" in row]
+        figures[f"{kind}_idle_bytes"] = idle[kind]
+        figures[f"{kind}_peak_bytes"] = max(at_peak) if at_peak else None
+        figures[f"{kind}_per_call_bytes"] = per_call_bytes(figures[f"{kind}_peak_bytes"], idle[kind], peak)
     return figures
+
+
+def per_call_bytes(peak_bytes: int | None, idle_bytes: int | None, peak_calls: int) -> int | None:
+    """(memory at peak concurrency - memory before the first call) / calls at peak: includes one-time warm-up."""
+    if peak_bytes is None or idle_bytes is None or not peak_calls:
+        return None
+    return round((peak_bytes - idle_bytes) / peak_calls)
 
 
 def loss(frames: dict[str, int], media: dict[str, Any] | None, expects_echo: bool) -> tuple[float | None, str]:

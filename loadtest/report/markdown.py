@@ -20,7 +20,7 @@ def _latency_rows(name: str, summary: dict[str, Any] | None) -> str:
     return f"| {name} | {cells} | {summary['count']} |\n"
 
 
-def render(report: dict[str, Any], plots: list[str]) -> str:
+def render(report: dict[str, Any], plots: list[str], hlogs: list[str]) -> str:
     calls, frames, scenario = report["calls"], report["frames"], report["scenario"]
     text = f"# Load test {', '.join(report['runs'])}\n\n"
     text += (f"{report['started_at']}, {report['wall_seconds']} s: `{scenario['url']}`, "
@@ -55,9 +55,11 @@ def render(report: dict[str, Any], plots: list[str]) -> str:
         if gateway["steady_window_s"]:
             start, end = gateway["steady_window_s"]
             text += f" ({_value(gateway['cpu_ms_per_call_second_steady'])} ms in the steady state, {start}-{end} s)"
-        text += (f"; RSS idle {_value(_mib(gateway['rss_idle_bytes']), ' MiB')}, "
-                 f"at {gateway['peak_calls']} calls {_value(_mib(gateway['rss_peak_bytes']), ' MiB')} = "
-                 f"**{_value(_kib(gateway['rss_per_call_bytes']), ' KiB per call')}**.\n")
+        for kind in ("pss", "rss"):
+            text += (f"; {kind.upper()} idle {_value(_mib(gateway.get(f'{kind}_idle_bytes')), ' MiB')}, "
+                     f"at {gateway['peak_calls']} calls {_value(_mib(gateway.get(f'{kind}_peak_bytes')), ' MiB')} = "
+                     f"**{_value(_kib(gateway.get(f'{kind}_per_call_bytes')), ' KiB per call')}**")
+        text += " (PSS divides the pages forked processes share among them; RSS counts them in each).\n"
     media = report["media"]
     if media:
         text += (f"\nMedia simulator `{media['kind']}`: {media['streams']} streams ({media['streams_with_cname']} "
@@ -74,6 +76,8 @@ def render(report: dict[str, Any], plots: list[str]) -> str:
     text += _thresholds(report)
     for note in [*report["warnings"], *report["notes"]]:
         text += f"\n> {note}\n"
+    if hlogs:
+        text += "\nHdrHistogram logs (µs): " + ", ".join(f"[{name}]({name})" for name in hlogs) + "\n"
     for plot in plots:
         text += f"\n![{plot}]({plot})\n"
     return text

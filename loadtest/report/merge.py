@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from loadtest.report import figures
 from loadtest.report.build import SCHEMA, derive
 from loadtest.shared.histogram import Histogram
 
@@ -16,7 +17,8 @@ MEDIA_COUNTS = ("streams", "streams_with_cname", "streams_ended_by_bye", "packet
 CALL_COUNTS = ("attempted", "answered", "failed", "completed", "interrupted", "call_seconds")
 TALLIES = ("failed_by_reason", "hangup_by", "close_codes")
 ROW_SUMS = ("active", "attempted", "answered", "failed", "frames_sent", "frames_received", "frames_lost")
-GATEWAY_KEYS = ("gateway_cpu_pct", "gateway_rss_mib", "gateway_cpu_seconds", "gateway_rss_bytes")
+GATEWAY_KEYS = ("gateway_cpu_pct", "gateway_cpu_seconds", "gateway_rss_mib", "gateway_rss_bytes", "gateway_pss_mib",
+                "gateway_pss_bytes")
 
 
 def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -114,9 +116,9 @@ def _merge_gateway(sections: list[dict[str, Any]], calls: dict[str, Any]) -> dic
               "steady_window_s": None, "peak_calls": calls["max_concurrent"]}
     if calls["call_seconds"]:
         merged["cpu_ms_per_call_second"] = round(1000 * section["cpu_seconds"] / calls["call_seconds"], 4)
-    if section["rss_idle_bytes"] is not None and section["rss_peak_bytes"] and calls["max_concurrent"]:
-        merged["rss_per_call_bytes"] = round((section["rss_peak_bytes"] - section["rss_idle_bytes"])
-                                             / calls["max_concurrent"])
+    for kind in figures.MEMORY_KINDS:
+        merged[f"{kind}_per_call_bytes"] = figures.per_call_bytes(
+            section.get(f"{kind}_peak_bytes"), section.get(f"{kind}_idle_bytes"), calls["max_concurrent"])
     return merged
 
 

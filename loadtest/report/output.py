@@ -1,4 +1,4 @@
-"""Writes a report to a directory: report.json, the PNG plots, report.md that shows them."""
+"""Writes a report to a directory: report.json, the HdrHistogram logs, the PNG plots, report.md that shows them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from loadtest.report.hlog import write_hlogs
 from loadtest.report.markdown import render
 from loadtest.report.plots import write_plots
 
@@ -25,13 +26,17 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
 def write_outputs(report: dict[str, Any], out_dir: str | Path, plots: bool = True) -> Path:
     out = prepare_out_dir(out_dir)
     (out / REPORT_JSON).write_text(json.dumps(report, indent=1) + "\n")
-    written: list[str] = []
-    if plots and importlib.util.find_spec("matplotlib") is None:
-        print("loadtest: matplotlib is not installed (pip install '.[loadtest]'): no PNG plots", file=sys.stderr)
-    elif plots:
-        written = write_plots(report, out)
-    (out / REPORT_MD).write_text(render(report, written))
+    hlogs = write_hlogs(report, out) if _installed("hdrh", "HdrHistogram logs") else []
+    pngs = write_plots(report, out) if plots and _installed("matplotlib", "PNG plots") else []
+    (out / REPORT_MD).write_text(render(report, pngs, hlogs))
     return out
+
+
+def _installed(module: str, what: str) -> bool:
+    if importlib.util.find_spec(module) is None:
+        print(f"loadtest: {module} is not installed (pip install '.[loadtest]'): no {what}", file=sys.stderr)
+        return False
+    return True
 
 
 def read_report(path: str | Path) -> dict[str, Any]:

@@ -49,6 +49,9 @@ class Timeline:
             row["gateway_rss_mib"] = round(last.rss_bytes / 2**20, 1)
             row["gateway_cpu_seconds"] = round(last.cpu_seconds - self.samples[0].cpu_seconds, 2)
             row["gateway_rss_bytes"] = last.rss_bytes
+            if last.pss_bytes is not None:
+                row["gateway_pss_mib"] = round(last.pss_bytes / 2**20, 1)
+                row["gateway_pss_bytes"] = last.pss_bytes
         self.rows.append(row)
         return row
 

@@ -90,6 +90,8 @@ def test_report_has_the_contract_keys(direct):
         assert isinstance(report["latency_ms"]["round_trip"][name], float)
     assert report["gateway"]["cpu_ms_per_call_second"] > 0
     assert report["gateway"]["processes"] >= 2  # supervisor + worker(s): the whole tree is measured
+    assert 0 < report["gateway"]["pss_peak_bytes"] < report["gateway"]["rss_peak_bytes"]  # PSS beside RSS
+    assert all("gateway_pss_bytes" in row for row in report["timeline"][1:])
 
 
 def test_plots_are_written(direct):

@@ -27,10 +27,12 @@ def synthetic_run(run_id: str, calls: int, rtts_us: list[int], lost: int, unix: 
         {"t": float(t), "unix": unix + t, "active": calls, "attempted": calls, "answered": calls, "failed": 0,
          "frames_sent": 0, "frames_received": 0, "frames_lost": 0, "rtt_p50_ms": 1.0, "rtt_p99_ms": 2.0,
          "gateway_cpu_pct": 10.0, "gateway_rss_mib": 101.0, "gateway_cpu_seconds": 0.1 * t,
-         "gateway_rss_bytes": 100 * 2**20 + calls * 40 * 1024}
+         "gateway_rss_bytes": 100 * 2**20 + calls * 40 * 1024, "gateway_pss_mib": 61.0,
+         "gateway_pss_bytes": 60 * 2**20 + calls * 30 * 1024}
         for t in (*range(11), 10.3)  # a row a second, then the last, partial one as the runner adds it
     ]
-    samples = [Usage(T0, 5.0, 100 * 2**20, 3), Usage(T0 + 10 * SECOND, 6.0, 100 * 2**20 + calls * 40960, 3)]
+    samples = [Usage(T0, 5.0, 100 * 2**20, 3, 60 * 2**20),
+               Usage(T0 + 10 * SECOND, 6.0, 100 * 2**20 + calls * 40960, 3, 60 * 2**20 + calls * 30720)]
     upstream = Histogram()
     upstream.record(300)
     media = {"kind": "echo", "port": 40100, "streams": calls, "streams_with_cname": calls, "streams_ended_by_bye": 0,

@@ -24,7 +24,9 @@ def test_report_has_the_contract_keys_and_derived_figures(tmp_path):
     assert gateway["cpu_ms_per_call_second"] == pytest.approx(10.0)  # 1 CPU s over 10 calls x 10 s
     assert gateway["cpu_ms_per_call_second_steady"] == pytest.approx(10.0)
     assert gateway["rss_per_call_bytes"] == 40 * 1024
+    assert gateway["pss_per_call_bytes"] == 30 * 1024
     json.dumps(report)  # all plain JSON
     write_outputs(report, tmp_path, plots=False)
     assert read_report(tmp_path) == json.loads(json.dumps(report))
     assert "10 ms CPU per call-second" in (tmp_path / "report.md").read_text()
+    assert "**30 KiB per call**" in (tmp_path / "report.md").read_text()  # PSS beside RSS

@@ -36,6 +36,7 @@ def test_merging_one_report_changes_no_figure():
     merged = merge_reports([report])
     assert merged["calls"]["max_concurrent"] == report["calls"]["max_concurrent"] == 10  # the partial last row
     assert merged["gateway"]["rss_per_call_bytes"] == report["gateway"]["rss_per_call_bytes"]  # counts once
+    assert merged["gateway"]["pss_per_call_bytes"] == report["gateway"]["pss_per_call_bytes"] == 30 * 1024
     assert merged["calls"]["attempted"] == report["calls"]["attempted"]
     assert merged["timeline"][-1]["attempted"] == 10
 
