@@ -112,7 +112,7 @@ def _drive(scenario: Scenario, plans: list[CallPlan], run_id: str, generators: l
     notes: list[str] = []
     with _StopRequests() as stop:
         _gather(generators, results, timeline, overrun, stop, notes,
-                _Progress(progress, t0, scenario.progress_interval))
+                _Progress(progress, t0, scenario.progress_interval, last_end + scenario.drain))
     end = time.monotonic_ns()
     busy_cores = (machine_busy_seconds() - busy_before) / ((end - busy_since) / 1e9)
     timeline.add_row(end)
@@ -128,17 +128,20 @@ def _drive(scenario: Scenario, plans: list[CallPlan], run_id: str, generators: l
 
 
 class _Progress:
-    """Prints every `interval` seconds of the run a line drawn from the newest timeline row."""
+    """Prints every `interval` seconds of the run a line drawn from the newest timeline row, with the time
+    elapsed of `total_seconds` (the planned end of the last call)."""
 
-    def __init__(self, printer: Callable[[str], None] | None, t0: int, interval: float) -> None:
+    def __init__(self, printer: Callable[[str], None] | None, t0: int, interval: float,
+                 total_seconds: float) -> None:
         self.printer = printer
         self.interval_ns = int(interval * 1e9)
         self.next_ns = t0 + self.interval_ns
+        self.total_seconds = total_seconds
 
     def row_added(self, row: dict[str, Any], now: int) -> None:
         if self.printer and now >= self.next_ns:
             self.next_ns += self.interval_ns
-            self.printer(progress_line(row))
+            self.printer(progress_line(row, self.total_seconds))
 
 
 def _gather(generators: list[Child], results: dict[int, LoadStats], timeline: Timeline, overrun: int,

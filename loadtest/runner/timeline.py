@@ -11,6 +11,7 @@ from loadtest.shared.procstat import Usage, tree_usage
 
 ROW_NS = 1_000_000_000  # one timeline row per second
 ROW_LAG_NS = 200_000_000  # rows come this long after the generators' per-second progress, to include it
+BAR_WIDTH = 20
 
 
 class Timeline:
@@ -60,10 +61,16 @@ def _ms(value_us: float | None) -> float | None:
     return None if value_us is None else round(value_us / 1000, 2)
 
 
-def progress_line(row: dict[str, Any]) -> str:
-    line = (f"[{row['t']:7.1f}s] calls active {row['active']} answered {row['answered']}/{row['attempted']} "
-            f"failed {row['failed']} | frames tx {row['frames_sent']} rx {row['frames_received']} "
-            f"lost {row['frames_lost']} | rtt p50 {row['rtt_p50_ms']} p99 {row['rtt_p99_ms']} ms")
+def progress_line(row: dict[str, Any], total_seconds: float) -> str:
+    """Elapsed of the planned total with a bar, then the live figures of the last second."""
+    share = min(1.0, row["t"] / total_seconds) if total_seconds > 0 else 1.0
+    filled = round(share * BAR_WIDTH)
+    line = (f"[{row['t']:6.1f}/{total_seconds:.1f} s {'#' * filled}{'.' * (BAR_WIDTH - filled)} {share:4.0%}] "
+            f"calls active {row['active']} answered {row['answered']}/{row['attempted']} failed {row['failed']} | "
+            f"frames tx {row['frames_sent']} rx {row['frames_received']} lost {row['frames_lost']} | "
+            f"rtt p50 {row['rtt_p50_ms']} p99 {row['rtt_p99_ms']} ms")
     if "gateway_cpu_pct" in row:
         line += f" | gateway cpu {row['gateway_cpu_pct']}% rss {row['gateway_rss_mib']} MiB"
+        if "gateway_pss_mib" in row:
+            line += f" pss {row['gateway_pss_mib']} MiB"
     return line

@@ -5,6 +5,7 @@ hold, a run that could not start, bad input and an interrupted run."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -95,6 +96,7 @@ def test_an_interrupted_run_is_reported_as_interrupted_not_as_failed_calls(gatew
         for line in proc.stdout:  # progress lines, one a second: wait until every call is up
             if f"answered {CALLS}/{CALLS}" in line:
                 break
+        assert re.search(r"/60\.5 s [#.]{20} +\d+%\]", line)  # elapsed of the planned end (60 s + 0.5 s drain)
         proc.send_signal(signal.SIGINT)
         output = proc.communicate(timeout=HARNESS_TIMEOUT)[0]
     finally:
