@@ -60,9 +60,10 @@ def test_thresholds_from_the_file_and_flags_are_judged_and_one_that_fails_fails_
 
 def test_a_run_whose_thresholds_hold_exits_zero(gateway, tmp_path):
     result = run("--url", f"{gateway.url}/stream/echo", "--calls", str(CALLS), "--duration", "1", "--min-answered",
-                 "1", "--max-failed", "0", "--max-rtt-p99-ms", "1000", "--out", str(tmp_path))
+                 "1", "--max-failed", "0", "--max-rtt-p99-ms", "1000", "--sample-rate", "8000", "--out", str(tmp_path))
     assert result.returncode == EXIT_OK, result.stdout + result.stderr
     assert verdicts(tmp_path) == {"min_answered": True, "max_failed": True, "max_rtt_p99_ms": True}
+    assert len(gateway.wait_count("call.answered", CALLS, sample_rate=8000)) == CALLS  # --sample-rate: the audio's
 
 
 def test_a_run_that_cannot_start_has_its_own_status_and_no_report(gateway, tmp_path):
