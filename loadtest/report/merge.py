@@ -26,7 +26,7 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
     for report in reports:
         if report.get("schema") != SCHEMA:
             raise ValueError(f"not a {SCHEMA} report: {report.get('schema')!r}")
-    calls: dict[str, Any] = {key: sum(r["calls"][key] for r in reports) for key in CALL_COUNTS}
+    calls: dict[str, Any] = {key: sum(r["calls"].get(key, 0) for r in reports) for key in CALL_COUNTS}
     calls["call_seconds"] = round(calls["call_seconds"], 2)
     for key in TALLIES:
         calls[key] = dict(sum((Counter(r["calls"][key]) for r in reports), Counter()))
@@ -40,7 +40,7 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "scenario": reports[0]["scenario"],
         "started_at": min(r["started_at"] for r in reports),
         "wall_seconds": max(r["wall_seconds"] for r in reports),
-        "interrupted": any(r["interrupted"] for r in reports),
+        "interrupted": any(r.get("interrupted") for r in reports),  # (reports before it was counted lack it)
         "calls": calls,
         "frames": {key: sum(r["frames"][key] for r in reports) for key in reports[0]["frames"]},
         "heartbeats": sum(r["heartbeats"] for r in reports),
