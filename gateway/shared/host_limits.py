@@ -64,7 +64,7 @@ class HostLimits:
         line = (f"{capacity['calls']} calls: {capacity['workers']} workers x {capacity['calls_per_worker']}, "
                 f"bound by {capacity['bound_by']}")
         if self.warnings:
-            line += f"; {len(self.warnings)} host limit(s) to raise: " + ", ".join(w.limit for w in self.warnings)
+            line += "; to fix: " + ", ".join(warning.limit for warning in self.warnings)
         return line
 
     def as_dict(self) -> dict[str, Any]:
@@ -143,9 +143,9 @@ def granted_receive_buffer(requested: int) -> int:
 
 
 def default_send_buffer() -> int:
-    """The SO_SNDBUF a UDP socket gets (the gateway does not ask for one: net.core.wmem_default)."""
+    """The SO_SNDBUF a UDP socket gets (the gateway asks for none: net.core.wmem_default, reported as it is)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
 
 
 def read_host_limits(config: Config, open_files: tuple[int, int] | None = None) -> HostLimits:
