@@ -281,8 +281,8 @@ class Worker:
         """The supervisor is gone (killed): close the listening socket at once, so a gateway started in its
         place can bind the port (every child holds only the listeners it serves), and finish the calls in
         progress as a drain would."""
-        log_event(log, logging.WARNING, "worker.orphaned", slot=self.slot, calls=len(self.calls))
         self._server.close()
+        log_event(log, logging.WARNING, "worker.orphaned", slot=self.slot, calls=len(self.calls))
         self.drain(decline=False)
 
     def stop_now(self) -> None:
