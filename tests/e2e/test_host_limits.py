@@ -66,12 +66,8 @@ def test_a_soft_limit_of_256_is_raised_to_the_hard_limit_and_150_calls_are_answe
 
 def test_out_of_descriptors_upgrades_get_503_no_fds_and_the_calls_in_progress_go_on():
     gateway = GatewayProcess(open_files=(256, 256)).start()
-    listening = gateway.wait_for("worker.listening")
-    capacity = listening["calls_by_descriptors"]
-    assert capacity == listening["calls_capacity"]
-    assert 40 <= capacity <= (256 - listening["descriptors_at_idle"]) // 3
 
-    async def scenario() -> None:
+    async def scenario(capacity: int) -> None:
         calls = await open_calls(gateway, capacity, "held")
         assert [await declined_status(gateway) for _ in range(5)] == [503] * 5  # never a 500
         await wait_for_metric(gateway, "gateway_upgrades_declined_total", 5, reason="no_fds")
@@ -86,7 +82,11 @@ def test_out_of_descriptors_upgrades_get_503_no_fds_and_the_calls_in_progress_go
         await asyncio.gather(*(call.ws.close() for call in (*calls[3:], again)))
 
     try:
-        run(scenario())
+        listening = gateway.wait_for("worker.listening")
+        capacity = listening["calls_by_descriptors"]
+        assert capacity == listening["calls_capacity"]
+        assert 40 <= capacity <= (256 - listening["descriptors_at_idle"]) // 3
+        run(scenario(capacity))
         declined = [e for e in gateway.events if e.get("event") == "upgrade.declined"]
         assert declined and all(e["reason"] == "no_fds" and e["status"] == 503 for e in declined)
         assert len(declined) < 5  # rate-limited: a line a second at most, saying how many were held back
@@ -98,26 +98,26 @@ def test_an_accept_out_of_descriptors_pauses_without_spinning_and_accepting_resu
     """Connections that never upgrade take every descriptor: accept() fails with EMFILE. aiofastnet alone spins
     on it at 100 % CPU, logging two tracebacks a round; the worker pauses accepting and takes up again."""
     gateway = GatewayProcess(open_files=(256, 256)).start()
-    worker = gateway.wait_for("worker.listening")["pid"]
-    idle = [socket.create_connection(("127.0.0.1", gateway.port)) for _ in range(256)]
-    try:
-        gateway.wait_for("worker.accept_paused")
-        before = cpu_seconds(worker)
-        # Three more tries, a quarter of a second apart, each finding no descriptor and pausing again.
-        paused = value(scrape(gateway), "gateway_accepts_paused_total")
-        run(wait_for_metric(gateway, "gateway_accepts_paused_total", paused + 3))
-        assert cpu_seconds(worker) - before < 0.3  # spinning would have used all of the 0.75 s
-        assert not [line for line in gateway.raw_lines if "out of system resource" in line]
-    finally:
-        for connection in idle:
-            connection.close()
 
-    async def scenario() -> None:
+    async def a_call_is_answered() -> None:
         [call] = await open_calls(gateway, 1, "after")
         await echoes_bit_exact(call)
         await call.ws.close()
 
     try:
-        run(scenario())
+        worker = gateway.wait_for("worker.listening")["pid"]
+        idle = [socket.create_connection(("127.0.0.1", gateway.port)) for _ in range(256)]
+        try:
+            gateway.wait_for("worker.accept_paused")
+            before = cpu_seconds(worker)
+            # Three more tries, a quarter of a second apart, each finding no descriptor and pausing again.
+            paused = value(scrape(gateway), "gateway_accepts_paused_total")
+            run(wait_for_metric(gateway, "gateway_accepts_paused_total", paused + 3))
+            assert cpu_seconds(worker) - before < 0.3  # spinning would have used all of the 0.75 s
+            assert not [line for line in gateway.raw_lines if "out of system resource" in line]
+        finally:
+            for connection in idle:
+                connection.close()
+        run(a_call_is_answered())
     finally:
         assert gateway.stop() == 0
