@@ -108,7 +108,8 @@ class Worker:
         loop.add_signal_handler(signal.SIGINT, self.stop_now)
         if sock is None:  # a lone worker (tests): no supervisor bound the listener for it
             host, port = self.config.listen_address
-            sock = socket.create_server((host, port), backlog=host_limits.LISTEN_BACKLOG)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.create_server((host, port), family=family, backlog=host_limits.LISTEN_BACKLOG)
         self._listener = PausableListener(sock, self._out_of_descriptors)
         listen = {}
         if tls := server_context(self.config.tls_cert, self.config.tls_key):
@@ -124,7 +125,7 @@ class Worker:
         self._beat()  # the supervisor sees it serving before anyone reads the log line below
         log_event(log, logging.INFO, "worker.listening", address=f"{bound[0]}:{bound[1]}", slot=self.slot,
                   routes={name: route.url() for name, route in self.routes.items()}, **capacity)
-        self._read_udp_table()
+        _guarded("timer", self._read_udp_table)
         self._tick(loop.time())
         self._housekeeping()
         await self._done.wait()

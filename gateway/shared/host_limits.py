@@ -119,10 +119,16 @@ def calls_for_descriptors(limit: int, reserve: int) -> int:
     return max(0, (limit - reserve) // DESCRIPTORS_PER_CALL)
 
 
+def capacity_bounds(config: Config, calls_by_descriptors: int, workers: int) -> dict[str, int]:
+    """What bounds the calls one worker can take: max_calls if set, its descriptors, its share of the port pairs
+    (max_calls first: it wins a tie, being the bound the operator chose)."""
+    bounds = {"max_calls": config.max_calls} if config.max_calls else {}
+    return bounds | {"open files": calls_by_descriptors, "RTP ports": config.rtp_port_pairs // max(workers, 1)}
+
+
 def worker_capacity(config: Config, calls_by_descriptors: int, workers: int) -> int:
-    """Calls one worker can take: max_calls if set, bounded by its descriptors and its share of the port pairs."""
-    share_of_ports = config.rtp_port_pairs // max(workers, 1)
-    return min(config.max_calls or calls_by_descriptors, calls_by_descriptors, share_of_ports)
+    """Calls one worker can take: the lowest of its bounds."""
+    return min(capacity_bounds(config, calls_by_descriptors, workers).values())
 
 
 def read_sysctl(name: str) -> int | None:
@@ -159,9 +165,8 @@ def read_host_limits(config: Config, open_files: tuple[int, int] | None = None) 
     reserve = worker_reserve(config, WORKER_IDLE_DESCRIPTORS)
     by_descriptors = calls_for_descriptors(soft, reserve)
     pairs = config.rtp_port_pairs
-    per_worker = worker_capacity(config, by_descriptors, workers)
-    bounds = ({"max_calls": config.max_calls} if config.max_calls else {}) | {
-        "open files": by_descriptors, "RTP ports": pairs // max(workers, 1)}
+    bounds = capacity_bounds(config, by_descriptors, workers)
+    per_worker = min(bounds.values())
     limits = HostLimits(
         open_files={"soft_at_start": soft, "hard": hard, "descriptors_per_call": DESCRIPTORS_PER_CALL,
                     "reserved_per_worker": reserve, "calls_per_worker": by_descriptors},
@@ -176,11 +181,11 @@ def read_host_limits(config: Config, open_files: tuple[int, int] | None = None) 
         capacity={"workers": workers, "calls_per_worker": per_worker, "calls": per_worker * workers,
                   "bound_by": min(bounds, key=lambda name: bounds[name])},
     )
-    limits.warnings = _warnings(config, limits, workers)
+    limits.warnings = _warnings(config, limits)
     return limits
 
 
-def _warnings(config: Config, limits: HostLimits, workers: int) -> list[HostWarning]:
+def _warnings(config: Config, limits: HostLimits) -> list[HostWarning]:
     found = []
     receive = limits.udp_receive_buffer
     if receive["granted"] is not None and receive["granted"] < config.udp_rcvbuf_bytes:
@@ -207,7 +212,7 @@ def _warnings(config: Config, limits: HostLimits, workers: int) -> list[HostWarn
     if config.max_calls and files["calls_per_worker"] < config.max_calls:
         found.append(HostWarning(
             "open_files",
-            f"max_calls is {config.max_calls} per worker, but {files['hard']} open files allow "
+            f"max_calls is {config.max_calls} per worker, but {files['soft_at_start']} open files allow "
             f"{files['calls_per_worker']}: calls beyond it are declined (503 no_fds)",
             f"LimitNOFILE={config.max_calls * DESCRIPTORS_PER_CALL + files['reserved_per_worker']} "
             "(systemd) or ulimit -n"))
