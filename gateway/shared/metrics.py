@@ -23,6 +23,10 @@ CALLS_ACTIVE = Gauge("gateway_calls_active", "Calls in progress (answered), all 
 # Per-worker series carry the worker's slot (stable across restarts) besides the pid that liveall adds.
 WORKER_CALLS_ACTIVE = Gauge("gateway_worker_calls_active", "Calls in progress on each worker", ["slot"],
                             multiprocess_mode="liveall")
+# What each worker can take (max_calls, cut to what its open-files limit and its share of rtp_ports allow; 0 once
+# it drains): the sum is the gateway's capacity, against which gateway_calls_active is its utilisation.
+CALLS_CAPACITY = Gauge("gateway_calls_capacity", "Calls the gateway can take: max_calls x workers, or what the "
+                       "open-files limit and rtp_ports allow when lower", multiprocess_mode="livesum")
 CALLS = Counter("gateway_calls_total", "Connect commands by outcome: answer, busy, reject", ["route", "outcome"])
 UPGRADES_DECLINED = Counter("gateway_upgrades_declined_total", "Websocket upgrades refused, by reason",
                             ["reason"])
@@ -56,8 +60,17 @@ RETURN_QUEUE_DROPPED = Counter("gateway_return_queue_dropped_bytes_total",
                                "Return audio dropped because the queue was over its cap (oldest first)", ["route"])
 UPSTREAM_POLICED = Counter("gateway_upstream_policed_bytes_total", "Upstream audio dropped for coming faster than "
                            "audio_speed_limit times real time (beyond the audio_burst_seconds in hand)", ["route"])
+# rtp_ports is shared by every worker (and any other process) of the machine: read from /proc/net/udp, so each
+# worker's latest reading is the machine's.
+RTP_PORT_PAIRS_IN_USE = Gauge("gateway_rtp_port_pairs_in_use", "Port pairs of rtp_ports taken on this machine, by "
+                              "any process", multiprocess_mode="livemostrecent")
+RTP_PORT_PAIRS_FREE = Gauge("gateway_rtp_port_pairs_free", "Port pairs of rtp_ports free on this machine",
+                            multiprocess_mode="livemostrecent")
 UDP_RECEIVE_DROPS = Counter("gateway_udp_receive_drops_total",
                             "Datagrams the kernel dropped on full RTP socket receive buffers")
+
+ACCEPTS_PAUSED = Counter("gateway_accepts_paused_total", "Times a worker out of descriptors (EMFILE/ENFILE) "
+                         "paused accepting connections; it tries again when a call ends, or 0.25 s later")
 
 INTERNAL_ERRORS = Counter("gateway_internal_errors_total", "Exceptions in the gateway's own code, caught where they "
                           "happened: the call concerned is closed with 1011, the worker goes on", ["where"])
@@ -99,7 +112,7 @@ DRAINING = Gauge("gateway_draining", "1 while the gateway drains before stopping
 OUTCOMES = ("answer", "busy", "reject")
 DIRECTIONS = ("in", "out")
 DECLINE_REASONS = ("not_found", "unknown_route", "bad_target", "bad_version", "draining", "bad_query", "no_rtp_port",
-                   "auth", "internal_error")
+                   "no_fds", "auth", "internal_error")
 DROP_REASONS = ("late", "duplicate", "unexpected_source", "unexpected_ssrc", "unexpected_payload_type", "too_short",
                 "after_hangup", "rtcp_bye_unknown_ssrc")
 AUTH_FAILURES = ("missing_token", "malformed_token", "forged_token", "expired_token", "token_for_another_route",
