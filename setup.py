@@ -50,7 +50,7 @@ def extensions() -> list:
         print("WARNING: Cython is missing: the Python data plane will run", file=sys.stderr)
         return []
     return cythonize(COMPILED_MODULES, language_level=3, quiet=True,
-                     compiler_directives={"boundscheck": False, "wraparound": False})
+                     compiler_directives={"annotation_typing": False})
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -47,7 +47,7 @@ RTP_PACKETS = Counter("gateway_rtp_packets_total", "RTP packets", ["route", "dir
 RTP_BYTES = Counter("gateway_rtp_bytes_total", "RTP bytes (headers included)", ["route", "direction"])
 RTP_LOST = Counter("gateway_rtp_lost_packets_total", "Return RTP packets declared lost (and concealed)", ["route"])
 RTP_DROPPED = Counter("gateway_rtp_dropped_packets_total",
-                      "Datagrams dropped: late, duplicate, unexpected_source, too_short, ...", ["route", "reason"])
+                      "Datagrams dropped: late, duplicate, unexpected_ssrc, too_short, ...", ["route", "reason"])
 RTP_REORDERED = Counter("gateway_rtp_reordered_packets_total", "Return RTP packets that arrived out of order",
                         ["route"])
 RTP_JITTER = Histogram("gateway_rtp_jitter_seconds", "Return RTP interarrival jitter (RFC 3550 A.8), per call "
@@ -113,7 +113,7 @@ OUTCOMES = ("answer", "busy", "reject")
 DIRECTIONS = ("in", "out")
 DECLINE_REASONS = ("not_found", "unknown_route", "bad_target", "bad_version", "draining", "bad_query", "no_rtp_port",
                    "no_fds", "auth", "internal_error")
-DROP_REASONS = ("late", "duplicate", "unexpected_source", "unexpected_ssrc", "unexpected_payload_type", "too_short",
+DROP_REASONS = ("late", "duplicate", "unexpected_ssrc", "unexpected_payload_type", "too_short",
                 "after_hangup", "rtcp_bye_unknown_ssrc")
 AUTH_FAILURES = ("missing_token", "malformed_token", "forged_token", "expired_token", "token_for_another_route",
                  "replayed_token")

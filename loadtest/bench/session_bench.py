@@ -14,7 +14,6 @@ from gateway.core.session import CallSession
 from gateway.shared.config import Config, Route
 
 FRAMES = 50_000
-ROUTE_ADDRESS = ("127.0.0.1", 5004)
 
 
 class _Discard:
@@ -29,7 +28,7 @@ class _Discard:
 
 
 def _per_frame_us(codec: str, rate: int) -> tuple[float, float]:
-    route = Route(name="bench", host=ROUTE_ADDRESS[0], port=ROUTE_ADDRESS[1], codec=codec)  # type: ignore[arg-type]
+    route = Route(name="bench", host="127.0.0.1", port=5004, codec=codec)  # type: ignore[arg-type]
     session = CallSession(Config(routes={"bench": route}), route, _Discard(), now=0.0)
     session.on_text(f'{{"command":"connect","callId":"bench","sampleRate":{rate}}}'.encode(), 0.0)
     fmt = session.format
@@ -43,7 +42,7 @@ def _per_frame_us(codec: str, rate: int) -> tuple[float, float]:
     packets = [packetizer.pack(payload, fmt.packet_samples) for _ in range(FRAMES)]
     started = time.perf_counter()
     for index, packet in enumerate(packets):
-        session.on_rtp(packet, ROUTE_ADDRESS, index * fmt.ptime_ms / 1000)
+        session.on_rtp(packet, index * fmt.ptime_ms / 1000)
     downstream = (time.perf_counter() - started) / FRAMES * 1e6
     return upstream, downstream
 

@@ -126,7 +126,9 @@ def test_kill_9_of_one_worker_leaves_the_other_workers_calls_whole():
 
 
 def test_a_stuck_worker_is_replaced():
-    gateway = GatewayProcess("--worker-timeout", "1", workers=1).start()
+    # 3 s, six heartbeats: a loaded machine can delay a healthy worker's beat past 1 s, and its replacement was
+    # then counted stuck too.
+    gateway = GatewayProcess("--worker-timeout", "3", workers=1).start()
     try:
         stuck = gateway.wait_for("worker.listening")["pid"]
         os.kill(stuck, signal.SIGSTOP)  # its loop stops beating
