@@ -489,8 +489,8 @@ KEY_DOCS: dict[str, KeyDoc] = {
                                "callback_listen https:// (metrics_listen stays plain); read again on SIGHUP"),
     "tls_key": KeyDoc("FILE", "PEM private key of tls_cert"),
     "public_url": KeyDoc("URL", "wss://HOST[:PORT] (or ws://) the stream endpoints in SVAML start with: set it "
-                                "whenever Sinch's callbacks reach this gateway; empty = ws(s):// + listen "
-                                "(127.0.0.1 for a wildcard address)"),
+                                "whenever Sinch's callbacks reach this gateway; empty = ws:// (wss:// with "
+                                "tls_cert) + listen (127.0.0.1 for a wildcard address)"),
     "sinch_application_key": KeyDoc("KEY", "the Sinch application's key"),
     "sinch_application_secret": KeyDoc("SECRET", "the Sinch application's secret, base64 as Sinch issues it; "
                                                  "turns on callback verification"),
