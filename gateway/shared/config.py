@@ -13,9 +13,8 @@ import ipaddress
 import os
 import re
 import tomllib
-import typing
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal, NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal, NamedTuple, get_args, get_origin, get_type_hints
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -398,24 +397,27 @@ def unknown_env(environ: Mapping[str, str]) -> list[str]:
     return sorted(name for name in environ if name.startswith(ENV_PREFIX) and name not in known)
 
 
-def closest(word: str, candidates: typing.Iterable[str]) -> str | None:
+def closest(word: str, candidates: Iterable[str]) -> str | None:
     """The candidate `word` is most likely a typo of (difflib), if any is close."""
     return next(iter(difflib.get_close_matches(word, list(candidates), n=1)), None)
 
 
-def did_you_mean(word: str, candidates: typing.Iterable[str]) -> str:
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     close = closest(word, candidates)
     return f"; did you mean {close}?" if close else ""
 
 
 def accepted_values(key: str) -> tuple[str, ...]:
     """The values a key takes when it is one of a few (an enum, a bool, a sample rate); () for any other."""
-    kind = typing.get_type_hints(Config)[key]
-    if typing.get_origin(kind) is Literal:
-        return tuple(typing.get_args(kind))
-    if kind is bool:
-        return BOOL_VALUES
-    return tuple(str(value) for value in KEY_DOCS[key].choices)
+    return typed_values(key) or tuple(str(value) for value in KEY_DOCS[key].choices)
+
+
+def typed_values(key: str) -> tuple[str, ...]:
+    """The values a key's type allows when it is an enum (Literal) or a bool; () for any other type."""
+    kind = get_type_hints(Config)[key]
+    if get_origin(kind) is Literal:
+        return tuple(get_args(kind))
+    return BOOL_VALUES if kind is bool else ()
 
 
 def with_hint(message: str) -> str:
@@ -426,7 +428,7 @@ def with_hint(message: str) -> str:
     if unknown:  # ice_rules[0].match: Object contains unknown field `too`
         struct = TABLES.get(re.sub(r"\[\d+\]", "", where).rpartition(".")[2])
         return message + did_you_mean(unknown[1], struct.__struct_fields__) if struct else message
-    values = accepted_values(where) if where in KEY_DOCS else ()
+    values = typed_values(where) if where in KEY_DOCS else ()  # the rest say their values in their own errors
     return f"{message} (accepted: {', '.join(values)})" if values else message
 
 
