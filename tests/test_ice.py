@@ -49,8 +49,8 @@ def test_first_matching_rule_wins_and_headers_pass_on():
     assert (endpoint.scheme, endpoint.netloc, endpoint.path) == ("wss", "gw.example.com", "/stream/asr")
     query = parse_qs(endpoint.query)
     assert query["rate"] == ["16000"]
-    assert tokens.verify(KEY, query["token"][0], "asr", 1000) == tokens.Claims(c="c-1", r="asr", s=16000,
-                                                                               x=1000 + 60)
+    assert tokens.verify(KEY, query["token"][0], "asr", 1000) == tokens.Claims(call_id="c-1", route="asr", rate=16000,
+                                                                               expires=1000 + 60)
 
 
 def test_no_match_hangs_up_by_default_or_connects():
