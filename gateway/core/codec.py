@@ -18,7 +18,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-CODECS = ("L16", "PCMU", "PCMA")
+from gateway.shared.config import CODECS
 
 Int16Array = npt.NDArray[np.int16]
 UInt8Array = npt.NDArray[np.uint8]
