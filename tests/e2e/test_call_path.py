@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import websockets
 
-from gateway.core.rtp import build_bye, bye_sources, sdes_cname
+from gateway.core.rtp import build_bye, bye_sources
 from tests.gateway_process import GatewayProcess
 from tests.media_peer import MediaPeer
+from tests.rtcp import sdes_cname
 from tests.sinch_client import SinchCall, frames, sine
 
 
