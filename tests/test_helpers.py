@@ -35,3 +35,16 @@ def test_sdes_cname_skips_other_items_and_chunks():
     rr = bytes.fromhex("80 c9 0001 00000001")
     assert sdes_cname(parse_rtcp(rr + sdes)) == "cd"
     assert sdes_cname(parse_rtcp(rr)) is None
+
+
+def test_run_returns_what_the_coroutine_returns_and_bounds_one_that_hangs():
+    import asyncio
+
+    from tests.aio import run
+
+    async def answer() -> int:
+        return 42
+
+    assert run(answer()) == 42
+    with pytest.raises(TimeoutError):
+        run(asyncio.Event().wait(), deadline=0.05)  # never set

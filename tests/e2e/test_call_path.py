@@ -14,14 +14,11 @@ import pytest
 import websockets
 
 from gateway.core.rtp import build_bye, bye_sources
+from tests.aio import run
 from tests.gateway_process import GatewayProcess
 from tests.media_peer import MediaPeer
 from tests.rtcp import sdes_cname
 from tests.sinch_client import SinchCall, frames, sine
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 @pytest.fixture(scope="module")
