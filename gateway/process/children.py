@@ -53,9 +53,9 @@ class ChildTable(dict[int, Child]):
         """Whether an active worker serves: halting the gateway would drop its calls."""
         return any(child.served for child in self.active("worker"))
 
-    def free_listener(self, listeners: int) -> int:
+    def free_listener(self, listener_count: int) -> int:
         """For a new worker: the listener that the fewest active workers accept on (the first of equals)."""
-        taken = [0] * listeners
+        taken = [0] * listener_count
         for child in self.active("worker"):
             taken[child.listener] += 1
         return taken.index(min(taken))

@@ -21,7 +21,7 @@ STABLE_AFTER = 10.0  # a child running this long has proven itself
 @dataclass
 class RestartPolicy:
     spared: int = 0  # failures in a row replaced after BACKOFF_START before the wait starts doubling
-    failures: int = 0  # children in a row that died before proving themselves
+    failures: int = 0  # in a row
     last_failure_at: float = 0.0
     backoff_until: float = 0.0  # no replacement before this (time.monotonic())
 
@@ -33,8 +33,8 @@ class RestartPolicy:
         self.backoff_until = self.last_failure_at + backoff(self.failures - self.spared)
 
     def child_stable(self, started: float, now: float) -> None:
-        """A child that has served since `started` and was started after the last failure proves the fix: the
-        count of failures starts again. (One started before the last failure proves nothing of its replacements.)"""
+        """A child started at `started` serves: once it has run for STABLE_AFTER, the count of failures starts
+        again, if it was started after the last failure (one started before proves nothing of its replacements)."""
         if now - started > STABLE_AFTER and started > self.last_failure_at:
             self.failures = 0
 
