@@ -6,6 +6,7 @@ import pytest
 from gateway.control import ice
 from gateway.core import tokens
 from gateway.shared.config import Config, IceMatch, IceRule, Route
+from tests import sinch_events
 
 ASR = Route(name="asr", host="127.0.0.1", port=5004)
 BOT = Route(name="bot", host="127.0.0.1", port=5006)
@@ -13,12 +14,11 @@ KEY = "t" * 32
 
 
 def ice_event(**overrides) -> dict:
-    event = {
-        "event": "ice", "callid": "c-1", "cli": "46700000001", "to": {"type": "number", "endpoint": "46812345678"},
-        "custom": "tenant=acme", "callHeaders": [{"key": "lang", "value": "sv"}, {"key": "x", "value": "1"}],
-    }
-    event.update(overrides)
-    return event
+    """An ICE (call id c-1) with what the rules below match on: the number called, custom, call headers."""
+    return sinch_events.ice_event(**({
+        "to": {"type": "number", "endpoint": "46812345678"}, "custom": "tenant=acme",
+        "callHeaders": [{"key": "lang", "value": "sv"}, {"key": "x", "value": "1"}],
+    } | overrides))
 
 
 def test_no_rules_connects_the_default_route_at_8000():
@@ -49,8 +49,8 @@ def test_first_matching_rule_wins_and_headers_pass_on():
     assert (endpoint.scheme, endpoint.netloc, endpoint.path) == ("wss", "gw.example.com", "/stream/asr")
     query = parse_qs(endpoint.query)
     assert query["rate"] == ["16000"]
-    assert tokens.verify(KEY, query["token"][0], "asr", 1000) == tokens.Claims(c="c-1", r="asr", s=16000,
-                                                                               x=1000 + 60)
+    assert tokens.verify(KEY, query["token"][0], "asr", 1000) == tokens.Claims(call_id="c-1", route="asr", rate=16000,
+                                                                               expires=1000 + 60)
 
 
 def test_no_match_hangs_up_by_default_or_connects():

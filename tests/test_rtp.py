@@ -12,7 +12,6 @@ from gateway.core.rtp import (
     RtpPacket,
     RtpPacketizer,
     SourceLatch,
-    build_app,
     build_bye,
     build_sender_report,
     bye_sources,
@@ -21,9 +20,9 @@ from gateway.core.rtp import (
     parse_rtcp,
     parse_rtp,
     random_stream_origin,
-    sdes_cname,
     seq_distance,
 )
+from tests.rtcp import build_app, sdes_cname
 
 SSRC = 0x11223344
 
@@ -219,24 +218,6 @@ def test_parse_rtcp_errors(data, reason):
     with pytest.raises(RtcpError) as error:
         parse_rtcp(data)
     assert error.value.reason == reason
-
-
-def test_sdes_cname_malformed():
-    truncated_item = bytes.fromhex("81 ca 0002 00000001 01 09 6162")
-    with pytest.raises(RtcpError) as error:
-        sdes_cname(parse_rtcp(truncated_item))
-    assert error.value.reason == "bad_sdes"
-    unterminated = bytes.fromhex("81 ca 0002 00000001 02 02 6162")  # NAME item, no null octet
-    with pytest.raises(RtcpError):
-        sdes_cname(parse_rtcp(unterminated))
-
-
-def test_sdes_cname_skips_other_items_and_chunks():
-    chunk1 = bytes.fromhex("00000001 02 01 61 00")  # NAME only
-    chunk2 = bytes.fromhex("00000002 02 01 62 01 02 6364 00")  # NAME, then CNAME "cd"
-    sdes = bytes.fromhex("82 ca 0005") + chunk1 + chunk2
-    assert sdes_cname(parse_rtcp(RR + sdes)) == "cd"
-    assert sdes_cname(parse_rtcp(RR)) is None
 
 
 # --- ReceiveStats ------------------------------------------------------------------------------------

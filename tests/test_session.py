@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from gateway.core import commands
-from gateway.core.rtp import RtpPacketizer, build_app, build_bye, bye_sources, parse_rtcp, parse_rtp, sdes_cname
+from gateway.core.rtp import RtpPacketizer, build_bye, bye_sources, parse_rtcp, parse_rtp
 from gateway.core.session import CallSession, CallState, CloseCode
 from gateway.shared.config import Config, Route
+from tests.rtcp import build_app, sdes_cname
 
 ROUTE = Route(name="asr", host="127.0.0.1", port=5004)
 MEDIA_SSRC = 0xABCD  # the stream the media service sends back

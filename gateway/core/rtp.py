@@ -38,7 +38,6 @@ RTCP_RR_TYPE = 201
 RTCP_SDES_TYPE = 202
 RTCP_BYE_TYPE = 203
 RTCP_APP_TYPE = 204
-SDES_END = 0
 SDES_CNAME = 1
 MAX_SDES_TEXT = 255  # RFC 3550 §6.5: 8-bit length field
 
@@ -272,41 +271,8 @@ def bye_sources(packets: list[RtcpPacket]) -> set[int] | None:
     return sources
 
 
-def build_app(ssrc: int, name: bytes, data: bytes = b"") -> bytes:
-    """RTCP APP (RFC 3550 §6.7): 4 ASCII octets of name, application data in whole 32-bit words.
-    Sent alone, not in a compound packet, as RFC 3550 §6.1 permits for application-specific signalling."""
-    if len(name) != 4 or len(data) % 4:
-        raise ValueError("APP name is 4 octets and data a multiple of 4")
-    return RTCP_SSRC_HEADER.pack(V2, RTCP_APP_TYPE, 2 + len(data) // 4, ssrc) + name + data
-
-
 def has_app(packets: list[RtcpPacket], name: bytes) -> bool:
     return any(packet.packet_type == RTCP_APP_TYPE and packet.body[4:8] == name for packet in packets)
-
-
-def sdes_cname(packets: list[RtcpPacket]) -> str | None:
-    """The first CNAME item of the first SDES packet that has one (RFC 3550 §6.5.1)."""
-    for packet in packets:
-        if packet.packet_type != RTCP_SDES_TYPE:
-            continue
-        body = packet.body
-        offset = 0
-        for _ in range(packet.count):
-            offset += 4  # chunk SSRC/CSRC
-            while True:
-                if offset >= len(body):
-                    raise RtcpError("bad_sdes", "SDES chunk not terminated")
-                item_type = body[offset]
-                if item_type == SDES_END:  # null octets pad the chunk to a 32-bit boundary
-                    offset = (offset + 4) & ~3
-                    break
-                if offset + 2 > len(body) or offset + 2 + body[offset + 1] > len(body):
-                    raise RtcpError("bad_sdes", f"SDES item {item_type} truncated")
-                text = body[offset + 2 : offset + 2 + body[offset + 1]]
-                if item_type == SDES_CNAME:
-                    return text.decode(errors="replace")
-                offset += 2 + len(text)
-    return None
 
 
 # --- Which stream a call plays ----------------------------------------------------------------------------

@@ -20,10 +20,13 @@ MAX_TOKEN_LENGTH = 2048
 
 
 class Claims(msgspec.Struct, frozen=True):
-    c: str  # call id
-    r: str  # route
-    s: int  # sample rate
-    x: int  # expiry, unix seconds
+    """What a stream token says. Short keys on the wire keep the stream URL short, and tokens already issued
+    verify."""
+
+    call_id: str = msgspec.field(name="c")
+    route: str = msgspec.field(name="r")
+    rate: int = msgspec.field(name="s")  # sample rate, Hz
+    expires: int = msgspec.field(name="x")  # unix seconds
 
 
 class TokenError(InputError):
@@ -51,7 +54,7 @@ def _mac(key: str, payload: bytes) -> bytes:
 
 
 def issue(key: str, call_id: str, route: str, rate: int, expires: int) -> str:
-    payload = _encode(Claims(c=call_id, r=route, s=rate, x=expires))
+    payload = _encode(Claims(call_id=call_id, route=route, rate=rate, expires=expires))
     return f"{_b64(payload)}.{_b64(_mac(key, payload))}"
 
 
@@ -78,9 +81,9 @@ def verify(key: str, token: str | None, route: str, now: float, previous_key: st
         claims = _decode_claims(payload)
     except msgspec.DecodeError:
         raise TokenError(401, "malformed_token") from None
-    if claims.x < now:
+    if claims.expires < now:
         raise TokenError(403, "expired_token")
-    if claims.r != route:
+    if claims.route != route:
         raise TokenError(403, "token_for_another_route")
     return claims
 

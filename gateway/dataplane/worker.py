@@ -186,7 +186,7 @@ class Worker:
             metrics.STREAM_AUTH_FAILED.labels(exc.reason).inc()
             return _decline(exc.status, "auth", exc.reason.replace("_", " "))
         if claims is not None:
-            url_rate = claims.s
+            url_rate = claims.rate
         if len(self.calls) >= self.calls_by_descriptors:
             return self._decline_no_fds("calls hold every descriptor the open-files limit leaves")
         family = socket.AF_INET6 if ":" in self.config.rtp_host else socket.AF_INET
@@ -199,7 +199,7 @@ class Worker:
             if exc.errno not in OUT_OF_DESCRIPTORS:
                 raise
             return self._decline_no_fds(exc.strerror)
-        return CallAdapter(self, route, url_rate, rtp, rtcp, claims.c if claims else "")
+        return CallAdapter(self, route, url_rate, rtp, rtcp, claims.call_id if claims else "")
 
     def _authenticate(self, route: Route, token: str | None) -> Claims | None:
         """Stream authentication (the upgrade carries no headers: protocol notes §2.1). With a token key, a
@@ -213,7 +213,7 @@ class Worker:
             return None
         now = time.time()
         claims = tokens.verify(key, token, route.name, now, self.config.token_key_previous)
-        if not self.replay_guard.claim(tokens.digest(token), claims.x, now):
+        if not self.replay_guard.claim(tokens.digest(token), claims.expires, now):
             raise TokenError(403, "replayed_token")
         return claims
 

@@ -44,6 +44,14 @@ class MetricsDir:
         os.environ[ENV] = self.path
         return removed
 
+    def mark_dead(self, pid: int) -> None:
+        """A child has exited: the files of its live* gauges go, so they leave the aggregate."""
+        # Imported here: prometheus_client chooses its value store from PROMETHEUS_MULTIPROC_DIR when first
+        # imported, and prepare() sets it.
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, self.path)
+
     def cleanup(self) -> None:
         if self.owned:
             shutil.rmtree(self.path, ignore_errors=True)

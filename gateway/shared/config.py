@@ -23,7 +23,8 @@ from gateway.shared.tls import TlsError, server_context
 
 # Sample rates Sinch's streamingOptions allows (protocol notes §2.4).
 SINCH_RATES = (8000, 16000, 24000, 44100, 48000, 96000)
-CODECS = ("L16", "PCMU", "PCMA")
+Codec = Literal["L16", "PCMU", "PCMA"]  # RTP payload formats of a route (RFC 3551 §4.5.11, §4.5.14)
+CODECS: tuple[Codec, ...] = get_args(Codec)
 G711_RATE = 8000  # RFC 3551 §4.5.14: PCMU/PCMA are 8 kHz only
 ENV_PREFIX = "GATEWAY_"
 FILE_SUFFIX = "_FILE"  # GATEWAY_TOKEN_KEY_FILE=/run/secrets/token_key reads the value from that file
@@ -52,7 +53,7 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str
     host: str
     port: Port
-    codec: Literal["L16", "PCMU", "PCMA"] = "L16"
+    codec: Codec = "L16"
     rate: int = 0  # wire sample rate; 0 = the call's own rate (L16 only)
     ptime_ms: int = 0  # packet duration; 0 = the largest of 20/10/5 ms that fits the MTU budget
     payload_type: int = -1  # -1 = static PT where RFC 3551 has one, else dynamic 96

@@ -9,6 +9,7 @@ import threading
 
 from aiohttp import web
 
+from tests.aio import run
 from tests.gateway_process import GatewayProcess, scrape, value
 from tests.ports import free_port
 from tests.sinch_client import SinchCall, sine
@@ -64,7 +65,7 @@ def test_started_and_ended_events_name_the_call():
     receiver = EventReceiver().start()
     gateway = GatewayProcess("--call-events-url", receiver.url, "--log-level", "debug").start()
     try:
-        asyncio.run(one_call(gateway, "evented"))
+        run(one_call(gateway, "evented"))
         started, ended = receiver.wait_for(2)
         answered = gateway.wait_for("call.answered", call_id="evented")
         assert started["event"] == "call.started"
@@ -87,7 +88,7 @@ def test_an_unreachable_receiver_costs_a_counted_failure_not_the_call():
     gateway = GatewayProcess("--call-events-url", f"http://127.0.0.1:{free_port()}/events",
                              "--call-events-timeout", "1").start()
     try:
-        asyncio.run(one_call(gateway, "unheard"))
+        run(one_call(gateway, "unheard"))
         gateway.wait_count("call_event.failed", 2)
         assert value(scrape(gateway), "gateway_call_events_total", result="failed") == 2
     finally:

@@ -13,14 +13,12 @@ import numpy as np
 import pytest
 import websockets
 
-from gateway.core.rtp import build_bye, bye_sources, sdes_cname
+from gateway.core.rtp import build_bye, bye_sources
+from tests.aio import run
 from tests.gateway_process import GatewayProcess
 from tests.media_peer import MediaPeer
+from tests.rtcp import sdes_cname
 from tests.sinch_client import SinchCall, frames, sine
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 @pytest.fixture(scope="module")

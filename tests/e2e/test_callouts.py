@@ -3,7 +3,6 @@ it creates carried by a real gateway."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ import pytest
 
 from gateway.control.callouts import CalloutClient, CalloutError
 from gateway.shared.config import load_config
+from tests.aio import run
 from tests.gateway_process import GatewayProcess
 from tests.sinch_api_standin import CalloutsStandIn
 from tests.sinch_client import SinchCall, sine
@@ -70,7 +70,7 @@ def test_stream_callout_leg_reaches_the_gateway(standin):
             assert await call.receive_audio(len(pcm)) == pcm
             await call.ws.close()
 
-        asyncio.run(leg())
+        run(leg())
         assert gateway.wait_for("call.answered", call_id="sinch-assigned-id")["sample_rate"] == 16000
     finally:
         gateway.stop()

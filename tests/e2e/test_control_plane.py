@@ -3,7 +3,6 @@ and callback signatures refused when forged, expired, replayed or missing."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import time
@@ -15,8 +14,10 @@ import pytest
 import websockets
 
 from gateway.core import signing, tokens
+from tests.aio import run
 from tests.gateway_process import GatewayProcess, scrape, value
 from tests.sinch_client import SinchCall, frames, sine
+from tests.sinch_events import ice_event
 
 KEY = "669E367E-6BBA-48AB-AF15-266871C28135"
 SECRET = "BeIukql3pTKJ8RGL5zo0DA=="
@@ -49,8 +50,7 @@ def post(url: str, event: dict, sign: bool = True, stamp: str | None = None, sec
 
 
 def ice(call_id: str) -> dict:
-    return {"event": "ice", "callid": call_id, "cli": "46700000001", "to": {"type": "number", "endpoint": "4681"},
-            "callHeaders": [{"key": "lang", "value": "sv"}]}
+    return ice_event(call_id, callHeaders=[{"key": "lang", "value": "sv"}])
 
 
 def stream_url(gateway: GatewayProcess, call_id: str) -> str:
@@ -82,7 +82,7 @@ def test_signed_ice_gives_a_stream_url_that_carries_the_call(gateway):
         await call.ws.close()
         assert await declined_status(url) == 403  # the same URL again: a replay
 
-    asyncio.run(scenario())
+    run(scenario())
     assert gateway.wait_for("call.answered", call_id="ice-call-1")["sample_rate"] == 8000
     token = parse_qs(urlsplit(url).query)["token"][0]
     assert not any(token in line for line in gateway.raw_lines)  # tokens never reach the log
@@ -104,7 +104,7 @@ def test_forged_expired_missing_and_malformed_tokens(gateway):
         assert await declined_status(base) == 401
         assert await declined_status(f"{base}?token=not-a-token") == 401
 
-    asyncio.run(scenario())
+    run(scenario())
     samples = scrape(gateway)
     for reason, count in [("forged_token", 1), ("expired_token", 1), ("token_for_another_route", 1),
                           ("missing_token", 1), ("malformed_token", 1)]:
@@ -119,7 +119,7 @@ def test_connect_with_another_call_id_is_rejected(gateway):
         assert await call.connect("somebody-else") == {"command": "reject"}
         assert await call.closed() == (1008, "call id does not match the stream token")
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_unsigned_forged_and_stale_callbacks_get_401(gateway):
@@ -158,7 +158,7 @@ def test_static_route_token_for_a_hand_written_ice_handler():
         await call.ws.close()
 
     try:
-        asyncio.run(scenario())
+        run(scenario())
     finally:
         process.stop()
 
@@ -192,9 +192,9 @@ def test_token_key_rotation_keeps_urls_already_handed_out_working(tmp_path):
         fresh = stream_url(gateway, "rotate-2")
         fresh_token = parse_qs(urlsplit(fresh).query)["token"][0]
         assert tokens.verify(new_key, fresh_token, "echo", time.time())
-        assert asyncio.run(answered(handed_out, "rotate-1"))
-        assert asyncio.run(answered(fresh, "rotate-2"))
+        assert run(answered(handed_out, "rotate-1"))
+        assert run(answered(fresh, "rotate-2"))
         forged = tokens.issue("yet-another-key-nobody-has!", "rotate-3", "echo", 8000, int(time.time()) + 60)
-        assert asyncio.run(declined_status(fresh.split("?")[0] + "?" + urlencode({"token": forged}))) == 403
+        assert run(declined_status(fresh.split("?")[0] + "?" + urlencode({"token": forged}))) == 403
     finally:
         gateway.stop()

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.aio import run
 from tests.gateway_process import GatewayProcess
 from tests.ports import free_port_pair
 from tests.sinch_client import SinchCall
@@ -215,7 +216,7 @@ def test_ffmpeg_decodes_what_the_caller_said(tmp_path, codec, rate, payload_type
                 finally:
                     await call.ws.close(1000, "caller hung up")
 
-            asyncio.run(scenario())
+            run(scenario())
             answered = gateway.wait_for("call.answered", call_id=call_id)
             ended = gateway.wait_for("call.ended", call_id=call_id)
             # The hangup makes the gateway send RTCP BYE; ffmpeg's RTP demuxer ends the input on it, so ffmpeg
@@ -282,7 +283,7 @@ def test_ffmpeg_audio_reaches_the_caller(tmp_path, codec, wire_rate, encoder, pa
                 await call.ws.close(1000, "caller hung up")  # no-op once the gateway has closed it
             return audio, closed
 
-        audio, closed = asyncio.run(scenario())
+        audio, closed = run(scenario())
         ended = gateway.wait_for("call.ended", call_id=call_id)
     finally:
         gateway_exit = gateway.stop()

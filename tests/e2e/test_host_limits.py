@@ -8,16 +8,13 @@ import socket
 import pytest
 import websockets
 
+from tests.aio import run
 from tests.e2e.test_hostile_peers import wait_for_metric
 from tests.gateway_process import GatewayProcess, scrape, value
 from tests.sinch_client import SinchCall, sine
 
 RATE = 8000
 CLK_TCK = 100  # /proc/PID/stat counts CPU time in ticks of 1/100 s on Linux
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 async def open_calls(gateway: GatewayProcess, count: int, prefix: str) -> list[SinchCall]:

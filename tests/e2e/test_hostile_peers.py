@@ -12,6 +12,7 @@ import struct
 import pytest
 import websockets
 
+from tests.aio import run
 from tests.e2e.test_call_path import start_gateway_with
 from tests.gateway_process import GatewayProcess, scrape, value
 from tests.media_peer import MediaPeer
@@ -69,7 +70,7 @@ def test_a_reordered_packet_then_a_new_ssrc_keeps_the_worker_and_the_call():
             peer.close()
             assert await asyncio.to_thread(gateway.stop) == 0
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +144,7 @@ def test_pings_from_a_peer_that_never_reads_end_its_connection_not_the_worker(ga
         await echoes(healthy)
         await healthy.ws.close()
 
-    asyncio.run(scenario())
+    run(scenario())
     assert gateway.wait_for("call.aborted", call_id="pinger")["reason"] == "output_overflow"
     assert value(scrape(gateway), "gateway_connections_aborted_total", reason="output_overflow") == 1
 
@@ -165,7 +166,7 @@ def test_a_peer_that_never_answers_our_close_is_cut_off_and_its_ports_given_back
         silent.close()
 
     try:
-        asyncio.run(scenario())
+        run(scenario())
         assert value(scrape(short_calls), "gateway_connections_aborted_total", reason="close_timeout") == 1
     finally:
         assert short_calls.stop() == 0
@@ -186,7 +187,7 @@ def test_a_call_sending_audio_far_faster_than_real_time_is_cut_off_and_the_other
         await talking  # every frame of the real-time call came back, bit-exact
         await healthy.ws.close()
 
-    asyncio.run(scenario())
+    run(scenario())
     ended = gateway.wait_for("call.ended", call_id="flood")
     assert (ended["close_code"], ended["reason"]) == (1008, "audio far faster than real time")
     assert ended["policed_bytes"] > 0
@@ -211,7 +212,7 @@ def test_websocket_versions_other_than_13_get_426_naming_13(gateway):
         assert b"\r\nsec-websocket-version: 13\r\n" in ws.response.lower()
         ws.close()
 
-    asyncio.run(scenario())
+    run(scenario())
     gateway.wait_for("upgrade.declined", status=426, reason="bad_version")
 
 
@@ -233,7 +234,7 @@ def test_websocket_protocol_errors_close_with_1002(gateway, frames, why):
         assert await ws.close_code() == 1002
         ws.close()
 
-    asyncio.run(scenario())
+    run(scenario())
     assert gateway.wait_for("call.ended", call_id=call_id)["reason"] == why
 
 
@@ -247,7 +248,7 @@ def test_close_codes_a_peer_may_not_send_are_answered_with_1002_never_echoed(gat
         assert await ws.close_code() == 1002
         ws.close()
 
-    asyncio.run(scenario())
+    run(scenario())
     gateway.wait_for("call.ended", call_id=f"close-{code}")
 
 
@@ -259,6 +260,6 @@ def test_allowed_close_codes_are_echoed(gateway, code):
         assert await ws.close_code() == code
         ws.close()
 
-    asyncio.run(scenario())
+    run(scenario())
     ended = gateway.wait_for("call.ended", call_id=f"close-{code}")
     assert (ended["close_code"], ended["by_peer"]) == (code, True)

@@ -19,15 +19,12 @@ import pytest
 import websockets
 
 import gateway as gateway_package
+from tests.aio import run
 from tests.gateway_process import GatewayProcess, scrape, value
 from tests.ports import free_port
 from tests.sinch_client import SinchCall, sine
 
 RATE = 8000
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 def http_status(url: str) -> int:
@@ -380,20 +377,19 @@ def test_sighup_reloads_the_config_file_and_refuses_a_bad_one(tmp_path):
         return 101
 
     try:
-        assert asyncio.run(status_of("second")) == 404
+        assert run(status_of("second")) == 404
         config.write_text('[routes]\nfirst = "rtp://127.0.0.1:9"\nsecond = "rtp://127.0.0.1:11"\n')
         gateway.proc.send_signal(signal.SIGHUP)
         retired = gateway.wait_for("supervisor.retiring")["child_pid"]
         gateway.wait_for("worker.draining", pid=retired, mode="retire")  # the old worker no longer accepts
-        assert asyncio.run(status_of("second")) == 101
+        assert run(status_of("second")) == 101
         config.write_text("connect_timeout = -1\n")
         gateway.proc.send_signal(signal.SIGHUP)
         refused = gateway.wait_for("supervisor.reload_refused")
         assert "connect_timeout" in refused["error"]
-        assert asyncio.run(status_of("second")) == 101  # still the last good configuration
+        assert run(status_of("second")) == 101  # still the last good configuration
     finally:
         gateway.stop()
-
 
 
 def deployable_copy(directory: Path) -> Path:

@@ -3,7 +3,6 @@ https://, a plain client refused without harm to the others, and a renewed certi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import ssl
@@ -13,8 +12,10 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tests.aio import run
 from tests.gateway_process import GatewayProcess
 from tests.sinch_client import SinchCall, frames, sine
+from tests.sinch_events import ice_event
 
 RATE = 16000
 
@@ -58,13 +59,12 @@ async def echoed_call(url: str, context: ssl.SSLContext, call_id: str) -> None:
 
 def test_ice_over_https_points_sinch_at_wss_and_the_call_is_bridged(tls_gateway):
     gateway, ca, _ = tls_gateway
-    ice = {"event": "ice", "callid": "tls-1", "cli": "46700000001", "to": {"type": "number", "endpoint": "4681"}}
-    request = urllib.request.Request(gateway.callback_url, data=json.dumps(ice).encode(),
+    request = urllib.request.Request(gateway.callback_url, data=json.dumps(ice_event("tls-1")).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=5, context=client_context(ca)) as response:
         endpoint = json.loads(response.read())["action"]["destination"]["endpoint"]
     assert endpoint.startswith(f"wss://127.0.0.1:{gateway.port}/stream/echo")
-    asyncio.run(echoed_call(endpoint, client_context(ca), "tls-1"))
+    run(echoed_call(endpoint, client_context(ca), "tls-1"))
 
 
 def test_a_plaintext_client_is_refused_and_calls_over_tls_go_on(tls_gateway):
@@ -75,7 +75,7 @@ def test_a_plaintext_client_is_refused_and_calls_over_tls_go_on(tls_gateway):
             await SinchCall.open(gateway.url.replace("wss://", "ws://") + "/stream/echo", open_timeout=5)
         await echoed_call(gateway.url + "/stream/echo", client_context(ca), "tls-after-plain")
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_sighup_serves_a_renewed_certificate(tls_gateway):
@@ -91,4 +91,4 @@ def test_sighup_serves_a_renewed_certificate(tls_gateway):
             await SinchCall.open(gateway.url + "/stream/echo", ssl=client_context(old_ca))
         await echoed_call(gateway.url + "/stream/echo", client_context(renewed_ca), "tls-renewed")
 
-    asyncio.run(scenario())
+    run(scenario())

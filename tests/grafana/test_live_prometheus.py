@@ -26,6 +26,7 @@ import pytest
 import websockets
 
 from gateway.core import signing
+from tests.aio import run
 from tests.gateway_process import GatewayProcess, stop_process
 from tests.grafana.dashboards import (
     LABEL_VALUES,
@@ -45,6 +46,7 @@ from tests.grafana.dashboards import (
 )
 from tests.ports import free_port
 from tests.sinch_client import SinchCall, sine
+from tests.sinch_events import ice_event
 
 pytestmark = pytest.mark.skipif(PROMETHEUS_BIN is None, reason=NO_PROMETHEUS)
 
@@ -147,13 +149,9 @@ async def callback(gateway: GatewayProcess, event: dict, secret: str | None = AP
     return await asyncio.to_thread(post_callback, gateway, event, secret)
 
 
-def ice(call_id: str) -> dict:
-    return {"event": "ice", "callid": call_id, "cli": "46700000001", "to": {"type": "number", "endpoint": "4681"}}
-
-
 async def stream_url(gateway: GatewayProcess, call_id: str) -> str:
     """The stream URL (with its single-use token) of a signed ICE's connectStream answer."""
-    status, body = await callback(gateway, ice(call_id))
+    status, body = await callback(gateway, ice_event(call_id))
     assert status == 200, body
     action = json.loads(body)["action"]
     assert action["name"] == "connectStream", action
@@ -214,8 +212,8 @@ async def scenario(gateway: GatewayProcess) -> None:
     await first.ws.send(json.dumps({"command": "dtmf", "digit": "5"}))  # ignored, counted
     # Someone else at the control plane: callbacks unsigned and forged, streams without a token, with a
     # forged one (a real token's payload, another MAC) and with one already used.
-    assert (await callback(gateway, ice("probe-1"), secret=None))[0] == 401
-    assert (await callback(gateway, ice("probe-2"), secret=OTHER_SECRET))[0] == 401
+    assert (await callback(gateway, ice_event("probe-1"), secret=None))[0] == 401
+    assert (await callback(gateway, ice_event("probe-2"), secret=OTHER_SECRET))[0] == 401
     assert await declined_status(gateway.url + "/stream/echo") == 401
     base, _, query = (await stream_url(gateway, "probe-3")).partition("?")
     params = urllib.parse.parse_qs(query)
@@ -249,12 +247,12 @@ def live(tmp_path_factory) -> Iterator[tuple[GatewayProcess, Prometheus]]:
     try:
         gateway.start()
         prometheus.wait_until(lambda: prometheus.query('gateway_workers{job="gateway"}'), "first scrape")
-        asyncio.run(scenario(gateway))
+        run(scenario(gateway))
         # A worker killed with SIGKILL: a restart, counted; a call on the replacement afterwards.
         workers = [e["pid"] for e in gateway.events if e.get("event") == "worker.listening"]
         os.kill(workers[-1], signal.SIGKILL)
         gateway.wait_count("worker.listening", 3)
-        asyncio.run(one_more_call(gateway))
+        run(one_more_call(gateway))
         gateway.wait_for("call.ended", call_id="dash-after-restart")
         expected = gateway_samples(gateway)
         # Caught up: Prometheus holds the gateway's final counts, and every series, the newest included (a

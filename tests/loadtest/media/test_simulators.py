@@ -8,6 +8,7 @@ import pytest
 from loadtest.media.relay import Relay
 from loadtest.media.simulator import MediaSimulator
 from loadtest.shared import rtp
+from tests.aio import run
 
 TIMEOUT = 5.0
 
@@ -52,7 +53,7 @@ def test_echo_reflects_to_the_source_and_sends_the_requested_bye():
             transport.close()
         echo.close()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_talker_answers_each_source_at_the_learned_packet_size():
@@ -72,7 +73,7 @@ def test_talker_answers_each_source_at_the_learned_packet_size():
         out.close()
         talker.close()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 @pytest.mark.parametrize("direction", ["up", "down"])
@@ -94,4 +95,4 @@ def test_relay_drops_every_nth_packet_in_one_direction(direction):
         relay.close()
         echo.close()
 
-    asyncio.run(scenario())
+    run(scenario())
