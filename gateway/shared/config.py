@@ -476,8 +476,8 @@ KEY_DOCS: dict[str, KeyDoc] = {
                                      "empty = off"),
     "call_events_timeout": KeyDoc("SECONDS", "time each call-event POST may take"),
     "workers": KeyDoc("N", "worker processes (at most 128); 0 = one per CPU"),
-    "accept": KeyDoc("MODE", "shared: one accept queue for all workers; reuseport: one SO_REUSEPORT socket per "
-                             "worker seat"),
+    "accept": KeyDoc("MODE", "shared: one accept queue for all workers; reuseport: one SO_REUSEPORT socket and "
+                             "accept queue per worker"),
     "metrics_listen": KeyDoc("HOST:PORT", "the control process's /metrics, /healthz and /readyz (keep it internal)"),
     "drain_timeout": KeyDoc("SECONDS", "on SIGTERM and SIGHUP, how long calls in progress may go on before they "
                                        "are closed with 1001"),
