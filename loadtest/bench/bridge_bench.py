@@ -1,6 +1,7 @@
-"""`python -m loadtest bench`: the gateway against the naive baseline, same load, same run, in alternation.
+"""`python -m loadtest bench`: the gateway against the naive baseline and the native floor (the same bridge in
+C, compiled when the bench starts), same load, same run, in alternation.
 
-Both bridge to one media echo that the bench runs in its own process (not the gateway's embedded echo):
+All three bridge to one media echo that the bench runs in its own process (not the gateway's embedded echo):
 the echo's CPU then stays out of the gateway's figure, the baseline gets the very same downstream, and the
 echo measures the upstream latency of every marked frame. Each round starts each side afresh (idle RSS
 first), drives the same scenario, and stops it; the table shows the median over rounds and the ratios.
@@ -10,14 +11,16 @@ With `--profile DIR`, one more gateway round runs under py-spy, left out of the 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from loadtest.bench.gateway_metrics import gateway_own_figures
 from loadtest.bench.profile import Profiler
-from loadtest.bench.subjects import Subject, gateway, naive
+from loadtest.bench.subjects import Subject, build_native, gateway, naive, native
 from loadtest.media.process import media_process
 from loadtest.report.build import build_report
 from loadtest.report.output import write_outputs
@@ -64,13 +67,15 @@ def run_bench(args: argparse.Namespace) -> int:
     media = Child(media_process, "echo", "127.0.0.1", 0)
     echo_port = media.expect("ready", READY_TIMEOUT)[1]
     ramp_seconds = args.calls / args.ramp if args.ramp else 0.0
-    reports: dict[str, list[dict[str, Any]]] = {"gateway": [], "naive": []}
+    reports: dict[str, list[dict[str, Any]]] = {"gateway": [], "naive": [], "native": []}
     hot: list[tuple[str, float, float]] = []
     print(f"bench: {args.calls} calls at {args.rate} Hz, {args.seconds:g} s each round after a "
           f"{ramp_seconds:g} s ramp, {args.rounds} rounds, media echo on 127.0.0.1:{echo_port}", flush=True)
+    build = tempfile.TemporaryDirectory(prefix="loadtest-native-")
     try:
+        makers = (gateway, naive, functools.partial(native, executable=build_native(Path(build.name))))
         for round_index in range(args.rounds):
-            for make in (gateway, naive):
+            for make in makers:
                 subject = make(echo_port).start()
                 try:
                     report = _one_round(args, subject, echo_port, ramp_seconds, media)
@@ -83,6 +88,7 @@ def run_bench(args: argparse.Namespace) -> int:
         if args.profile:
             hot = _profiled_round(args, echo_port, ramp_seconds, media)
     finally:
+        build.cleanup()
         media.conn.send(("stop",))
         media.stop()
     table = render_table(args, reports)
@@ -139,15 +145,19 @@ def _cell(value: float | None) -> str:
 
 def render_table(args: argparse.Namespace, reports: dict[str, list[dict[str, Any]]]) -> str:
     lines = [f"\n{args.calls} calls, {args.rate} Hz, {args.rounds} rounds (medians)\n",
-             "| figure | gateway | naive | naive ÷ gateway |", "|---|---|---|---|"]
+             "| figure | gateway | naive | native | naive ÷ gateway | gateway ÷ native |", "|---|---|---|---|---|---|"]
     for label, path, scale in METRICS:
-        ours = _median(reports["gateway"], path, scale)
-        theirs = _median(reports["naive"], path, scale)
-        ratio = f"{theirs / ours:.2f}x" if ours and theirs is not None else "n/a"
-        lines.append(f"| {label} | {_cell(ours)} | {_cell(theirs)} | {ratio} |")
+        ours, naive_figure, native_figure = (_median(reports[name], path, scale)
+                                             for name in ("gateway", "naive", "native"))
+        lines.append(f"| {label} | {_cell(ours)} | {_cell(naive_figure)} | {_cell(native_figure)} | "
+                     f"{_ratio(naive_figure, ours)} | {_ratio(ours, native_figure)} |")
     warnings = {w for side in reports.values() for r in side for w in r["warnings"]}
     lines.extend(f"\n> {w}" for w in sorted(warnings))
     return "\n".join(lines) + "\n"
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> str:
+    return f"{numerator / denominator:.2f}x" if numerator is not None and denominator else "n/a"
 
 
 def render_hot_spots(hot: list[tuple[str, float, float]]) -> str:

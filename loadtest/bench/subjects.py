@@ -1,14 +1,17 @@
-"""The two things the benchmark measures, as subprocesses on loopback: the gateway (one worker, its route
-to the bench's media echo) and the naive baseline bridge (to the same echo)."""
+"""The three things the benchmark measures, as subprocesses on loopback: the gateway (one worker, its route
+to the bench's media echo), the naive baseline bridge and the native floor (the same bridge in C), both to the
+same echo."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -101,3 +104,24 @@ def naive(echo_port: int) -> Subject:
                "--media", f"127.0.0.1:{echo_port}"]
     return Subject("naive", command, f"ws://127.0.0.1:{port}/stream/{ROUTE}",
                    lambda event: event.get("event") == "naive.listening", "stdout")
+
+
+NATIVE_SOURCE = Path(__file__).parent / "baselines" / "native_bridge.c"
+
+
+def build_native(directory: Path) -> Path:
+    """Compile the native floor with the system C compiler ($CC, else cc); the executable's path."""
+    executable = directory / "native_bridge"
+    compiler = os.environ.get("CC", "cc")
+    result = subprocess.run([compiler, "-O2", "-o", str(executable), str(NATIVE_SOURCE)], capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{compiler} could not build {NATIVE_SOURCE.name}:\n{result.stderr}")
+    return executable
+
+
+def native(echo_port: int, executable: Path) -> Subject:
+    port = free_tcp_port()
+    return Subject("native", [str(executable), f"127.0.0.1:{port}", f"127.0.0.1:{echo_port}"],
+                   f"ws://127.0.0.1:{port}/stream/{ROUTE}",
+                   lambda event: event.get("event") == "native.listening", "stdout")
