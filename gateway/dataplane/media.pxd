@@ -1,5 +1,6 @@
 # Types for the compiled data plane (Cython pure Python mode: media.py is the source). picows calls the
 # listener's cpdef methods directly from C: no Python call per websocket frame.
+cimport cython
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 
 from gateway.core.session cimport CallSession
@@ -24,6 +25,11 @@ cdef class CallAdapter(WSListener):
     cpdef send_audio(self, bytes pcm)
     cpdef send_rtp(self, bytes packet)
     cpdef send_rtcp(self, bytes packet)
+    cpdef tick(self, double now, bint pacing_only=*)
+
+
+@cython.locals(call=CallAdapter)
+cpdef tick_calls(tuple calls, double now, bint pacing_only)
 
 
 cpdef bint _sent(sock, bytes packet)

@@ -315,6 +315,14 @@ class CallAdapter(WSListener):
             self.worker.call_ended(self, self.session.outcome == "answer")
 
 
+def tick_calls(calls: tuple[CallAdapter, ...], now: float, pacing_only: bool) -> None:
+    """The worker's shared timer over its calls: every call's deadlines, or (the fast tick, every few ms) only
+    the calls whose audio or gap waits on the clock. Compiled, a loop in C over typed calls."""
+    for call in calls:
+        if not pacing_only or call.session.pacing_pending:
+            call.tick(now, pacing_only)
+
+
 def _sent(sock: socket.socket, packet: bytes) -> bool:
     """One datagram on a connected socket; False when the kernel refused it. Compiled, the system call itself,
     with no Python call or exception in between."""

@@ -40,7 +40,7 @@ from gateway.dataplane.call_events import CallEvents
 from gateway.dataplane.datagrams import DatagramReader
 from gateway.dataplane.echo import EchoService
 from gateway.dataplane.listener import OUT_OF_DESCRIPTORS, PausableListener
-from gateway.dataplane.media import CallAdapter
+from gateway.dataplane.media import CallAdapter, tick_calls
 from gateway.dataplane.ports import NoPortAvailable, bind_udp_pair, pairs_taken
 from gateway.dataplane.udpstats import udp_sockets
 from gateway.shared import host_limits, metrics
@@ -329,13 +329,7 @@ class Worker:
                 self._max_lag = lag
             metrics.LOOP_LAG.observe(lag)
             self._ticks += 1
-            if self._ticks % SLOW_TICK_EVERY == 0:
-                for call in tuple(self.calls):
-                    call.tick(now)
-            else:
-                for call in tuple(self.calls):
-                    if call.session.pacing_pending:
-                        call.tick(now, pacing_only=True)
+            tick_calls(tuple(self.calls), now, pacing_only=self._ticks % SLOW_TICK_EVERY != 0)
         except Exception:
             _count_error("tick")
 
