@@ -88,7 +88,7 @@ def test_random_stream_origin_ranges():
 def test_parse_captured_pcmu_packet():
     # Layout of a PCMU packet as seen in a capture: 80 00 | seq | ts | ssrc | 160 octets of mu-law.
     data = bytes.fromhex("80 00 5e 3d 00 01 f4 00 6b 8b 45 67") + b"\xff" * 160
-    parsed = parse_rtp(memoryview(data))
+    parsed = parse_rtp(data)
     assert parsed == RtpPacket(0, False, 0x5E3D, 128000, 0x6B8B4567, b"\xff" * 160)
     assert type(parsed.payload) is bytes
 

@@ -1,4 +1,5 @@
 # Types for the compiled data plane (Cython pure Python mode: rtp.py is the source).
+cimport cython
 
 cpdef long seq_distance(long a, long b)
 cpdef long long _ts_distance(long long a, long long b)
@@ -12,7 +13,12 @@ cdef class RtpPacket:
     cdef public bytes payload
 
 
-cpdef RtpPacket parse_rtp(data)
+cdef inline unsigned long long _u32(bytes data, Py_ssize_t at)
+
+
+@cython.locals(size=Py_ssize_t, first=int, second=int, sequence=long, timestamp="long long", ssrc="long long",
+               start=Py_ssize_t, end=Py_ssize_t, words=long, padding=int)
+cpdef RtpPacket parse_rtp(bytes data)
 
 
 cdef class RtpPacketizer:
@@ -20,6 +26,7 @@ cdef class RtpPacketizer:
     cdef long _sequence
     cdef long long _timestamp
     cdef public long long ssrc, last_timestamp, packet_count, octet_count
+    @cython.locals(size=Py_ssize_t, header=Py_ssize_t, out="unsigned char *", source="char *")
     cpdef bytes pack(self, payload, long samples)
 
 

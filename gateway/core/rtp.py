@@ -12,7 +12,14 @@ import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import cython
+
 from gateway.core.errors import InputError
+
+if cython.compiled:  # C-level names for the compiled data plane; the Python one never reaches them
+    from cython.cimports.cpython.bytearray import PyByteArray_AS_STRING
+    from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
+    from cython.cimports.libc.string import memcpy
 
 # RFC 3550 §5.1: fixed header V|P|X|CC, M|PT, sequence, timestamp, SSRC.
 RTP_VERSION = 2
@@ -20,7 +27,6 @@ V2 = RTP_VERSION << 6  # first octet: version 2, no padding/extension, count 0
 RTP_HEADER = struct.Struct("!BBHII")
 RTP_HEADER_SIZE = RTP_HEADER.size  # 12
 CSRC_SIZE = 4
-RTP_EXTENSION_HEADER = struct.Struct("!HH")  # RFC 3550 §5.3.1: profile-defined, length in 32-bit words
 PADDING_BIT = 0x20
 EXTENSION_BIT = 0x10
 CC_MASK = 0x0F
@@ -98,32 +104,42 @@ class RtpPacket:
             *self._fields())
 
 
-def parse_rtp(data: bytes | memoryview) -> RtpPacket:
+def _u32(data: bytes, at: int) -> int:
+    """The 32-bit unsigned integer in network order at `at` (widened before the shift: compiled, an int would
+    overflow)."""
+    return cython.cast(cython.ulonglong, data[at]) << 24 | data[at + 1] << 16 | data[at + 2] << 8 | data[at + 3]
+
+
+def parse_rtp(data: bytes) -> RtpPacket:
+    """One datagram as RTP (RFC 3550 §5.1), each length checked before it is used. The fixed header is read
+    byte by byte: compiled, that is C; as Python, struct would be a little faster."""
     size = len(data)
     if size < RTP_HEADER_SIZE:
         raise RtpError("too_short", f"RTP packet of {size} bytes, header needs {RTP_HEADER_SIZE}")
-    first, second, sequence, timestamp, ssrc = RTP_HEADER.unpack_from(data)
+    first = data[0]
+    second = data[1]
     if first >> 6 != RTP_VERSION:
         raise RtpError("bad_version", f"RTP version {first >> 6}")
+    sequence = data[2] << 8 | data[3]
+    timestamp = _u32(data, 4)
+    ssrc = _u32(data, 8)
     start = RTP_HEADER_SIZE + CSRC_SIZE * (first & CC_MASK)  # RFC 3550 §5.1: CSRC list
     if start > size:
         raise RtpError("bad_csrc", f"{first & CC_MASK} CSRCs do not fit in {size} bytes")
-    if first & EXTENSION_BIT:  # RFC 3550 §5.3.1
-        if start + RTP_EXTENSION_HEADER.size > size:
+    if first & EXTENSION_BIT:  # RFC 3550 §5.3.1: 16-bit profile, 16-bit length in 32-bit words
+        if start + 4 > size:
             raise RtpError("bad_extension", "header extension truncated")
-        _profile, words = RTP_EXTENSION_HEADER.unpack_from(data, start)
-        start += RTP_EXTENSION_HEADER.size + 4 * words
+        words = data[start + 2] << 8 | data[start + 3]
+        start += 4 + 4 * words
         if start > size:
             raise RtpError("bad_extension", f"header extension of {words} words exceeds packet")
     end = size
     if first & PADDING_BIT:  # RFC 3550 §5.1: last octet counts the padding, itself included
-        padding = data[-1] if end > start else 0
+        padding = data[size - 1] if end > start else 0
         if padding == 0 or padding > end - start:
             raise RtpError("bad_padding", f"padding of {padding} octets, {end - start} available")
         end -= padding
-    return RtpPacket(
-        second & PT_MASK, bool(second & MARKER_BIT), sequence, timestamp, ssrc, bytes(data[start:end])
-    )
+    return RtpPacket(second & PT_MASK, (second & MARKER_BIT) != 0, sequence, timestamp, ssrc, data[start:end])
 
 
 def random_stream_origin() -> tuple[int, int, int]:
@@ -156,10 +172,25 @@ class RtpPacketizer:
         self.packet_count = 0  # RFC 3550 §6.4.1 sender's packet count
         self.octet_count = 0  # RFC 3550 §6.4.1 sender's octet count: payload only
 
-    def pack(self, payload: bytes | memoryview, samples: int) -> bytes:
+    def pack(self, payload: bytes | bytearray, samples: int) -> bytes:
         timestamp = self._timestamp
-        # One concatenation of the precompiled header: measured faster than pack_into a bytearray + copy.
-        packet = RTP_HEADER.pack(V2, self._second_byte, self._sequence, timestamp, self.ssrc) + payload
+        if cython.compiled:  # the header written in place before the payload: one allocation, no struct call
+            if type(payload) is not bytes and type(payload) is not bytearray:
+                payload = bytes(payload)  # any other buffer (a memoryview): copied once, never read blindly
+            size, header = len(payload), RTP_HEADER_SIZE
+            packet = PyBytes_FromStringAndSize(cython.NULL, header + size)
+            out = cython.cast(cython.p_uchar, PyBytes_AS_STRING(packet))
+            out[0] = V2
+            out[1] = self._second_byte
+            out[2], out[3] = self._sequence >> 8, self._sequence & 0xFF
+            out[4], out[5], out[6], out[7] = timestamp >> 24, timestamp >> 16 & 0xFF, timestamp >> 8 & 0xFF, \
+                timestamp & 0xFF
+            out[8], out[9], out[10], out[11] = self.ssrc >> 24, self.ssrc >> 16 & 0xFF, self.ssrc >> 8 & 0xFF, \
+                self.ssrc & 0xFF
+            source = PyBytes_AS_STRING(payload) if type(payload) is bytes else PyByteArray_AS_STRING(payload)
+            memcpy(out + header, source, size)
+        else:  # one concatenation of the precompiled header: measured faster than pack_into a bytearray + copy
+            packet = RTP_HEADER.pack(V2, self._second_byte, self._sequence, timestamp, self.ssrc) + payload
         self._second_byte &= PT_MASK
         self._sequence = (self._sequence + 1) & 0xFFFF
         self._timestamp = (timestamp + samples) & 0xFFFFFFFF
