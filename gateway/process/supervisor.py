@@ -196,7 +196,8 @@ class Supervisor:
                 code = target(self.config, sock, slot, self.scoreboard, self.replay_guard)
             else:
                 target = _load(CONTROL_TARGET)
-                code = target(self.config, self.metrics_socket, self.callback_socket, self.scoreboard)
+                code = target(self.config, self.metrics_socket, self.callback_socket, self.scoreboard,
+                              self.replay_guard)
         except BaseException:
             logging.getLogger("gateway.child").exception("child.crashed")
         finally:

@@ -156,6 +156,9 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sinch_api_base: str = "https://calling.api.sinch.com"
     verify_callbacks: bool = True  # when an application secret is configured
     callback_max_skew: PositiveSeconds = 300.0  # x-timestamp tolerance
+    # Behind a load balancer that pools connections, longer than its idle timeout (AWS ALB: 60 s)
+    callback_keepalive_timeout: PositiveSeconds = 5.0  # a connection waiting for a request, then closed
+    callback_max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1024  # past it, the longest waiting is closed
     token_key: str = ""  # env GATEWAY_TOKEN_KEY: signs stream URLs; when set, every stream needs a token
     token_key_previous: str = ""  # still accepted (never used to sign) while a token_key rotation settles
     token_ttl: PositiveSeconds = 60.0  # from the ICE answer to Sinch's websocket
