@@ -6,7 +6,7 @@ import asyncio
 import struct
 
 from tests.e2e.test_call_path import start_gateway_with
-from tests.gateway_process import scrape, value
+from tests.gateway_process import GatewayProcess, scrape, value
 from tests.media_peer import MediaPeer
 from tests.sinch_client import SinchCall
 
@@ -58,6 +58,25 @@ def test_a_reordered_packet_then_a_new_ssrc_keeps_the_worker_and_the_call():
             await call.ws.close()
         finally:
             peer.close()
+            assert await asyncio.to_thread(gateway.stop) == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_connect_nested_a_thousand_levels_deep_is_rejected_as_malformed():
+    """msgspec's decoder raised RecursionError, which escaped the parser: close 1011 with a traceback (issue 9.6)."""
+    async def scenario() -> None:
+        gateway = await asyncio.to_thread(GatewayProcess().start)
+        try:
+            call = await SinchCall.open(gateway.url + "/stream/echo")
+            await call.ws.send('{"command":"connect","callId":' + "[" * 1000 + "]" * 1000 + "}")
+            assert await call.next_command() == {"command": "reject"}
+            assert await call.closed() == (1007, "not JSON: nested too deeply")
+            await asyncio.to_thread(gateway.wait_for, "call.ended", close_code=1007)
+            samples = await asyncio.to_thread(scrape, gateway)
+            assert value(samples, "gateway_internal_errors_total", where="websocket_frame") == 0
+            assert value(samples, "gateway_calls_total", route="echo", outcome="reject") == 1
+        finally:
             assert await asyncio.to_thread(gateway.stop) == 0
 
     asyncio.run(scenario())
