@@ -3,6 +3,7 @@ import struct
 import pytest
 
 from gateway.core.rtp import (
+    RTCP_SSRC_HEADER,
     JitterBuffer,
     PushResult,
     ReceiveStats,
@@ -10,11 +11,12 @@ from gateway.core.rtp import (
     RtpError,
     RtpPacket,
     RtpPacketizer,
+    SourceLatch,
     build_app,
     build_bye,
     build_sender_report,
+    bye_sources,
     has_app,
-    is_bye,
     ntp_from_unix,
     parse_rtcp,
     parse_rtp,
@@ -174,9 +176,9 @@ def test_bye_compound():
     assert [(p.packet_type, p.count) for p in packets] == [(201, 0), (202, 1), (203, 1)]
     assert data[:8] == bytes.fromhex("80 c9 0001 0a0b0c0d")  # RR without report blocks
     assert packets[2].body == bytes.fromhex("0a0b0c0d 07") + b"bye now"  # reason fits 32 bits exactly
-    assert is_bye(packets)
+    assert bye_sources(packets) == {0x0A0B0C0D}
     assert sdes_cname(packets) == "cn"
-    assert not is_bye(parse_rtcp(build_sender_report(1, 0.0, 0, 0, 0, "cn")))
+    assert bye_sources(parse_rtcp(build_sender_report(1, 0.0, 0, 0, 0, "cn"))) is None
 
 
 def test_bye_reason_padding_and_no_reason():
@@ -477,3 +479,21 @@ def test_in_order_packets_skip_the_buffer_and_others_do_not():
     assert jb.push(packet(12, 1920), 160, 0.0) is PushResult.ACCEPTED
     assert [samples for _, samples in jb.pop(0.0)] == [160, 160]
     assert not jb.take_in_order(packet(14, 2240, ssrc=SSRC + 1), 160)  # another stream: a reset via push()
+
+
+def test_bye_sources_lists_every_ssrc_of_every_bye():
+    two = RTCP_SSRC_HEADER.pack(0x82, 203, 2, 7) + (8).to_bytes(4, "big")  # one BYE, SC = 2
+    assert bye_sources(parse_rtcp(build_bye(5, "cn") + two)) == {5, 7, 8}
+
+
+def test_the_source_latch_takes_the_first_ssrc_and_a_new_one_only_as_a_restart():
+    latch = SourceLatch()
+    assert latch.accept(0xA, 10) and latch.ssrc == 0xA
+    assert not latch.accept(0xB, 500)  # a stray packet of another stream: refused
+    assert latch.accept(0xA, 11)  # the latched stream goes on, and the probation starts over
+    assert not latch.accept(0xB, 501)
+    assert not latch.accept(0xB, 503)  # not in sequence: starts over
+    assert latch.accept(0xB, 504)  # two in sequence, none of the old between: the service restarted
+    assert latch.ssrc == 0xB
+    assert not latch.accept(0xA, 12)  # the old stream is now the stray one
+    assert latch.accept(0xB, 505)

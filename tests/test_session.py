@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from gateway.core import commands
-from gateway.core.rtp import RtpPacketizer, build_app, build_bye, is_bye, parse_rtcp, parse_rtp, sdes_cname
+from gateway.core.rtp import RtpPacketizer, build_app, build_bye, bye_sources, parse_rtcp, parse_rtp, sdes_cname
 from gateway.core.session import CallSession, CallState, CloseCode
 from gateway.shared.config import Config, Route
 
 ROUTE = Route(name="asr", host="127.0.0.1", port=5004)
 ROUTE_ADDR = ("127.0.0.1", 5004)
+MEDIA_SSRC = 0xABCD  # the stream the media service sends back
 CONNECT = b'{"command":"connect","callId":"call-7","sampleRate":16000,"callHeaders":{"a":"b"}}'
 FRAME = (np.arange(320, dtype="<i2") * 50).tobytes()  # 20 ms at 16 kHz, as Sinch sends it
 WIRE_FRAME = np.frombuffer(FRAME, "<i2").astype(">i2").tobytes()  # the same on the wire (RFC 3551 §4.5.11)
@@ -63,7 +64,7 @@ def answered_session(**config) -> tuple[CallSession, Recorder]:
 
 
 def media_packets(count: int, first_seq: int = 1000, samples: int = 320) -> list[bytes]:
-    packetizer = RtpPacketizer(96, 0xABCD, first_seq, 5000)
+    packetizer = RtpPacketizer(96, MEDIA_SSRC, first_seq, 5000)
     return [packetizer.pack(WIRE_FRAME, samples) for _ in range(count)]
 
 
@@ -181,7 +182,7 @@ def test_bye_plays_what_the_jitter_buffer_holds_behind_a_gap_then_closes_once():
     for packet in packets[:1] + packets[2:]:  # the second is lost: four wait behind the gap
         session.on_rtp(packet, ROUTE_ADDR, 100.5)
     assert len(output.audio) == 1
-    session.on_rtcp(build_bye(77, "media"), ("127.0.0.1", 5005), 100.51)
+    session.on_rtcp(build_bye(MEDIA_SSRC, "media"), ("127.0.0.1", 5005), 100.51)
     assert len(output.audio) == 6  # the gap concealed, the held packets played
     assert output.audio[-1] == FRAME
     assert output.closed == (CloseCode.NORMAL, "media service sent RTCP BYE")
@@ -257,9 +258,9 @@ def test_strays_and_garbage_are_counted_not_fatal():
 def test_rtcp_bye_from_the_media_service_hangs_up():
     session, output = answered_session()
     session.on_audio(FRAME, 100.02)
-    session.on_rtcp(build_bye(77, "media"), ("127.0.0.1", 5005), 100.1)
+    session.on_rtcp(build_bye(MEDIA_SSRC, "media"), ("127.0.0.1", 5005), 100.1)
     assert output.closed == (CloseCode.NORMAL, "media service sent RTCP BYE")
-    assert is_bye(parse_rtcp(output.rtcp[-1]))
+    assert bye_sources(parse_rtcp(output.rtcp[-1]))
 
 
 def test_audio_queued_before_bye_is_still_played_out():
@@ -268,7 +269,7 @@ def test_audio_queued_before_bye_is_still_played_out():
     packets[5] = packets[5][:-320]  # the last one half as long: 10 ms
     for packet in packets[:6]:  # a burst, faster than real time
         session.on_rtp(packet, ROUTE_ADDR, 100.5)
-    session.on_rtcp(build_bye(77, "media"), ("127.0.0.1", 5005), 100.5)
+    session.on_rtcp(build_bye(MEDIA_SSRC, "media"), ("127.0.0.1", 5005), 100.5)
     session.on_rtp(packets[6], ROUTE_ADDR, 100.5)  # after the BYE: not played
     assert output.closed is None
     for step in range(1, 20):
@@ -285,7 +286,7 @@ def test_hangup_by_sinch_sends_bye_and_does_not_close_again():
     assert output.closed is None
     assert session.closed_by_peer
     assert sdes_cname(parse_rtcp(output.rtcp[-1])) == "call-7"
-    assert is_bye(parse_rtcp(output.rtcp[-1]))
+    assert bye_sources(parse_rtcp(output.rtcp[-1]))
 
 
 def test_rtcp_app_clear_flushes_queue_and_tells_sinch():
@@ -317,3 +318,49 @@ def test_g711_route_resamples_to_8k_packets():
     assert sum(len(p.payload) for p in packets) in range(790, 801)
     assert all(len(p.payload) == 160 for p in packets)
     assert commands.ANSWER
+
+
+def test_a_second_stream_from_the_route_address_is_refused_and_its_bye_ignored():
+    """Issue 9.9: the address alone is checked today; the SSRC of the first valid packet is latched too."""
+    session, output = answered_session(pacing_lead_frames=20)
+    ours = media_packets(3)
+    stray = RtpPacketizer(96, 0x5757, 900, 1).pack(WIRE_FRAME, 320)
+    session.on_rtp(ours[0], ROUTE_ADDR, 100.5)
+    session.on_rtp(stray, ROUTE_ADDR, 100.5)
+    session.on_rtp(ours[1], ROUTE_ADDR, 100.5)
+    assert len(output.audio) == 2 and session.counters.rtp_dropped["unexpected_ssrc"] == 1
+    session.on_rtcp(build_bye(0x5757, "someone else"), ("127.0.0.1", 5005), 100.51)
+    assert output.closed is None
+    assert session.counters.rtp_dropped["rtcp_bye_unknown_ssrc"] == 1
+    session.on_rtcp(build_bye(MEDIA_SSRC, "media"), ("127.0.0.1", 5005), 100.52)
+    assert output.closed == (CloseCode.NORMAL, "media service sent RTCP BYE")
+
+
+def test_a_media_service_that_restarts_with_a_new_ssrc_is_heard_after_two_packets_in_sequence():
+    session, output = answered_session(pacing_lead_frames=20)
+    session.on_rtp(media_packets(1)[0], ROUTE_ADDR, 100.5)
+    restarted = RtpPacketizer(96, 0x5757, 900, 1)
+    for _ in range(3):
+        session.on_rtp(restarted.pack(WIRE_FRAME, 320), ROUTE_ADDR, 100.6)
+    assert len(output.audio) == 3  # the first packet of the new stream is its probation
+    assert session.return_path.source.ssrc == 0x5757
+
+
+def test_audio_far_faster_than_real_time_is_dropped_then_the_call_is_closed():
+    session, output = answered_session(audio_speed_limit=4.0, audio_burst_seconds=1.0)
+    frame = bytes(640)  # 20 ms at 16 kHz
+    for _ in range(50):  # one second in hand: all of it passes
+        session.on_audio(frame, 100.5)
+    sent = len(output.rtp)
+    session.on_audio(frame, 100.5)
+    assert len(output.rtp) == sent and session.counters.policed_bytes == 640
+    for _ in range(50):
+        session.on_audio(frame, 100.5)
+    assert output.closed == (CloseCode.POLICY_VIOLATION, "audio far faster than real time")
+
+
+def test_audio_at_real_time_is_never_policed():
+    session, output = answered_session(audio_speed_limit=1.0, audio_burst_seconds=0.1)
+    for index in range(500):
+        session.on_audio(bytes(640), 100.5 + index * 0.02)
+    assert session.counters.policed_bytes == 0 and output.closed is None

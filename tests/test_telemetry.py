@@ -1,6 +1,7 @@
 from prometheus_client import REGISTRY
 
 from gateway.dataplane.telemetry import CallTelemetry
+from gateway.shared.config import Route
 from tests.test_session import ROUTE_ADDR, answered_session, media_packets
 
 
@@ -10,7 +11,7 @@ def sample(name: str, **labels: str) -> float:
 
 def test_flushes_add_only_what_is_new():
     session, _ = answered_session()
-    telemetry = CallTelemetry("telemetry-route")
+    telemetry = CallTelemetry(Route(name="telemetry-route", host="127.0.0.1", port=5004), call_events=None)
     for packet in media_packets(3):
         session.on_rtp(packet, ROUTE_ADDR, 100.5)
     session.on_rtp(b"\x80", ROUTE_ADDR, 100.5)

@@ -1,5 +1,6 @@
 from urllib.parse import urlencode
 
+from multidict import CIMultiDict
 from picows import WSUpgradeRequest
 
 from gateway.core import tokens
@@ -28,9 +29,11 @@ def test_admission_by_calls_and_by_cpu():
     assert worker().admit()  # no caps configured
 
 
-def request(path: str) -> WSUpgradeRequest:
+def request(path: str | bytes, version: str | None = "13") -> WSUpgradeRequest:
     upgrade = WSUpgradeRequest()
-    upgrade.method, upgrade.path, upgrade.version = b"GET", path.encode(), b"HTTP/1.1"
+    upgrade.method, upgrade.version = b"GET", b"HTTP/1.1"
+    upgrade.path = path if isinstance(path, bytes) else path.encode()
+    upgrade.headers = CIMultiDict({"Upgrade": "websocket"} | ({"Sec-WebSocket-Version": version} if version else {}))
     return upgrade
 
 
@@ -60,3 +63,22 @@ def test_a_static_route_token_compares_any_text_safely():
     gateway.routes["asr"] = Route(name="asr", host="127.0.0.1", port=5004, token="route-secret-1234")
     gateway.state = WorkerState.SERVING
     assert status(gateway.route_request(request("/stream/asr?token=%C3%A9"))) == 403  # not a 500
+
+
+def test_request_targets_are_origin_form_only():
+    """`//[::1` once got an uncounted 500 and `//evil/stream/echo` reached the echo route (issue 9.7)."""
+    gateway = worker()
+    gateway.state = WorkerState.SERVING
+    assert status(gateway.route_request(request(b"//[::1"))) == 400
+    assert status(gateway.route_request(request(b"http://gw/stream/asr"))) == 400
+    assert status(gateway.route_request(request(b"//evil/stream/asr"))) == 404
+
+
+def test_only_websocket_version_13_is_upgraded():
+    """RFC 6455 §4.2.2: another version gets 426 naming the one the server speaks; no version is no upgrade."""
+    gateway = worker()
+    gateway.state = WorkerState.SERVING
+    declined = gateway.route_request(request("/stream/asr", version="8"))
+    assert status(declined) == 426
+    assert declined.response.headers["Sec-WebSocket-Version"] == "13"
+    assert status(gateway.route_request(request("/stream/asr", version=None))) == 400

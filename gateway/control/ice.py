@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import msgspec
 
 from gateway.core import tokens
+from gateway.core.errors import InputError
 from gateway.shared.config import Config, IceRule
 
 EVENTS = ("ice", "ace", "dice", "pie", "notify")
@@ -18,12 +19,8 @@ CONTINUE = {"action": {"name": "continue"}}
 HANGUP = {"action": {"name": "hangup"}}
 
 
-class CallbackError(ValueError):
-    """A callback body the gateway cannot use; answered 400. `reason` is a metric label."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+class CallbackError(InputError):
+    """A callback body the gateway cannot use; answered 400."""
 
 
 class Ice(msgspec.Struct, frozen=True):

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import msgspec
 
+from gateway.core.errors import InputError
 from gateway.shared.config import SINCH_RATES
 
 
-class CommandError(ValueError):
-    """A text message that is not a usable command. `reason` is a short metric label."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+class CommandError(InputError):
+    """A text message that is not a usable command."""
 
 
 class _ConnectFields(msgspec.Struct):

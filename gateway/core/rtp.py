@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from gateway.core.errors import InputError
+
 # RFC 3550 §5.1: fixed header V|P|X|CC, M|PT, sequence, timestamp, SSRC.
 RTP_VERSION = 2
 V2 = RTP_VERSION << 6  # first octet: version 2, no padding/extension, count 0
@@ -48,20 +50,12 @@ MAX_MISORDER = 100
 _SEEN_MASK = (1 << MAX_MISORDER) - 1  # ReceiveStats duplicate window
 
 
-class RtpError(ValueError):
-    """An undecodable RTP packet. `reason` is a short metric label."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+class RtpError(InputError):
+    """An undecodable RTP packet."""
 
 
-class RtcpError(ValueError):
-    """An undecodable RTCP packet. `reason` is a short metric label."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+class RtcpError(InputError):
+    """An undecodable RTCP packet."""
 
 
 def seq_distance(a: int, b: int) -> int:
@@ -250,8 +244,15 @@ def parse_rtcp(data: bytes | memoryview) -> list[RtcpPacket]:
     return packets
 
 
-def is_bye(packets: list[RtcpPacket]) -> bool:
-    return any(packet.packet_type == RTCP_BYE_TYPE for packet in packets)
+def bye_sources(packets: list[RtcpPacket]) -> set[int] | None:
+    """The SSRCs a BYE in this compound packet says goodbye for (RFC 3550 §6.6: SC of them first in its body),
+    or None when it holds no BYE."""
+    sources: set[int] | None = None
+    for packet in packets:
+        if packet.packet_type == RTCP_BYE_TYPE:
+            count = min(packet.count, len(packet.body) // 4)
+            sources = (sources or set()) | {int.from_bytes(packet.body[4 * i:4 * i + 4], "big") for i in range(count)}
+    return sources
 
 
 def build_app(ssrc: int, name: bytes, data: bytes = b"") -> bytes:
@@ -289,6 +290,43 @@ def sdes_cname(packets: list[RtcpPacket]) -> str | None:
                     return text.decode(errors="replace")
                 offset += 2 + len(text)
     return None
+
+
+# --- Which stream a call plays ----------------------------------------------------------------------------
+
+MIN_SEQUENTIAL = 2  # RFC 3550 A.1: packets in sequence before a new source is valid
+
+
+class SourceLatch:
+    """The one RTP stream a call plays, latched on the first valid packet. The address is checked before this
+    (symmetric RTP); here the SSRC is: a packet of another SSRC from that address is a new source (RFC 3550
+    §8.2), taken only as a restart of the media service: MIN_SEQUENTIAL packets of the new SSRC in sequence,
+    with none of the latched one between them (RFC 3550 A.1 probation). Until then its packets are refused."""
+
+    __slots__ = ("_candidate", "_candidate_seq", "_in_sequence", "ssrc")
+
+    def __init__(self) -> None:
+        self.ssrc: int | None = None
+        self._candidate: int | None = None
+        self._candidate_seq = 0
+        self._in_sequence = 0
+
+    def accept(self, ssrc: int, sequence: int) -> bool:
+        if ssrc == self.ssrc:
+            self._candidate = None  # the latched source is alive: a probation starts over
+            return True
+        if self.ssrc is None:
+            self.ssrc = ssrc
+            return True
+        if ssrc == self._candidate and sequence == (self._candidate_seq + 1) & 0xFFFF:
+            self._in_sequence += 1
+        else:
+            self._candidate, self._in_sequence = ssrc, 1
+        self._candidate_seq = sequence
+        if self._in_sequence < MIN_SEQUENTIAL:
+            return False
+        self.ssrc, self._candidate = ssrc, None
+        return True
 
 
 # --- Receive statistics ------------------------------------------------------------------------------

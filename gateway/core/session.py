@@ -1,31 +1,28 @@
 """One call's state machine, sans-IO: Sinch websocket messages and RTP datagrams in, what to send out.
 
-The adapter (gateway.media) feeds it bytes and `now` (seconds, monotonic) and implements `CallOutput`;
+The adapter (gateway.dataplane.media) feeds it bytes and `now` (seconds, monotonic) and implements `CallOutput`;
 tests drive it with a fake clock and a recording output. States: awaiting connect -> answered -> closed.
 """
 
 from __future__ import annotations
 
 import enum
-import math
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.core import commands
+from gateway.core.call import CallCounters, MediaFormat
 from gateway.core.codec import DownstreamDecoder, UpstreamEncoder
 from gateway.core.commands import CommandError, Connect
+from gateway.core.policing import NoBudget, UpstreamBudget
+from gateway.core.return_path import ReturnPath
 from gateway.core.rtp import (
-    JitterBuffer,
-    PushResult,
-    ReceiveStats,
     RtcpError,
     RtpError,
     RtpPacketizer,
     build_bye,
     build_sender_report,
+    bye_sources,
     has_app,
-    is_bye,
     ntp_from_unix,
     parse_rtcp,
     parse_rtp,
@@ -33,10 +30,8 @@ from gateway.core.rtp import (
 )
 from gateway.shared.config import Config, Route
 
-FRAME_SECONDS = 0.020  # audio to Sinch goes in 20 ms frames (protocol notes §2.4)
 # RTCP APP name a media service sends for barge-in: drop queued audio here and `clear` Sinch's buffer.
 CLEAR_APP_NAME = b"CLER"
-CREDIT_EPSILON = 1e-6  # timer arithmetic in floats: 0.02 s later is one whole frame of credit
 
 
 class CloseCode(enum.IntEnum):
@@ -44,9 +39,10 @@ class CloseCode(enum.IntEnum):
 
     NORMAL = 1000  # call ended: by the media service (RTCP BYE), the maximum duration, or after busy/reject
     GOING_AWAY = 1001  # gateway draining or shutting down
+    PROTOCOL_ERROR = 1002  # the websocket protocol broken (RFC 6455): reserved bits, bad fragments, bad codes
     ABNORMAL = 1006  # connection lost without a close frame (never sent, only recorded)
     INVALID_PAYLOAD = 1007  # text that is not a valid command
-    POLICY_VIOLATION = 1008  # protocol order broken: audio before answer, no connect in time, bad connect
+    POLICY_VIOLATION = 1008  # audio before answer, no connect in time, bad connect, audio far faster than real time
     MESSAGE_TOO_BIG = 1009  # frame over max_frame_bytes
     INTERNAL_ERROR = 1011  # the gateway failed on this call
 
@@ -67,48 +63,6 @@ class CallOutput(Protocol):
     def admit(self) -> bool: ...
     def answered(self, connect: Connect, sample_rate: int) -> None: ...
     def close(self, code: int, reason: str) -> None: ...
-
-
-@dataclass(slots=True)
-class CallCounters:
-    """Per-call counts; the adapter turns them into metrics (cheaper than touching metrics per frame)."""
-
-    ws_frames_in: int = 0
-    ws_bytes_in: int = 0
-    ws_frames_out: int = 0
-    ws_bytes_out: int = 0
-    rtp_packets_out: int = 0
-    rtp_bytes_out: int = 0
-    rtp_packets_in: int = 0
-    rtp_bytes_in: int = 0
-    rtp_dropped: Counter[str] = field(default_factory=Counter)
-    return_queue_dropped_bytes: int = 0
-    ignored_commands: Counter[str] = field(default_factory=Counter)
-    heartbeats_sent: int = 0
-
-
-@dataclass(slots=True, frozen=True)
-class MediaFormat:
-    """The negotiated shape of one call's media, fixed at answer time."""
-
-    call_rate: int
-    wire_rate: int
-    payload_type: int
-    ptime_ms: int
-    wire_bytes_per_sample: int
-
-    @property
-    def packet_samples(self) -> int:
-        return self.wire_rate * self.ptime_ms // 1000
-
-    @property
-    def packet_bytes(self) -> int:
-        return self.packet_samples * self.wire_bytes_per_sample
-
-    @property
-    def frame_bytes(self) -> int:
-        """A 20 ms frame of Sinch audio: 16-bit mono at the call's rate."""
-        return round(self.call_rate * FRAME_SECONDS) * 2
 
 
 class CallSession:
@@ -139,11 +93,9 @@ class CallSession:
         self.format: MediaFormat | None = None
         self._connect_deadline = now + config.connect_timeout
         self._odd_byte = b""
-        self._ending = ""  # close reason once the media service said BYE and the queue is playing out
-        self.pacing_pending = False  # audio or a gap waits on the clock: the worker's fast tick is needed
-        self.output_paused = False  # Sinch's connection is not taking data
+        self._output_paused = False  # Sinch's connection is not taking data
         self._upstream = bytearray()
-        self._return_queue = bytearray()
+        self.return_path: ReturnPath | None = None  # from the answer on
 
     # ---- websocket side -------------------------------------------------------------------------------
 
@@ -184,6 +136,9 @@ class CallSession:
             if self.state is CallState.AWAITING_CONNECT:
                 self._close(CloseCode.POLICY_VIOLATION, "audio before connect", now)
             return
+        if not self._budget.take(len(pcm), now):
+            self._police(len(pcm), now)
+            return
         if self._odd_byte or len(pcm) & 1:
             pcm = self._keep_whole_samples(pcm)
         wire = self._encoder.encode(pcm)
@@ -211,7 +166,7 @@ class CallSession:
         if not self._from_route(source, self.route.port):
             counters.rtp_dropped["unexpected_source"] += 1  # symmetric RTP: only the route answers
             return
-        if self.state is not CallState.ANSWERED or self._ending:
+        if self.state is not CallState.ANSWERED:
             counters.rtp_dropped["not_answered" if self.state is CallState.AWAITING_CONNECT else "after_hangup"] += 1
             return
         try:
@@ -222,18 +177,7 @@ class CallSession:
         if packet.payload_type != self.format.payload_type:
             counters.rtp_dropped["unexpected_payload_type"] += 1
             return
-        counters.rtp_packets_in += 1
-        counters.rtp_bytes_in += len(data)
-        self.receive_stats.update(packet, now)
-        samples = len(packet.payload) // self.format.wire_bytes_per_sample
-        if self.jitter_buffer.take_in_order(packet, samples):
-            self._play_now(packet.payload, now)
-            return
-        result = self.jitter_buffer.push(packet, samples, now)
-        if result is PushResult.LATE or result is PushResult.DUPLICATE:
-            counters.rtp_dropped[result.name.lower()] += 1
-            return
-        self._play_out(now)
+        self.return_path.receive(packet, len(data), now)
 
     def on_rtcp(self, data: bytes, source: tuple[str, int], now: float) -> None:
         if self.state is not CallState.ANSWERED or not self._from_route(source, self.route.port + 1):
@@ -244,12 +188,12 @@ class CallSession:
         except RtcpError as exc:
             self.counters.rtp_dropped["rtcp_" + exc.reason] += 1
             return
-        if is_bye(packets):
-            # The media service is done, but what it already sent (a TTS burst) must still be heard:
-            # take no more RTP, release what the jitter buffer holds (no gap will be filled now), play out the
-            # queue at real time, then hang up.
-            self._ending = "media service sent RTCP BYE"
-            self._play_out(now, flush=True)
+        byes = bye_sources(packets)
+        latched = self.return_path.source.ssrc
+        if byes is not None and (latched is None or latched in byes):
+            self.return_path.play_out_then(self._media_service_done, now)  # what it sent is heard first
+        elif byes is not None:
+            self.counters.rtp_dropped["rtcp_bye_unknown_ssrc"] += 1  # another stream's goodbye, not this call's
         elif has_app(packets, CLEAR_APP_NAME):
             self.clear(now)
 
@@ -257,12 +201,8 @@ class CallSession:
 
     def on_pacing_tick(self, now: float) -> None:
         """Called every few ms while `pacing_pending`: loss declared by time, audio due to Sinch."""
-        if self.state is not CallState.ANSWERED:
-            return
-        if self.jitter_buffer:
-            self._play_out(now)
-        else:
-            self._pace(now)
+        if self.state is CallState.ANSWERED:
+            self.return_path.on_tick(now)
 
     def on_tick(self, now: float) -> None:
         """Called by the worker for every call about ten times a second: deadlines, heartbeats, reports."""
@@ -283,14 +223,14 @@ class CallSession:
     def set_output_paused(self, paused: bool, now: float) -> None:
         """Sinch's connection stopped (or resumed) taking data: TCP backpressure. While paused no audio is sent;
         it waits in the return queue, whose cap bounds the memory a stalled peer can cost."""
-        self.output_paused = paused
-        if not paused and self.state is CallState.ANSWERED:
-            self._pace(now)
+        self._output_paused = paused
+        if self.state is CallState.ANSWERED:
+            self.return_path.set_paused(paused, now)
 
     def clear(self, now: float) -> None:
         """Barge-in: drop audio not yet played here and ask Sinch to drop what it has buffered."""
         if self.state is CallState.ANSWERED:
-            self._return_queue.clear()
+            self.return_path.clear()
             self._send_command(commands.CLEAR, now)
 
     def shutdown(self, code: int, reason: str, now: float) -> None:
@@ -299,8 +239,13 @@ class CallSession:
             self._close(code, reason, now)
 
     @property
+    def pacing_pending(self) -> bool:
+        """Audio or a gap waits on the clock: the worker's fast tick is needed."""
+        return self.return_path is not None and self.return_path.pending
+
+    @property
     def return_queue_bytes(self) -> int:
-        return len(self._return_queue)
+        return self.return_path.queued_bytes if self.return_path is not None else 0
 
     # ---- internals -------------------------------------------------------------------------------------
 
@@ -315,7 +260,6 @@ class CallSession:
         route = self.route
         wire_rate = route.wire_rate(call_rate)
         self._encoder = UpstreamEncoder(route.codec, call_rate, wire_rate)
-        self._decoder = DownstreamDecoder(route.codec, call_rate, wire_rate)
         self.format = fmt = MediaFormat(
             call_rate=call_rate,
             wire_rate=wire_rate,
@@ -325,24 +269,36 @@ class CallSession:
         )
         self._packet_bytes = fmt.packet_bytes
         self._packet_samples = fmt.packet_samples
-        self._frame_bytes = fmt.frame_bytes
-        self._return_queue_cap = round(self.config.return_queue_seconds / FRAME_SECONDS) * fmt.frame_bytes
         ssrc, sequence, timestamp = random_stream_origin()
         self.packetizer = RtpPacketizer(fmt.payload_type, ssrc, sequence, timestamp)
-        self.receive_stats = ReceiveStats(wire_rate)
-        self.jitter_buffer = JitterBuffer(wire_rate, max_wait=self.config.jitter_max_wait)
+        config = self.config
+        self.return_path = ReturnPath(
+            DownstreamDecoder(route.codec, call_rate, wire_rate), wire_rate, fmt.frame_bytes, self.counters,
+            self._send_audio, now, jitter_max_wait=config.jitter_max_wait,
+            pacing_lead_frames=config.pacing_lead_frames, queue_seconds=config.return_queue_seconds,
+        )
+        self.return_path.paused = self._output_paused
+        self._budget = UpstreamBudget(call_rate * 2, config.audio_speed_limit, config.audio_burst_seconds, now) \
+            if config.audio_speed_limit else NoBudget()
+        self._policed_bytes_limit = call_rate * 2 * config.audio_burst_seconds
         self.call_id = connect.call_id
         self.state = CallState.ANSWERED
         self.outcome = "answer"
         self.answered_at = now
         self._max_end = now + self.config.max_call_duration if self.config.max_call_duration else 0.0
-        self._pace_credit = float(self.config.pacing_lead_frames)
-        self._pace_at = now
-        self._stall_frames = math.ceil(self.config.jitter_max_wait / FRAME_SECONDS) + 1
-        self._waiting_for_gap = False
         self._next_rtcp = now + self.config.rtcp_interval
         self._send_command(commands.ANSWER, now)
         self.output.answered(connect, call_rate)
+
+    def _police(self, size: int, now: float) -> None:
+        """Audio over the call's budget is dropped; a call that keeps sending that fast (another burst's worth
+        dropped) is no real-time caller and is closed, so it cannot starve the worker's other calls."""
+        self.counters.policed_bytes += size
+        if self.counters.policed_bytes > self._policed_bytes_limit:
+            self._close(CloseCode.POLICY_VIOLATION, "audio far faster than real time", now)
+
+    def _media_service_done(self, now: float) -> None:
+        self._close(CloseCode.NORMAL, "media service sent RTCP BYE", now)
 
     def _from_route(self, source: tuple, port: int) -> bool:
         return source[1] == port and source[0] == self.route.host
@@ -374,75 +330,6 @@ class CallSession:
         )
         self.output.send_rtcp(report)
 
-    def _play_now(self, payload: bytes, now: float) -> None:
-        """An in-order packet with nothing held back: straight to Sinch when it is one whole frame and due."""
-        pcm = self._decoder.decode(payload)
-        self._accrue_credit(now, 0)
-        if (
-            not self._return_queue and len(pcm) == self._frame_bytes
-            and self._frame_due and not self.output_paused
-        ):
-            self._pace_credit -= 1.0
-            self._send_audio(pcm, now)
-            return
-        self._return_queue += pcm
-        self._trim_return_queue()
-        self._send_due(now)
-
-    def _play_out(self, now: float, flush: bool = False) -> None:
-        """Move what the jitter buffer releases (with `flush`, all it holds) into the return queue, then pace
-        it to Sinch."""
-        # While packets wait for a missing one, the playout clock keeps running: the frames owed for that
-        # wait may go out at once when the gap is filled or concealed, so a loss does not add lasting delay.
-        self._accrue_credit(now, self._stall_frames if self._waiting_for_gap else 0)
-        decoder = self._decoder
-        queue = self._return_queue
-        for payload, samples in self.jitter_buffer.pop(math.inf if flush else now):
-            queue += decoder.decode(payload) if payload is not None else decoder.conceal(samples)
-        self._waiting_for_gap = bool(self.jitter_buffer)
-        self._trim_return_queue()
-        self._send_due(now)
-
-    def _trim_return_queue(self) -> None:
-        queue = self._return_queue
-        overflow = len(queue) - self._return_queue_cap
-        if overflow > 0:
-            overflow += -overflow % self._frame_bytes  # drop whole frames, oldest first
-            del queue[:overflow]
-            self.counters.return_queue_dropped_bytes += overflow
-
-    def _accrue_credit(self, now: float, extra_frames: int) -> None:
-        credit = self._pace_credit + (now - self._pace_at) / FRAME_SECONDS
-        limit = self.config.pacing_lead_frames + extra_frames
-        self._pace_credit = credit if credit < limit else float(limit)
-        self._pace_at = now
-
-    @property
-    def _frame_due(self) -> bool:
-        """Real time has earned at least one more 20 ms frame to Sinch."""
-        return self._pace_credit >= 1.0 - CREDIT_EPSILON
-
-    def _pace(self, now: float) -> None:
-        """Send whole 20 ms frames at real time, with a small lead so audio leaves as soon as it arrives
-        (design notes: faster than real time fills Sinch's 5 MB buffer and adds delay only `clear` removes)."""
-        self._accrue_credit(now, 0)
-        self._send_due(now)
-
-    def _send_due(self, now: float) -> None:
-        queue = self._return_queue
-        frame_bytes = self._frame_bytes
-        while self._frame_due and len(queue) >= frame_bytes and not self.output_paused:
-            frame = bytes(queue[:frame_bytes])
-            del queue[:frame_bytes]
-            self._pace_credit -= 1.0
-            self._send_audio(frame, now)
-        if self._ending and len(queue) < frame_bytes and self._frame_due:
-            if queue:  # the last partial frame, padded with silence
-                self._send_audio(bytes(queue) + bytes(frame_bytes - len(queue)), now)
-                queue.clear()
-            self._close(CloseCode.NORMAL, self._ending, now)
-        self.pacing_pending = len(queue) >= frame_bytes or self._waiting_for_gap or bool(self._ending)
-
     def _send_audio(self, frame: bytes, now: float) -> None:
         self.output.send_audio(frame)
         self.counters.ws_frames_out += 1
@@ -463,8 +350,8 @@ class CallSession:
         if self.state is CallState.ANSWERED and self.packetizer.packet_count:
             self.output.send_rtcp(build_bye(self.packetizer.ssrc, self.call_id, reason[:255]))
         self.state = CallState.CLOSED
-        self._ending = ""
-        self.pacing_pending = False
+        if self.return_path is not None:
+            self.return_path.stop()
         self.close_code = code
         self.close_reason = reason
         self.ended_at = now

@@ -14,15 +14,13 @@ import hashlib
 import hmac
 from datetime import UTC, datetime
 
+from gateway.core.errors import InputError
+
 SCHEME = "Application"
 
 
-class SignatureError(ValueError):
-    """A request whose signature does not check out. `reason` is a short metric label."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+class SignatureError(InputError):
+    """A request whose signature does not check out."""
 
 
 def content_md5(body: bytes) -> str:

@@ -14,6 +14,8 @@ import hmac
 
 import msgspec
 
+from gateway.core.errors import InputError
+
 MAX_TOKEN_LENGTH = 2048
 
 
@@ -24,13 +26,12 @@ class Claims(msgspec.Struct, frozen=True):
     x: int  # expiry, unix seconds
 
 
-class TokenError(ValueError):
+class TokenError(InputError):
     """`status` is the HTTP status to decline the upgrade with: 401 missing/malformed, 403 forged/expired."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
-        self.reason = reason
 
 
 _encode = msgspec.json.Encoder().encode

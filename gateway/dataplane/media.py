@@ -31,6 +31,9 @@ CLOSE_TIMEOUT = 2.0  # seconds to wait for the peer's close frame before droppin
 MAX_CLOSE_REASON = 123  # RFC 6455 §5.5: control frame payload <= 125 bytes, 2 of them the code
 NO_STATUS_RECEIVED = 1005  # RFC 6455 §7.4.1: recorded for a close frame that carried no code, never sent
 LATENCY_SAMPLE_MASK = 15  # time one audio frame in 16 from receipt to RTP send
+# What may wait in one connection's write buffer once it is past its high-water mark (64 KiB) and the peer has
+# stopped reading: commands and pongs go there (audio waits in the session's capped return queue instead).
+MAX_OUTPUT_BYTES = 256 * 1024
 
 
 class CallHost(Protocol):
@@ -62,12 +65,13 @@ class CallAdapter(WSListener):
         self.route_rtp = (route.host, route.port)
         self.route_rtcp = (route.host, route.port + 1)
         self.rtp_inode = socket_inode(rtp)
-        self.telemetry = CallTelemetry(route.name)
+        self.telemetry = CallTelemetry(route, worker.call_events)
         self._audio_frames = 0
         self.transport: WSTransport | None = None
         self.session: CallSession | None = None
         self._fragments: bytearray | None = None
         self._fragments_type = WSMsgType.BINARY
+        self._output_paused = False
 
     # ---- picows listener ------------------------------------------------------------------------------
 
@@ -89,7 +93,9 @@ class CallAdapter(WSListener):
             msg_type = frame.msg_type
             if transport.is_close_frame_sent and msg_type is not WSMsgType.CLOSE:
                 return  # closing: picows may still deliver the frame it refused (e.g. over max_frame_bytes)
-            if msg_type is WSMsgType.BINARY and frame.fin:
+            if frame.rsv1 or frame.rsv2 or frame.rsv3:  # RFC 6455 §5.2: no extension was negotiated
+                session.shutdown(CloseCode.PROTOCOL_ERROR, "reserved bits set", now)
+            elif msg_type is WSMsgType.BINARY and frame.fin and self._fragments is None:
                 self._audio_frames += 1
                 if self._audio_frames & LATENCY_SAMPLE_MASK:
                     session.on_audio(frame.get_payload_as_memoryview(), now)
@@ -97,26 +103,34 @@ class CallAdapter(WSListener):
                     started = time.perf_counter()
                     session.on_audio(frame.get_payload_as_memoryview(), now)
                     self.worker.latency_samples.append(time.perf_counter() - started)
-            elif msg_type is WSMsgType.TEXT and frame.fin:
+            elif msg_type is WSMsgType.TEXT and frame.fin and self._fragments is None:
                 session.on_text(frame.get_payload_as_bytes(), now)
-            elif msg_type is WSMsgType.CLOSE and transport.is_close_frame_sent:
-                self._closed_by_gateway(now)  # Sinch answered our close: the gateway ended the call
-                transport.disconnect()
+            elif msg_type is WSMsgType.PING:
+                transport.send_pong(frame.get_payload_as_bytes())  # RFC 6455 §5.5.2
+                self._check_output(now)
             elif msg_type is WSMsgType.CLOSE:
-                code = frame.get_close_code()
-                if code is WSCloseCode.NO_INFO:  # a close frame without a status code
-                    session.on_closed(NO_STATUS_RECEIVED, "", now)
-                    if not transport.is_close_frame_sent:
-                        transport.send(WSMsgType.CLOSE, b"")  # echo it as it came: 0 is no code to send
-                else:
-                    session.on_closed(code.value, frame.get_close_reason() or "", now)
-                    if not transport.is_close_frame_sent:
-                        transport.send_close(code)  # RFC 6455 §5.5.1: echo the close
-                transport.disconnect()
-            elif msg_type in (WSMsgType.BINARY, WSMsgType.TEXT, WSMsgType.CONTINUATION):
+                self._on_close_frame(frame, now)
+            elif msg_type is not WSMsgType.PONG:
                 self._on_fragment(frame, now)
         except Exception:
             self._fail("websocket_frame", now)
+
+    def _on_close_frame(self, frame: WSFrame, now: float) -> None:
+        """Sinch hangs up, or answers our close (RFC 6455 §5.5.1, §7.1.1): either way the TCP connection
+        ends, aborted if it cannot drain within CLOSE_TIMEOUT."""
+        transport = self.transport
+        if transport.is_close_frame_sent:
+            self._closed_by_gateway(now)  # Sinch answered our close: the gateway ended the call
+        elif frame.payload_size == 0:  # a close frame without a status code: echoed as it came
+            self.session.on_closed(NO_STATUS_RECEIVED, "", now)
+            transport.send(WSMsgType.CLOSE, b"")
+        elif _valid_close_code(code := int(frame.get_close_code())):
+            self.session.on_closed(code, frame.get_close_reason() or "", now)
+            transport.send_close(WSCloseCode(code))
+        else:  # e.g. 1005, 1006 or 5000: never to be sent, so never to be echoed (RFC 6455 §7.4.1-2)
+            self.session.on_closed(CloseCode.PROTOCOL_ERROR, f"peer sent close code {code}", now, by_peer=False)
+            transport.send_close(WSCloseCode.PROTOCOL_ERROR)
+        self._disconnect()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if self.session is None:  # the upgrade failed after routing: only the sockets to give back
@@ -141,10 +155,14 @@ class CallAdapter(WSListener):
             self.session.on_closed(sent.code.value, sent.reason, now, by_peer=False)
 
     def pause_writing(self) -> None:
+        """Sinch's connection stopped taking data (TCP backpressure): audio waits in the session's capped
+        queue, and what is still written (commands, pongs) is checked against MAX_OUTPUT_BYTES."""
+        self._output_paused = True
         if self.session is not None:
             self.session.set_output_paused(True, self.worker.loop.time())
 
     def resume_writing(self) -> None:
+        self._output_paused = False
         if self.session is not None:
             self.session.set_output_paused(False, self.worker.loop.time())
 
@@ -152,6 +170,7 @@ class CallAdapter(WSListener):
 
     def send_command(self, message: bytes) -> None:
         self.transport.send(WSMsgType.TEXT, message)
+        self._check_output(self.worker.loop.time())
 
     def send_audio(self, pcm: bytes) -> None:
         self.transport.send(WSMsgType.BINARY, pcm)
@@ -173,29 +192,38 @@ class CallAdapter(WSListener):
 
     def answered(self, connect: Connect, sample_rate: int) -> None:
         self.worker.call_answered(self)
-        session = self.session
-        fmt = session.format
-        log_event(
-            log, logging.INFO, "call.answered", call_id=connect.call_id, route=self.route.name,
-            sample_rate=sample_rate, codec=self.route.codec, wire_rate=fmt.wire_rate, ptime_ms=fmt.ptime_ms,
-            payload_type=fmt.payload_type, rtp_port=self.rtp.getsockname()[1], headers=sorted(connect.headers),
-        )
-        if self.worker.call_events:
-            self.worker.call_events.post({
-                "event": "call.started", "call_id": connect.call_id, "route": self.route.name,
-                "application": connect.application, "headers": connect.headers, "sample_rate": sample_rate,
-                "codec": self.route.codec, "wire_rate": fmt.wire_rate, "payload_type": fmt.payload_type,
-                "ptime_ms": fmt.ptime_ms, "ssrc": session.packetizer.ssrc,
-                "gateway_rtp_port": self.rtp.getsockname()[1],
-            })
+        self.telemetry.answered(self.session, connect, sample_rate, self.rtp.getsockname()[1])
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake; the TCP connection ends when Sinch answers with its close frame
-        (RFC 6455 §7.1.1: the server closes TCP after the handshake) or after CLOSE_TIMEOUT."""
+        (RFC 6455 §7.1.1: the server closes TCP after the handshake), or is aborted after CLOSE_TIMEOUT."""
         transport = self.transport
         if not transport.is_close_frame_sent:
             transport.send_close(WSCloseCode(code), reason.encode()[:MAX_CLOSE_REASON])
-        self.worker.loop.call_later(CLOSE_TIMEOUT, transport.disconnect)
+        self.worker.loop.call_later(CLOSE_TIMEOUT, self._abort, "close_timeout")
+
+    # ---- ending the connection -------------------------------------------------------------------------
+
+    def _disconnect(self) -> None:
+        """Close TCP once what is queued is written; a peer that does not read it costs CLOSE_TIMEOUT at most."""
+        self.transport.disconnect()
+        self.worker.loop.call_later(CLOSE_TIMEOUT, self._abort, "close_timeout")
+
+    def _abort(self, reason: str) -> None:
+        """Drop the connection now, whatever is queued: its RTP ports are given back in on_ws_disconnected."""
+        if self.transport.is_disconnected:
+            return
+        metrics.CONNECTIONS_ABORTED.labels(reason).inc()
+        log_event(log, logging.WARNING, "call.aborted", call_id=self.session.call_id, reason=reason)
+        self.transport.disconnect(graceful=False)
+
+    def _check_output(self, now: float) -> None:
+        """All output to one connection is capped: a peer that stops reading (and keeps sending pings) would
+        otherwise grow the worker without bound. Past the cap the call ends: nothing more can reach Sinch."""
+        if self._output_paused and self.transport.underlying_transport.get_write_buffer_size() > MAX_OUTPUT_BYTES:
+            self.session.on_closed(CloseCode.ABNORMAL, "output over its cap: the peer does not read", now,
+                                   by_peer=False)
+            self._abort("output_overflow")
 
     # ---- internals -------------------------------------------------------------------------------------
 
@@ -215,10 +243,13 @@ class CallAdapter(WSListener):
     def _on_fragment(self, frame: WSFrame, now: float) -> None:
         """Reassemble a fragmented message (RFC 6455 §5.4), bounded by max_frame_bytes."""
         if frame.msg_type is not WSMsgType.CONTINUATION:
+            if self._fragments is not None:  # RFC 6455 §5.4: only control frames may come between fragments
+                self.session.shutdown(CloseCode.PROTOCOL_ERROR, "a new message inside a fragmented one", now)
+                return
             self._fragments = bytearray()
             self._fragments_type = frame.msg_type
         elif self._fragments is None:
-            self.session.shutdown(CloseCode.POLICY_VIOLATION, "continuation without a first fragment", now)
+            self.session.shutdown(CloseCode.PROTOCOL_ERROR, "continuation without a first fragment", now)
             return
         self._fragments += frame.get_payload_as_memoryview()
         if len(self._fragments) > self.worker.config.max_frame_bytes:
@@ -270,35 +301,13 @@ class CallAdapter(WSListener):
             loop.remove_reader(sock.fileno())
             sock.close()
         try:
-            self._report_end()
+            self.telemetry.ended(self.session)
         except Exception:
             self._count_error("call_end")
         finally:
             self.worker.call_ended(self, self.session.outcome == "answer")
 
-    def _report_end(self) -> None:
-        session = self.session
-        counters = session.counters
-        self.telemetry.flush(session)
-        route = self.route.name
-        if session.outcome:
-            metrics.CALLS.labels(route, session.outcome).inc()
-        if session.outcome == "answer":
-            metrics.CALL_DURATION.labels(route).observe(session.ended_at - session.answered_at)
-        code = str(session.close_code) if session.close_code in metrics.KNOWN_CLOSE_CODES else "other"
-        metrics.WS_CLOSES.labels(code, "sinch" if session.closed_by_peer else "gateway").inc()
-        log_event(
-            log, logging.INFO, "call.ended", call_id=session.call_id, route=self.route.name,
-            close_code=session.close_code, reason=session.close_reason, by_peer=session.closed_by_peer,
-            seconds=round(session.ended_at - session.started_at, 3), ws_frames_in=counters.ws_frames_in,
-            ws_frames_out=counters.ws_frames_out, rtp_packets_out=counters.rtp_packets_out,
-            rtp_packets_in=counters.rtp_packets_in, rtp_dropped=dict(counters.rtp_dropped),
-            return_queue_dropped_bytes=counters.return_queue_dropped_bytes, heartbeats_sent=counters.heartbeats_sent,
-        )
-        if self.worker.call_events and session.outcome == "answer":
-            self.worker.call_events.post({
-                "event": "call.ended", "call_id": session.call_id, "route": route, "close_code": session.close_code,
-                "reason": session.close_reason, "by_sinch": session.closed_by_peer,
-                "seconds": round(session.ended_at - session.answered_at, 3),
-            })
 
+def _valid_close_code(code: int) -> bool:
+    """A close code a peer may send (RFC 6455 §7.4.1-2, IANA registry): 1000-1003, 1007-1014, 3000-4999."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999

@@ -1,19 +1,27 @@
-"""Turns each call's plain counters into Prometheus metrics, as deltas, once a second and at hangup.
+"""Who reports a call: its `call.answered` and `call.ended` log lines, its call events, its metrics.
 
-Counting per call and flushing periodically keeps metric updates (a lock and an mmap write each, in
-multiprocess mode) off the per-frame path.
+The call's plain counters become Prometheus metrics as deltas, once a second and at hangup: counting per call
+and flushing periodically keeps metric updates (a lock and an mmap write each, in multiprocess mode) off the
+per-frame path.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from gateway.core.commands import Connect
 from gateway.core.session import CallSession, CallState
+from gateway.dataplane.call_events import CallEvents
 from gateway.shared import metrics
+from gateway.shared.config import Route
+from gateway.shared.logs import log_event
 
 # CallCounters field -> (metric, direction label or None)
+log = logging.getLogger("gateway.call")
+
 _TRAFFIC = (
     ("ws_frames_in", metrics.WS_FRAMES, "in"),
     ("ws_frames_out", metrics.WS_FRAMES, "out"),
@@ -24,21 +32,24 @@ _TRAFFIC = (
     ("rtp_bytes_in", metrics.RTP_BYTES, "in"),
     ("rtp_bytes_out", metrics.RTP_BYTES, "out"),
     ("return_queue_dropped_bytes", metrics.RETURN_QUEUE_DROPPED, None),
+    ("policed_bytes", metrics.UPSTREAM_POLICED, None),
 )
 
 
 class CallTelemetry:
-    """What one call has already reported, so each flush adds only what is new."""
+    """What one call has reported, and to whom: each flush adds only what is new."""
 
-    def __init__(self, route: str) -> None:
-        self.route = route
+    def __init__(self, route: Route, call_events: CallEvents | None) -> None:
+        self.route = name = route.name
+        self._codec = route.codec
+        self._call_events = call_events
         self._series = [
-            (name, metric.labels(route, direction) if direction else metric.labels(route))
-            for name, metric, direction in _TRAFFIC
+            (field, metric.labels(name, direction) if direction else metric.labels(name))
+            for field, metric, direction in _TRAFFIC
         ]
-        self._lost_series = metrics.RTP_LOST.labels(route)
-        self._reordered_series = metrics.RTP_REORDERED.labels(route)
-        self._jitter_series = metrics.RTP_JITTER.labels(route)
+        self._lost_series = metrics.RTP_LOST.labels(name)
+        self._reordered_series = metrics.RTP_REORDERED.labels(name)
+        self._jitter_series = metrics.RTP_JITTER.labels(name)
         self._reported: dict[str, int] = dict.fromkeys((name for name, _, _ in _TRAFFIC), 0)
         self._dropped: Counter[str] = Counter()
         self._ignored: Counter[str] = Counter()
@@ -56,18 +67,62 @@ class CallTelemetry:
                 reported[name] = value
         _flush_counts(counters.rtp_dropped, self._dropped, lambda why: metrics.RTP_DROPPED.labels(self.route, why))
         _flush_counts(counters.ignored_commands, self._ignored, metrics.COMMANDS_IGNORED.labels)
-        if session.format is None:
+        return_path = session.return_path
+        if return_path is None:
             return
-        lost, reordered = session.jitter_buffer.lost_packets, session.receive_stats.reordered
+        lost, reordered = return_path.jitter_buffer.lost_packets, return_path.receive_stats.reordered
         if lost != self._lost:
             self._lost_series.inc(lost - self._lost)
             self._lost = lost
         if reordered != self._reordered:
             self._reordered_series.inc(reordered - self._reordered)
             self._reordered = reordered
-        if session.state is CallState.ANSWERED and session.receive_stats.received:
-            self._jitter_series.observe(session.receive_stats.jitter_seconds)
+        if session.state is CallState.ANSWERED and return_path.receive_stats.received:
+            self._jitter_series.observe(return_path.receive_stats.jitter_seconds)
 
+    def answered(self, session: CallSession, connect: Connect, sample_rate: int, rtp_port: int) -> None:
+        fmt = session.format
+        metrics.CALLS_ACTIVE.labels(self.route).inc()
+        log_event(
+            log, logging.INFO, "call.answered", call_id=connect.call_id, route=self.route, sample_rate=sample_rate,
+            codec=self._codec, wire_rate=fmt.wire_rate, ptime_ms=fmt.ptime_ms, payload_type=fmt.payload_type,
+            rtp_port=rtp_port, headers=sorted(connect.headers),
+        )
+        if self._call_events:
+            self._call_events.post({
+                "event": "call.started", "call_id": connect.call_id, "route": self.route,
+                "application": connect.application, "headers": connect.headers, "sample_rate": sample_rate,
+                "codec": self._codec, "wire_rate": fmt.wire_rate, "payload_type": fmt.payload_type,
+                "ptime_ms": fmt.ptime_ms, "ssrc": session.packetizer.ssrc, "gateway_rtp_port": rtp_port,
+            })
+
+    def ended(self, session: CallSession) -> None:
+        counters = session.counters
+        route = self.route
+        self.flush(session)
+        if session.outcome:
+            metrics.CALLS.labels(route, session.outcome).inc()
+        answered = session.outcome == "answer"
+        if answered:
+            metrics.CALLS_ACTIVE.labels(route).dec()
+            metrics.CALL_DURATION.labels(route).observe(session.ended_at - session.answered_at)
+        code = str(session.close_code) if session.close_code in metrics.KNOWN_CLOSE_CODES else "other"
+        metrics.WS_CLOSES.labels(code, "sinch" if session.closed_by_peer else "gateway").inc()
+        log_event(
+            log, logging.INFO, "call.ended", call_id=session.call_id, route=route,
+            close_code=session.close_code, reason=session.close_reason, by_peer=session.closed_by_peer,
+            seconds=round(session.ended_at - session.started_at, 3), ws_frames_in=counters.ws_frames_in,
+            ws_frames_out=counters.ws_frames_out, rtp_packets_out=counters.rtp_packets_out,
+            rtp_packets_in=counters.rtp_packets_in, rtp_dropped=dict(counters.rtp_dropped),
+            return_queue_dropped_bytes=counters.return_queue_dropped_bytes, heartbeats_sent=counters.heartbeats_sent,
+            policed_bytes=counters.policed_bytes,
+        )
+        if self._call_events and answered:
+            self._call_events.post({
+                "event": "call.ended", "call_id": session.call_id, "route": route, "close_code": session.close_code,
+                "reason": session.close_reason, "by_sinch": session.closed_by_peer,
+                "seconds": round(session.ended_at - session.answered_at, 3),
+            })
 
 
 def _flush_counts(current: Counter[str], reported: Counter[str], series: Callable[[str], Any]) -> None:

@@ -22,12 +22,13 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import uvloop
 from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener, ws_create_server
 
 from gateway.core import tokens
+from gateway.core.request_target import TargetError, parse_origin_form
 from gateway.core.session import CloseCode
 from gateway.core.tokens import Claims, TokenError
 from gateway.dataplane.call_events import CallEvents
@@ -47,6 +48,7 @@ log = logging.getLogger("gateway.worker")
 
 STREAM_PREFIX = "/stream/"
 HANDSHAKE_TIMEOUT = 5.0
+WEBSOCKET_VERSION = "13"  # RFC 6455 §4.1: the only version upgraded
 HOUSEKEEPING_INTERVAL = 0.5  # heartbeat to the supervisor
 FLUSH_EVERY = 2  # housekeeping rounds between metric flushes (1 s)
 KERNEL_DROPS_EVERY = 10  # housekeeping rounds between /proc/net/udp reads (5 s)
@@ -102,6 +104,7 @@ class Worker:
         self._server = await ws_create_server(
             self.route_request, **listen, max_frame_size=self.config.max_frame_bytes,
             websocket_handshake_timeout=HANDSHAKE_TIMEOUT,
+            enable_auto_pong=False,  # pongs are written by the adapter, under its output cap
         )
         bound = self._server.sockets[0].getsockname()
         self.state = WorkerState.SERVING
@@ -130,17 +133,26 @@ class Worker:
             return _decline(500, "internal_error", "internal error")
 
     def _route(self, request: WSUpgradeRequest) -> CallAdapter | WSUpgradeResponseWithListener:
-        url = urlsplit(request.path.decode("latin-1"))
-        if url.path == "/healthz":
+        try:
+            path, query_text = parse_origin_form(request.path)
+        except TargetError as exc:
+            return _decline(400, exc.reason, str(exc))
+        if path == "/healthz":
             return WSUpgradeResponseWithListener(WSUpgradeResponse.create_ok_response(b"ok\n"), None)
-        if not url.path.startswith(STREAM_PREFIX):
+        if not path.startswith(STREAM_PREFIX):
             return _decline(404, "not_found", "not found")
-        route = self.routes.get(url.path[len(STREAM_PREFIX):])
+        route = self.routes.get(path[len(STREAM_PREFIX):])
         if route is None:
             return _decline(404, "unknown_route", "unknown route")
+        version = request.headers.get("sec-websocket-version")
+        if version != WEBSOCKET_VERSION:  # RFC 6455 §4.2.2: 426 names the version the server speaks
+            if version is None:
+                return _decline(400, "bad_version", "not a websocket upgrade: no Sec-WebSocket-Version")
+            return _decline(426, "bad_version", f"websocket version {WEBSOCKET_VERSION} only",
+                            {"Sec-WebSocket-Version": WEBSOCKET_VERSION})
         if self.state is not WorkerState.SERVING:
             return _decline(503, "draining", "gateway draining")
-        query = parse_qs(url.query, keep_blank_values=True)
+        query = parse_qs(query_text, keep_blank_values=True)
         try:
             url_rate = _rate_from_query(query)
         except ValueError as exc:
@@ -188,14 +200,12 @@ class Worker:
 
     def call_answered(self, call: CallAdapter) -> None:
         self.answered_calls += 1
-        metrics.CALLS_ACTIVE.labels(call.route.name).inc()
         self._calls_gauge.set(self.answered_calls)
 
     def call_ended(self, call: CallAdapter, answered: bool) -> None:
         self.calls.discard(call)
         if answered:
             self.answered_calls -= 1
-            metrics.CALLS_ACTIVE.labels(call.route.name).dec()
             self._calls_gauge.set(self.answered_calls)
         if self.state is WorkerState.DRAINING and not self.calls:
             self._done.set()
@@ -328,8 +338,11 @@ def _rate_from_query(params: dict[str, list[str]]) -> int | None:
     return int(value)
 
 
-def _decline(status: int, reason: str, text: str) -> WSUpgradeResponseWithListener:
+def _decline(
+    status: int, reason: str, text: str, headers: dict[str, str] | None = None
+) -> WSUpgradeResponseWithListener:
     metrics.UPGRADES_DECLINED.labels(reason).inc()
     log_event(log, logging.INFO, "upgrade.declined", status=status, reason=reason, detail=text)
     response = WSUpgradeResponse.create_error_response(status, text.encode() + b"\n")
+    response.headers.update(headers or {})
     return WSUpgradeResponseWithListener(response, None)

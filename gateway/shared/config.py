@@ -130,6 +130,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     connect_timeout: PositiveSeconds = 5.0
     heartbeat_interval: PositiveSeconds = 20.0  # Sinch hangs up after 60 s without server audio
     max_call_duration: Seconds = 0.0  # 0 = unlimited
+    audio_speed_limit: Seconds = 4.0  # upstream audio faster than this many times real time is dropped; 0 = off
+    audio_burst_seconds: PositiveSeconds = 2.0  # audio a call may send ahead of that pace (after a network stall)
     jitter_max_wait: Seconds = 0.06
     return_queue_seconds: PositiveSeconds = 5.0  # cap on audio waiting to be paced back to Sinch
     pacing_lead_frames: Annotated[int, msgspec.Meta(ge=1, le=50)] = 3
@@ -170,6 +172,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         parse_host_port(self.listen, "listen")
         parse_host_port(self.metrics_listen, "metrics_listen")
+        if 0 < self.audio_speed_limit < 1:
+            raise ValueError("audio_speed_limit: 0 (off) or at least 1 (times real time)")
         if self.default_rate not in SINCH_RATES:
             raise ValueError(f"default_rate: must be one of {SINCH_RATES}")
         low, high = self.rtp_port_range

@@ -28,6 +28,9 @@ CALL_DURATION = Histogram("gateway_call_duration_seconds", "Answered call durati
                           buckets=DURATION_BUCKETS)
 WS_CLOSES = Counter("gateway_ws_closes_total", "Websocket closes by code and by who closed",
                     ["code", "initiator"])
+CONNECTIONS_ABORTED = Counter("gateway_connections_aborted_total", "Websocket connections dropped without waiting "
+                              "for what was queued: output_overflow (the peer stopped reading), close_timeout (no "
+                              "close handshake, or no drain, within 2 s)", ["reason"])
 COMMANDS_IGNORED = Counter("gateway_commands_ignored_total", "Well-formed commands the gateway has no use for",
                            ["command"])
 
@@ -49,6 +52,8 @@ RETURN_QUEUE = Gauge("gateway_return_queue_bytes", "Audio waiting to be paced ba
                      multiprocess_mode="livesum")
 RETURN_QUEUE_DROPPED = Counter("gateway_return_queue_dropped_bytes_total",
                                "Return audio dropped because the queue was over its cap (oldest first)", ["route"])
+UPSTREAM_POLICED = Counter("gateway_upstream_policed_bytes_total", "Upstream audio dropped for coming faster than "
+                           "audio_speed_limit times real time (beyond the audio_burst_seconds in hand)", ["route"])
 UDP_RECEIVE_DROPS = Counter("gateway_udp_receive_drops_total",
                             "Datagrams the kernel dropped on full RTP socket receive buffers")
 
@@ -96,8 +101,10 @@ DRAINING = Gauge("gateway_draining", "1 while the gateway drains before stopping
 # ones at zero when a process starts makes the first busy call, restart or drop visible.
 OUTCOMES = ("answer", "busy", "reject")
 DIRECTIONS = ("in", "out")
-DECLINE_REASONS = ("not_found", "unknown_route", "draining", "bad_query", "no_rtp_port", "auth", "internal_error")
-DROP_REASONS = ("late", "duplicate", "unexpected_source", "unexpected_payload_type", "too_short", "after_hangup")
+DECLINE_REASONS = ("not_found", "unknown_route", "bad_target", "bad_version", "draining", "bad_query", "no_rtp_port",
+                   "auth", "internal_error")
+DROP_REASONS = ("late", "duplicate", "unexpected_source", "unexpected_ssrc", "unexpected_payload_type", "too_short",
+                "after_hangup", "rtcp_bye_unknown_ssrc")
 AUTH_FAILURES = ("missing_token", "malformed_token", "forged_token", "expired_token", "token_for_another_route",
                  "replayed_token")
 # Where an internal error can be caught (gateway_internal_errors_total{where}).
@@ -127,7 +134,7 @@ def create_worker_series(routes: list[str]) -> None:
                 metric.labels(route, direction)
         for reason in DROP_REASONS:
             RTP_DROPPED.labels(route, reason)
-        for metric in (RTP_LOST, RTP_REORDERED, RTP_JITTER, RETURN_QUEUE_DROPPED):
+        for metric in (RTP_LOST, RTP_REORDERED, RTP_JITTER, RETURN_QUEUE_DROPPED, UPSTREAM_POLICED):
             metric.labels(route)
     for reason in DECLINE_REASONS:
         UPGRADES_DECLINED.labels(reason)
@@ -135,6 +142,8 @@ def create_worker_series(routes: list[str]) -> None:
         STREAM_AUTH_FAILED.labels(reason)
     for result in ("sent", "failed", "dropped"):
         CALL_EVENTS.labels(result)
+    for reason in ("output_overflow", "close_timeout"):
+        CONNECTIONS_ABORTED.labels(reason)
     for where in ERROR_SITES:
         INTERNAL_ERRORS.labels(where)
 

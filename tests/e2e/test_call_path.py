@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import websockets
 
-from gateway.core.rtp import build_bye, is_bye, sdes_cname
+from gateway.core.rtp import build_bye, bye_sources, sdes_cname
 from tests.gateway_process import GatewayProcess
 from tests.media_peer import MediaPeer
 from tests.sinch_client import SinchCall, frames, sine
@@ -227,7 +227,7 @@ def test_rtcp_sender_report_names_the_call_and_bye_follows_hangup():
             await peer.wait_until(lambda: peer.rtcp)
             assert sdes_cname(peer.rtcp[0]) == "cname-call"
             await call.ws.close(1000, "caller hung up")
-            await peer.wait_until(lambda: is_bye(peer.rtcp[-1]))
+            await peer.wait_until(lambda: bye_sources(peer.rtcp[-1]))
             assert sdes_cname(peer.rtcp[-1]) == "cname-call"
         finally:
             await asyncio.to_thread(gateway.stop)
@@ -251,7 +251,7 @@ def test_media_service_bye_hangs_up_and_strays_are_dropped():
             # Audio echoed after the strays proves the gateway has read them (one socket, in order).
             await call.ws.send(sine(8000, 0.02))
             await call.receive_audio(len(sine(8000, 0.12)))
-            peer.rtcp_transport.sendto(build_bye(1234, "media"), peer.gateway_rtcp)
+            peer.rtcp_transport.sendto(build_bye(peer.packets[0].ssrc, "media"), peer.gateway_rtcp)  # its stream
             assert await call.closed() == (1000, "media service sent RTCP BYE")
         finally:
             await asyncio.to_thread(gateway.stop)
@@ -269,7 +269,8 @@ def test_failed_upgrades_leak_no_sockets(echo_gateway):
     before = len(os.listdir(f"/proc/{worker}/fd"))
     for _ in range(50):
         with socket.create_connection(("127.0.0.1", echo_gateway.port), timeout=5) as sock:
-            sock.sendall(b"GET /stream/echo HTTP/1.1\r\nHost: gateway\r\n\r\n")  # no Upgrade headers
+            # routed (version 13), then refused by the websocket handshake: no Upgrade or key headers
+            sock.sendall(b"GET /stream/echo HTTP/1.1\r\nHost: gateway\r\nSec-WebSocket-Version: 13\r\n\r\n")
             reply = b""
             while chunk := sock.recv(4096):  # until the gateway closes the connection
                 reply += chunk
