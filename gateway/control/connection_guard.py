@@ -5,7 +5,9 @@ connections, and its keep-alive timer (3630 s by default in 3.14) closes idle co
 thin layer sits between asyncio and aiohttp's protocol, as the websocket port has picows's handshake timeout:
 
 - A connection waiting for a request (new, or after an answer) may stay idle `callback_keepalive_timeout`.
-- A request must arrive whole, headers and body, within REQUEST_TIMEOUT of its first byte (slowloris).
+- A request must arrive whole, headers and body, within REQUEST_TIMEOUT of its first byte (slowloris). Bytes
+  that came before an answer (a request pipelined behind another) start no clock: the connection waits as
+  after any answer, and its next byte starts the request's.
 - At `callback_max_connections`, the connection that has waited longest for a request is closed to make room
   (as nginx reuses keep-alive connections): a flood pushes out its own older connections before a caller's
   request in flight. With every connection busy in a handler, the new one is refused.
@@ -104,7 +106,6 @@ class GuardedConnection(asyncio.Protocol):
         self.inner: asyncio.Protocol | None = None  # made once the connection is admitted
         self.transport: asyncio.Transport | None = None
         self.waiting: Waiting | None = None  # None while a handler works on a request
-        self.read_ahead = False  # bytes of the next request arrived while a handler worked
         self.requests = 0
         self.opened = 0.0
         self._deadline: asyncio.TimerHandle | None = None
@@ -123,8 +124,6 @@ class GuardedConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.waiting is Waiting.FOR_REQUEST:
             self._wait(Waiting.FOR_REST_OF_REQUEST, REQUEST_TIMEOUT)
-        elif self.waiting is None:
-            self.read_ahead = True
         if self.inner:
             self.inner.data_received(data)
 
@@ -158,11 +157,7 @@ class GuardedConnection(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return
         self.guard.waits(self)
-        if self.read_ahead:
-            self.read_ahead = False
-            self._wait(Waiting.FOR_REST_OF_REQUEST, REQUEST_TIMEOUT)
-        else:
-            self._wait(Waiting.FOR_REQUEST, self.guard.keepalive_timeout)
+        self._wait(Waiting.FOR_REQUEST, self.guard.keepalive_timeout)
 
     def drop(self, reason: str) -> None:
         """Close at once (RST: nothing is owed to a client past its deadline), counted and logged. A keep-alive
