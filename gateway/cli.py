@@ -12,8 +12,10 @@ import msgspec
 from gateway.control.callouts import CalloutClient, CalloutError
 from gateway.process.supervisor import Supervisor
 from gateway.shared import logs
+from gateway.shared.build import data_plane, package_version
 from gateway.shared.config import SECRET_KEYS, Config, ConfigError, config_keys, load_config
 from gateway.shared.exit_codes import EXIT_CONFIG_ERROR
+from gateway.shared.host_limits import read_host_limits
 
 MASK = "***"
 
@@ -24,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(commands.add_parser("serve", help="run the gateway"))
     _add_config_options(commands.add_parser(
         "check", help="validate the configuration (as serve would load it, TLS files included) and print it with "
-                      "secrets masked; exit 0, or 2 naming the key: for deploy pipelines, before a SIGHUP"))
+                      "secrets masked, and the host limits that bound its capacity under `host_limits`; exit 0, "
+                      "or 2 naming the key: for deploy pipelines, before a SIGHUP"))
     _add_callout_parser(commands)
     return parser
 
@@ -71,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "callout":
         return _callout(config, args)
     if args.command == "check":
-        print(json.dumps(masked(config), indent=1))
+        limits = read_host_limits(config)
+        build = {"version": package_version(), "data_plane": data_plane()}
+        print(json.dumps({**masked(config), "host_limits": limits.as_dict(), "build": build}, indent=1))
+        print(f"gateway: capacity: {limits.verdict}", file=sys.stderr)
         return 0
     logs.setup(config.log_level)
     return Supervisor(config, reload=lambda: load_config(args.config, overrides=overrides)).run()

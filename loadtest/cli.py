@@ -1,15 +1,25 @@
-"""`python -m loadtest run|media|relay|merge|bench`: argument parsing only; each command lives in its module."""
+"""`python -m loadtest run|media|relay|merge|compare|bench|...`: argument parsing and exit statuses; each
+command lives in its module."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from loadtest.media import KINDS
-from loadtest.scenario import ScenarioError, load_scenario
-from loadtest.udp import parse_host_port
+from loadtest.media.simulator import KINDS
+from loadtest.shared.scenario import ScenarioError, load_scenario
+from loadtest.shared.thresholds import THRESHOLDS
+from loadtest.shared.udp import parse_host_port
 
-EXIT_USAGE = 2
+EXIT_OK = 0
+EXIT_FAILED = 1  # run: a threshold did not hold; compare: a figure regressed
+EXIT_USAGE = 2  # bad flags, scenario or input files (argparse's own status)
+EXIT_NOT_RUN = 3  # the run could not start at all: a simulator could not bind, a generator did not come up
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: 128 + SIGINT, as shells report it
+EXIT_STATUSES = (f"exit status: {EXIT_OK} every threshold held; {EXIT_FAILED} a threshold did not hold (without "
+                 f"min_answered: no call was answered); {EXIT_USAGE} bad flags or scenario; {EXIT_NOT_RUN} could not "
+                 f"run at all; {EXIT_INTERRUPTED} interrupted (Ctrl-C, SIGTERM)")
 # Flags of `run` that override the scenario file's keys (None = not given).
 SCENARIO_FLAGS = {
     "url": (str, "ws://HOST:PORT/stream/ROUTE"), "calls": (int, "long calls held for the whole run"),
@@ -34,12 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loadtest", description="Load tests for the stream gateway")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="drive calls, write DIR/report.json, report.md and plots")
+    run = commands.add_parser("run", help="drive calls, write DIR/report.json, report.md and plots",
+                              epilog=EXIT_STATUSES)
     run.add_argument("--scenario", metavar="FILE", help="TOML scenario; flags given override its keys")
     run.add_argument("--out", required=True, metavar="DIR")
-    run.add_argument("--rate", type=_rates, help="Sinch sample rate, or a comma list cycled call by call")
+    run.add_argument("--sample-rate", "--rate", dest="rate", type=_rates, metavar="HZ",
+                     help="audio sample rate of each call's PCM (8000, 16000, 24000, 44100, 48000, 96000), or a "
+                          "comma list cycled call by call; NOT calls per second (see --ramp, --churn-rate)")
     for key, (kind, text) in SCENARIO_FLAGS.items():
         run.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, help=text)
+    limits = run.add_argument_group("thresholds", "pass/fail criteria; any that does not hold fails the run "
+                                                  "(also a [thresholds] table in the scenario file)")
+    for name, threshold in THRESHOLDS.items():
+        limits.add_argument("--" + name.replace("_", "-"), dest=name, type=float, metavar="LIMIT",
+                            help=threshold.meaning)
     run.add_argument("--churn-mean", type=float, help="mean churn call duration, seconds")
     run.add_argument("--start-at", type=float, metavar="UNIX_TIME", help="start together with other generators")
     run.add_argument("--no-plots", action="store_true")
@@ -64,9 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--out", required=True, metavar="DIR")
     merge.add_argument("--no-plots", action="store_true")
 
+    compare = commands.add_parser("compare", help="the change of every figure from report A to report B",
+                                  epilog=f"exit status: {EXIT_OK} no regression; {EXIT_FAILED} a figure regressed; "
+                                         f"{EXIT_USAGE} bad input")
+    compare.add_argument("before", metavar="A", help="the baseline: a report.json or its directory")
+    compare.add_argument("after", metavar="B", help="the run to judge: a report.json or its directory")
+    compare.add_argument("--tolerance", type=float, default=0.10, metavar="FRACTION",
+                         help="a figure that got worse by more than this share is a regression (default 0.10)")
+
     bench = commands.add_parser("bench", help="the gateway against the naive baseline, in alternation")
     bench.add_argument("--calls", type=int, default=50)
-    bench.add_argument("--rate", type=int, default=16000)
+    bench.add_argument("--sample-rate", "--rate", dest="rate", type=int, default=16000, metavar="HZ",
+                       help="audio sample rate of every call (not calls per second)")
     bench.add_argument("--rounds", type=int, default=2)
     bench.add_argument("--seconds", type=float, default=8.0, help="seconds of load per round and side")
     bench.add_argument("--ramp", type=float, default=100.0, help="calls started per second")
@@ -88,53 +115,84 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
         if args.command == "media":
-            from loadtest.standalone import serve_media
+            from loadtest.media.standalone import serve_media
 
             host, port = parse_host_port(args.listen)
             return serve_media(args.kind, host, port, args.duration, args.interval)
         if args.command == "relay":
-            from loadtest.standalone import serve_relay
+            from loadtest.media.standalone import serve_relay
 
             return serve_relay(parse_host_port(args.listen), parse_host_port(args.to), args.drop_every,
                                args.delay_ms, args.direction, args.duration, args.interval)
         if args.command == "merge":
-            from loadtest.output import read_report, write_outputs
-            from loadtest.report import merge_reports
+            from loadtest.report.merge import merge_reports
+            from loadtest.report.output import read_report, write_outputs
 
-            write_outputs(merge_reports([read_report(d) for d in args.dirs]), args.out, not args.no_plots)
-            return 0
+            merged = merge_reports([read_report(d) for d in args.dirs])
+            write_outputs(merged, args.out, not args.no_plots)
+            return _judged(merged)
+        if args.command == "compare":
+            from loadtest.report.compare import compare, render
+            from loadtest.report.output import read_report
+
+            changes = compare(read_report(args.before), read_report(args.after), args.tolerance)
+            print(render(changes, args.tolerance))
+            return EXIT_FAILED if any(change.regression for change in changes) else EXIT_OK
         if args.command == "session-bench":
-            from loadtest.session_bench import run_session_bench
+            from loadtest.bench.session_bench import run_session_bench
 
             return run_session_bench()
         if args.command == "setup-bench":
-            from loadtest.setup_bench import run_setup_bench
+            from loadtest.bench.setup_bench import run_setup_bench
 
             return run_setup_bench(args.workers, args.clients, args.seconds, args.rounds)
-        from loadtest.bench import run_bench
+        from loadtest.bench.bridge_bench import run_bench
 
         return run_bench(args)
     except (ScenarioError, ValueError, RuntimeError, OSError) as exc:
         print(f"loadtest: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("loadtest: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace) -> int:
-    from loadtest.output import write_outputs
-    from loadtest.report import build_report
-    from loadtest.runner import run_load
+    from loadtest.report.build import build_report
+    from loadtest.report.output import prepare_out_dir, write_outputs
+    from loadtest.runner.run import run_load
 
     overrides = {key: getattr(args, key) for key in SCENARIO_FLAGS}
     overrides["rate"] = args.rate
+    overrides["thresholds"] = {name: getattr(args, name) for name in THRESHOLDS}
     if args.churn_mean is not None:
         overrides["churn_duration"] = {"mean": args.churn_mean}
     scenario = load_scenario(args.scenario, overrides)
-    report = build_report(run_load(scenario, args.start_at))
-    out = write_outputs(report, args.out, not args.no_plots)
+    try:
+        out = prepare_out_dir(args.out)
+        result = run_load(scenario, args.start_at)
+    except (RuntimeError, OSError) as exc:  # a simulator or generator could not start; the out dir is not writable
+        print(f"loadtest: could not run: {exc}", file=sys.stderr)
+        return EXIT_NOT_RUN
+    report = build_report(result)
+    write_outputs(report, out, not args.no_plots)
     calls, rtt = report["calls"], report["latency_ms"]["round_trip"]
-    print(f"calls {calls['answered']}/{calls['attempted']} answered, {calls['failed']} failed; loss "
-          f"{report['loss_ratio']} ({report['loss_method']}); round trip p50 {rtt['p50']} p99 {rtt['p99']} "
-          f"max {rtt['max']} ms; report in {out}")
+    print(f"calls {calls['answered']}/{calls['attempted']} answered, {calls['failed']} failed, "
+          f"{calls['interrupted']} interrupted; loss {report['loss_ratio']} ({report['loss_method']}); round trip "
+          f"p50 {rtt['p50']} p99 {rtt['p99']} max {rtt['max']} ms; report in {out}")
     for warning in report["warnings"]:
         print(f"warning: {warning}")
-    return 0
+    status = _judged(report)
+    if report["interrupted"]:
+        print("interrupted: the figures cover the run until then; calls cut short count as interrupted")
+        return EXIT_INTERRUPTED
+    return status
+
+
+def _judged(report: dict[str, Any]) -> int:
+    """Print the thresholds' verdicts; the exit status they make."""
+    from loadtest.shared.thresholds import verdict_line
+
+    for verdict in report["thresholds"]:
+        print(verdict_line(verdict))
+    return EXIT_OK if all(verdict["held"] for verdict in report["thresholds"]) else EXIT_FAILED

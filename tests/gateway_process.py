@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import queue
+import resource
 import subprocess
 import sys
 import threading
@@ -24,10 +25,15 @@ class GatewayProcess:
     """`gateway serve` on loopback. Log lines (JSON) are collected; tests wait on them, never on sleeps."""
 
     def __init__(self, *args: str, workers: int = 1, env: dict[str, str] | None = None,
-                 cwd: str | None = None) -> None:
-        self.port = free_port()
-        self.metrics_port = free_port()
-        self.callback_port = free_port()
+                 cwd: str | None = None, open_files: tuple[int, int] | None = None,
+                 ports_of: GatewayProcess | None = None) -> None:
+        """`open_files`: the (soft, hard) RLIMIT_NOFILE it starts with; `ports_of`: listen on that gateway's ports."""
+        if ports_of is None:
+            self.port, self.metrics_port, self.callback_port = free_port(), free_port(), free_port()
+        else:
+            self.port, self.metrics_port, self.callback_port = (
+                ports_of.port, ports_of.metrics_port, ports_of.callback_port)
+        self.open_files = open_files
         self.callback_url = f"http://127.0.0.1:{self.callback_port}/sinch/callback"
         self.workers = workers
         self.url = f"ws://127.0.0.1:{self.port}"
@@ -46,12 +52,15 @@ class GatewayProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", *self.args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=self.env,
-            cwd=self.cwd,
+            cwd=self.cwd, preexec_fn=self._limit_open_files if self.open_files else None,
         )
         threading.Thread(target=self._read_log, daemon=True).start()
         self.wait_for("control.listening", timeout=STARTUP_TIMEOUT)
         self.wait_count("worker.listening", self.workers, timeout=STARTUP_TIMEOUT)
         return self
+
+    def _limit_open_files(self) -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.open_files)
 
     def _read_log(self) -> None:
         for line in self.proc.stderr:

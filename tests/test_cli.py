@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from gateway.cli import main
+from gateway.shared.host_limits import read_sysctl
 
 SECRET = "BeIukql3pTKJ8RGL5zo0DA=="
 TOKEN_KEY = "a-stream-token-key-of-32-chars!!"
@@ -42,6 +43,26 @@ def test_check_masks_the_password_of_an_ipv6_events_url(monkeypatch, capsys):
 def test_check_exits_2_naming_the_key(capsys):
     assert main(["check", "--rtp-ports", "9-5"]) == 2
     assert "config error: rtp_ports" in capsys.readouterr().err
+
+
+def test_check_reports_the_host_limits_that_cut_the_configuration(capsys):
+    """Issue 17: a receive buffer over net.core.rmem_max and a port range smaller than max_calls x workers are
+    reported under a key of their own, the JSON staying parseable, with a one-line verdict."""
+    rmem_max = read_sysctl("net/core/rmem_max")
+    code = main(["check", "--udp-rcvbuf-bytes", str(rmem_max * 2), "--rtp-ports", "20000-20009",
+                 "--max-calls", "100", "--workers", "2"])
+    captured = capsys.readouterr()
+    assert code == 0
+    output = json.loads(captured.out)
+    assert output["workers"] == 2  # the configuration is as it was
+    limits = output["host_limits"]
+    assert limits["udp_receive_buffer"] == {"requested": rmem_max * 2, "granted": rmem_max,
+                                            "net.core.rmem_max": rmem_max}
+    assert limits["rtp_ports"] == {"range": "20000-20009", "pairs": 5, "max_calls_x_workers": 200}
+    assert {warning["limit"] for warning in limits["warnings"]} >= {"udp_receive_buffer", "rtp_ports"}
+    assert set(limits) >= {"open_files", "listen_backlog", "udp_send_buffer", "capacity", "verdict"}
+    assert captured.err == f"gateway: capacity: {limits['verdict']}\n"
+    assert "bound by RTP ports" in limits["verdict"]
 
 
 @pytest.mark.parametrize(("args", "env", "toml", "message"), [

@@ -18,3 +18,8 @@ def test_a_flood_is_refused_past_the_burst_and_the_budget_refills_at_the_speed_l
     assert not budget.take(frame, 0.0)
     assert sum(budget.take(frame, 0.25) for _ in range(1000)) == 50  # a quarter second later: 1 s of audio (4x)
     assert sum(budget.take(frame, 10.0) for _ in range(1000)) == 100  # never more in hand than the burst
+
+
+def test_a_speed_of_zero_lets_everything_through():
+    budget = UpstreamBudget(SECOND, speed=0.0, burst_seconds=2.0, now=0.0)
+    assert all(budget.take(SECOND, 0.0) for _ in range(100))

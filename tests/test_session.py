@@ -13,7 +13,6 @@ from gateway.core.session import CallSession, CallState, CloseCode
 from gateway.shared.config import Config, Route
 
 ROUTE = Route(name="asr", host="127.0.0.1", port=5004)
-ROUTE_ADDR = ("127.0.0.1", 5004)
 MEDIA_SSRC = 0xABCD  # the stream the media service sends back
 CONNECT = b'{"command":"connect","callId":"call-7","sampleRate":16000,"callHeaders":{"a":"b"}}'
 FRAME = (np.arange(320, dtype="<i2") * 50).tobytes()  # 20 ms at 16 kHz, as Sinch sends it
@@ -144,7 +143,7 @@ def test_bad_connect_is_rejected_then_closed(text, code):
 def test_return_audio_is_paced_at_real_time_with_a_small_lead():
     session, output = answered_session(pacing_lead_frames=3)
     for packet in media_packets(10):
-        session.on_rtp(packet, ROUTE_ADDR, 100.5)
+        session.on_rtp(packet, 100.5)
     assert len(output.audio) == 3  # the lead goes out at once
     assert session.pacing_pending  # the rest waits on the clock: the worker's fast tick must come
     for step in range(1, 8):  # then one frame per 20 ms, the worker ticking every 10 ms
@@ -160,7 +159,7 @@ def test_return_audio_is_paced_at_real_time_with_a_small_lead():
 def test_return_queue_cap_drops_oldest_and_counts():
     session, _output = answered_session(return_queue_seconds=0.1, pacing_lead_frames=1)
     for packet in media_packets(20):
-        session.on_rtp(packet, ROUTE_ADDR, 100.5)
+        session.on_rtp(packet, 100.5)
     assert session.return_queue_bytes <= 5 * 640
     assert session.counters.return_queue_dropped_bytes == 14 * 640
 
@@ -169,7 +168,7 @@ def test_loss_is_concealed_after_the_wait_keeping_duration():
     session, output = answered_session(jitter_max_wait=0.06, pacing_lead_frames=50)
     packets = media_packets(4)
     for packet in (packets[0], packets[1], packets[3]):
-        session.on_rtp(packet, ROUTE_ADDR, 100.5)
+        session.on_rtp(packet, 100.5)
     assert len(output.audio) == 2
     session.on_tick(100.58)
     assert len(output.audio) == 4
@@ -180,9 +179,9 @@ def test_bye_plays_what_the_jitter_buffer_holds_behind_a_gap_then_closes_once():
     session, output = answered_session(pacing_lead_frames=20)
     packets = media_packets(6)
     for packet in packets[:1] + packets[2:]:  # the second is lost: four wait behind the gap
-        session.on_rtp(packet, ROUTE_ADDR, 100.5)
+        session.on_rtp(packet, 100.5)
     assert len(output.audio) == 1
-    session.on_rtcp(build_bye(MEDIA_SSRC, "media"), ("127.0.0.1", 5005), 100.51)
+    session.on_rtcp(build_bye(MEDIA_SSRC, "media"), 100.51)
     assert len(output.audio) == 6  # the gap concealed, the held packets played
     assert output.audio[-1] == FRAME
     assert output.closed == (CloseCode.NORMAL, "media service sent RTCP BYE")
@@ -202,7 +201,7 @@ def test_a_loss_adds_no_lasting_delay():
         now = start + index * 0.02
         session.on_tick(now)
         if index != 2:  # lost
-            session.on_rtp(packet, ROUTE_ADDR, now)
+            session.on_rtp(packet, now)
     session.on_tick(start + 12 * 0.02)
     assert len(output.audio) == 12  # every frame (one concealed) sent by the time the last one arrived
     assert output.audio[-1] == FRAME
@@ -212,7 +211,7 @@ def test_a_stalled_sinch_connection_holds_audio_in_the_capped_queue():
     session, output = answered_session(return_queue_seconds=0.1, pacing_lead_frames=3)
     session.set_output_paused(True, 100.5)  # TCP backpressure from Sinch's side
     for index, packet in enumerate(media_packets(10)):
-        session.on_rtp(packet, ROUTE_ADDR, 100.5 + index * 0.02)
+        session.on_rtp(packet, 100.5 + index * 0.02)
         session.on_pacing_tick(100.5 + index * 0.02)
     assert output.audio == []
     assert session.return_queue_bytes == 5 * 640  # the cap
@@ -227,7 +226,7 @@ def test_heartbeat_only_when_nothing_was_sent():
     assert output.commands == [{"command": "answer"}]
     session.on_tick(101.0)
     assert output.commands[-1] == {"command": "heartbeat"}
-    session.on_rtp(media_packets(1)[0], ROUTE_ADDR, 101.5)
+    session.on_rtp(media_packets(1)[0], 101.5)
     session.on_tick(101.99)
     assert output.commands.count({"command": "heartbeat"}) == 1
 
@@ -240,16 +239,13 @@ def test_maximum_duration():
     assert output.closed == (CloseCode.NORMAL, "maximum call duration reached")
 
 
-def test_strays_and_garbage_are_counted_not_fatal():
+def test_garbage_is_counted_not_fatal():
     session, output = answered_session()
-    good = media_packets(1)[0]
-    session.on_rtp(good, ("127.0.0.1", 9999), 100.1)
-    session.on_rtp(good, ("127.0.0.2", 5004), 100.1)
-    session.on_rtp(b"\x80\x60", ROUTE_ADDR, 100.1)
-    session.on_rtp(RtpPacketizer(0, 1, 1, 1).pack(b"\xff" * 160, 160), ROUTE_ADDR, 100.1)
-    session.on_rtcp(b"\x00", ("127.0.0.1", 5005), 100.1)
+    session.on_rtp(b"\x80\x60", 100.1)
+    session.on_rtp(RtpPacketizer(0, 1, 1, 1).pack(b"\xff" * 160, 160), 100.1)
+    session.on_rtcp(b"\x00", 100.1)
     assert session.counters.rtp_dropped == {
-        "unexpected_source": 2, "too_short": 1, "unexpected_payload_type": 1, "rtcp_too_short": 1,
+        "too_short": 1, "unexpected_payload_type": 1, "rtcp_too_short": 1,
     }
     assert session.state is CallState.ANSWERED
     assert output.closed is None
@@ -258,7 +254,7 @@ def test_strays_and_garbage_are_counted_not_fatal():
 def test_rtcp_bye_from_the_media_service_hangs_up():
     session, output = answered_session()
     session.on_audio(FRAME, 100.02)
-    session.on_rtcp(build_bye(MEDIA_SSRC, "media"), ("127.0.0.1", 5005), 100.1)
+    session.on_rtcp(build_bye(MEDIA_SSRC, "media"), 100.1)
     assert output.closed == (CloseCode.NORMAL, "media service sent RTCP BYE")
     assert bye_sources(parse_rtcp(output.rtcp[-1]))
 
@@ -268,9 +264,9 @@ def test_audio_queued_before_bye_is_still_played_out():
     packets = media_packets(7)
     packets[5] = packets[5][:-320]  # the last one half as long: 10 ms
     for packet in packets[:6]:  # a burst, faster than real time
-        session.on_rtp(packet, ROUTE_ADDR, 100.5)
-    session.on_rtcp(build_bye(MEDIA_SSRC, "media"), ("127.0.0.1", 5005), 100.5)
-    session.on_rtp(packets[6], ROUTE_ADDR, 100.5)  # after the BYE: not played
+        session.on_rtp(packet, 100.5)
+    session.on_rtcp(build_bye(MEDIA_SSRC, "media"), 100.5)
+    session.on_rtp(packets[6], 100.5)  # after the BYE: not played
     assert output.closed is None
     for step in range(1, 20):
         session.on_tick(100.5 + step * 0.01)
@@ -292,12 +288,12 @@ def test_hangup_by_sinch_sends_bye_and_does_not_close_again():
 def test_rtcp_app_clear_flushes_queue_and_tells_sinch():
     session, output = answered_session(pacing_lead_frames=1)
     for packet in media_packets(5):
-        session.on_rtp(packet, ROUTE_ADDR, 100.5)
+        session.on_rtp(packet, 100.5)
     assert session.return_queue_bytes == 4 * 640
-    session.on_rtcp(build_app(77, b"CLER"), ("127.0.0.1", 5005), 100.5)
+    session.on_rtcp(build_app(77, b"CLER"), 100.5)
     assert session.return_queue_bytes == 0
     assert output.commands[-1] == {"command": "clear"}
-    session.on_rtcp(build_app(77, b"XYZW"), ("127.0.0.1", 5005), 100.5)
+    session.on_rtcp(build_app(77, b"XYZW"), 100.5)
     assert output.commands.count({"command": "clear"}) == 1
 
 
@@ -325,23 +321,23 @@ def test_a_second_stream_from_the_route_address_is_refused_and_its_bye_ignored()
     session, output = answered_session(pacing_lead_frames=20)
     ours = media_packets(3)
     stray = RtpPacketizer(96, 0x5757, 900, 1).pack(WIRE_FRAME, 320)
-    session.on_rtp(ours[0], ROUTE_ADDR, 100.5)
-    session.on_rtp(stray, ROUTE_ADDR, 100.5)
-    session.on_rtp(ours[1], ROUTE_ADDR, 100.5)
+    session.on_rtp(ours[0], 100.5)
+    session.on_rtp(stray, 100.5)
+    session.on_rtp(ours[1], 100.5)
     assert len(output.audio) == 2 and session.counters.rtp_dropped["unexpected_ssrc"] == 1
-    session.on_rtcp(build_bye(0x5757, "someone else"), ("127.0.0.1", 5005), 100.51)
+    session.on_rtcp(build_bye(0x5757, "someone else"), 100.51)
     assert output.closed is None
     assert session.counters.rtp_dropped["rtcp_bye_unknown_ssrc"] == 1
-    session.on_rtcp(build_bye(MEDIA_SSRC, "media"), ("127.0.0.1", 5005), 100.52)
+    session.on_rtcp(build_bye(MEDIA_SSRC, "media"), 100.52)
     assert output.closed == (CloseCode.NORMAL, "media service sent RTCP BYE")
 
 
 def test_a_media_service_that_restarts_with_a_new_ssrc_is_heard_after_two_packets_in_sequence():
     session, output = answered_session(pacing_lead_frames=20)
-    session.on_rtp(media_packets(1)[0], ROUTE_ADDR, 100.5)
+    session.on_rtp(media_packets(1)[0], 100.5)
     restarted = RtpPacketizer(96, 0x5757, 900, 1)
     for _ in range(3):
-        session.on_rtp(restarted.pack(WIRE_FRAME, 320), ROUTE_ADDR, 100.6)
+        session.on_rtp(restarted.pack(WIRE_FRAME, 320), 100.6)
     assert len(output.audio) == 3  # the first packet of the new stream is its probation
     assert session.return_path.source.ssrc == 0x5757
 

@@ -2,7 +2,7 @@ from prometheus_client import REGISTRY
 
 from gateway.dataplane.telemetry import CallTelemetry
 from gateway.shared.config import Route
-from tests.test_session import ROUTE_ADDR, answered_session, media_packets
+from tests.test_session import answered_session, media_packets
 
 
 def sample(name: str, **labels: str) -> float:
@@ -13,8 +13,8 @@ def test_flushes_add_only_what_is_new():
     session, _ = answered_session()
     telemetry = CallTelemetry(Route(name="telemetry-route", host="127.0.0.1", port=5004), call_events=None)
     for packet in media_packets(3):
-        session.on_rtp(packet, ROUTE_ADDR, 100.5)
-    session.on_rtp(b"\x80", ROUTE_ADDR, 100.5)
+        session.on_rtp(packet, 100.5)
+    session.on_rtp(b"\x80", 100.5)
     session.on_text(b'{"command":"dtmf"}', 100.5)
     session.on_text(b'{"command":"made-up-by-a-peer"}', 100.5)
     telemetry.flush(session)
@@ -25,7 +25,7 @@ def test_flushes_add_only_what_is_new():
     assert sample("gateway_commands_ignored_total", command="other") >= 1  # peers cannot mint label values
     assert sample("gateway_commands_ignored_total", command="made-up-by-a-peer") == 0
     for packet in media_packets(2, first_seq=1003):
-        session.on_rtp(packet, ROUTE_ADDR, 100.6)
+        session.on_rtp(packet, 100.6)
     telemetry.flush(session)
     assert sample("gateway_rtp_packets_total", route="telemetry-route", direction="in") == 5
     assert sample("gateway_ws_frames_total", route="telemetry-route", direction="out") == 1 + 5  # answer + audio

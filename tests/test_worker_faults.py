@@ -91,7 +91,7 @@ def test_a_call_whose_tick_raises_is_closed_with_1011_and_the_others_go_on():
     async def scenario(running: Running) -> None:
         healthy, broken = await running.call("healthy"), await running.call("broken")
         before = errors("tick")
-        running.adapter("broken").session.on_tick = boom
+        running.adapter("broken").session.config = None  # its next tick raises (compiled: no method to patch)
         assert await broken.closed() == (1011, "internal error")
         assert errors("tick") == before + 1
         await running.keeps_beating()
@@ -103,7 +103,7 @@ def test_a_call_whose_tick_raises_is_closed_with_1011_and_the_others_go_on():
 def test_a_call_whose_metrics_flush_raises_is_closed_with_1011_and_the_others_go_on():
     async def scenario(running: Running) -> None:
         healthy, broken = await running.call("healthy"), await running.call("broken")
-        running.adapter("broken").telemetry.flush = boom
+        running.adapter("broken").telemetry._series = None  # its next flush raises
         assert await broken.closed() == (1011, "internal error")
         await running.keeps_beating()
         await echoes(healthy)
@@ -114,11 +114,11 @@ def test_a_call_whose_metrics_flush_raises_is_closed_with_1011_and_the_others_go
 
 @pytest.mark.parametrize(("where", "target", "attribute"), [
     ("metrics", metrics.RETURN_QUEUE, "set"),  # the worker-wide part of the metrics flush
-    ("timer", worker_module, "read_drops"),  # the kernel-drop count, from /proc
+    ("timer", worker_module, "udp_sockets"),  # the kernel-drop count, from /proc
     ("tick", metrics.LOOP_LAG, "observe"),  # the shared tick itself
 ])
 def test_a_periodic_task_that_raises_costs_one_round_not_the_worker(monkeypatch, where, target, attribute):
-    monkeypatch.setattr(worker_module, "KERNEL_DROPS_EVERY", 1)
+    monkeypatch.setattr(worker_module, "UDP_TABLE_EVERY", 1)
 
     async def scenario(running: Running) -> None:
         call = await running.call("survivor")

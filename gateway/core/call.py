@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 FRAME_SECONDS = 0.020  # audio to Sinch goes in 20 ms frames (protocol notes §2.4)
 
 
-@dataclass(slots=True)
 class CallCounters:
-    """Per-call counts; the adapter turns them into metrics (cheaper than touching metrics per frame)."""
+    """Per-call counts; telemetry turns them into metrics (cheaper than touching metrics per frame)."""
 
-    ws_frames_in: int = 0
-    ws_bytes_in: int = 0
-    ws_frames_out: int = 0
-    ws_bytes_out: int = 0
-    rtp_packets_out: int = 0
-    rtp_bytes_out: int = 0
-    rtp_packets_in: int = 0
-    rtp_bytes_in: int = 0
-    rtp_dropped: Counter[str] = field(default_factory=Counter)
-    return_queue_dropped_bytes: int = 0
-    policed_bytes: int = 0  # upstream audio dropped for coming faster than audio_speed_limit allows
-    ignored_commands: Counter[str] = field(default_factory=Counter)
-    heartbeats_sent: int = 0
+    __slots__ = (
+        "heartbeats_sent", "ignored_commands", "policed_bytes", "return_queue_dropped_bytes", "rtp_bytes_in",
+        "rtp_bytes_out", "rtp_dropped", "rtp_packets_in", "rtp_packets_out", "ws_bytes_in", "ws_bytes_out",
+        "ws_frames_in", "ws_frames_out",
+    )
+
+    def __init__(self) -> None:
+        self.ws_frames_in = 0
+        self.ws_bytes_in = 0
+        self.ws_frames_out = 0
+        self.ws_bytes_out = 0
+        self.rtp_packets_out = 0
+        self.rtp_bytes_out = 0
+        self.rtp_packets_in = 0
+        self.rtp_bytes_in = 0
+        self.rtp_dropped: Counter[str] = Counter()
+        self.return_queue_dropped_bytes = 0
+        self.policed_bytes = 0  # upstream audio dropped for coming faster than audio_speed_limit allows
+        self.ignored_commands: Counter[str] = Counter()
+        self.heartbeats_sent = 0
 
 
 @dataclass(slots=True, frozen=True)

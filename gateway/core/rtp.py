@@ -72,14 +72,31 @@ def _ts_distance(a: int, b: int) -> int:
 # --- RTP ---------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)  # not frozen: construction is 4x cheaper, and one is parsed per packet
 class RtpPacket:
-    payload_type: int
-    marker: bool
-    sequence: int
-    timestamp: int
-    ssrc: int
-    payload: bytes  # after CSRCs and header extension, padding removed (RFC 3550 §5.1, §5.3.1)
+    """One parsed packet; `payload` is what follows the CSRCs and header extension, padding removed
+    (RFC 3550 §5.1, §5.3.1). Mutable and slotted: one is made per packet."""
+
+    __slots__ = ("marker", "payload", "payload_type", "sequence", "ssrc", "timestamp")
+
+    def __init__(
+        self, payload_type: int, marker: bool, sequence: int, timestamp: int, ssrc: int, payload: bytes
+    ) -> None:
+        self.payload_type = payload_type
+        self.marker = marker
+        self.sequence = sequence
+        self.timestamp = timestamp
+        self.ssrc = ssrc
+        self.payload = payload
+
+    def _fields(self) -> tuple[int, bool, int, int, int, bytes]:
+        return self.payload_type, self.marker, self.sequence, self.timestamp, self.ssrc, self.payload
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RtpPacket) and self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        return "RtpPacket(payload_type={}, marker={}, sequence={}, timestamp={}, ssrc={}, payload={!r})".format(
+            *self._fields())
 
 
 def parse_rtp(data: bytes | memoryview) -> RtpPacket:
@@ -295,6 +312,7 @@ def sdes_cname(packets: list[RtcpPacket]) -> str | None:
 # --- Which stream a call plays ----------------------------------------------------------------------------
 
 MIN_SEQUENTIAL = 2  # RFC 3550 A.1: packets in sequence before a new source is valid
+NO_SSRC = -1  # no source yet (an SSRC is 32 bits unsigned, so never this)
 
 
 class SourceLatch:
@@ -306,16 +324,16 @@ class SourceLatch:
     __slots__ = ("_candidate", "_candidate_seq", "_in_sequence", "ssrc")
 
     def __init__(self) -> None:
-        self.ssrc: int | None = None
-        self._candidate: int | None = None
+        self.ssrc = NO_SSRC
+        self._candidate = NO_SSRC
         self._candidate_seq = 0
         self._in_sequence = 0
 
     def accept(self, ssrc: int, sequence: int) -> bool:
         if ssrc == self.ssrc:
-            self._candidate = None  # the latched source is alive: a probation starts over
+            self._candidate = NO_SSRC  # the latched source is alive: a probation starts over
             return True
-        if self.ssrc is None:
+        if self.ssrc == NO_SSRC:
             self.ssrc = ssrc
             return True
         if ssrc == self._candidate and sequence == (self._candidate_seq + 1) & 0xFFFF:
@@ -325,7 +343,7 @@ class SourceLatch:
         self._candidate_seq = sequence
         if self._in_sequence < MIN_SEQUENTIAL:
             return False
-        self.ssrc, self._candidate = ssrc, None
+        self.ssrc, self._candidate = ssrc, NO_SSRC
         return True
 
 
@@ -361,9 +379,9 @@ class ReceiveStats:
         self._clock_rate = clock_rate
         self.duplicates = 0
         self.reordered = 0
-        self._start(None, 0)
+        self._start(NO_SSRC, 0)
 
-    def _start(self, ssrc: int | None, seq: int) -> None:
+    def _start(self, ssrc: int, seq: int) -> None:
         self._ssrc = ssrc
         self._jitter = 0.0  # RFC 3550 A.8 J, in timestamp units
         self._init_seq(seq)
@@ -375,12 +393,12 @@ class ReceiveStats:
         self._cycles = 0
         self.received = 0
         self._seen = 1  # bit i: max_seq - i received
-        self._last_arrival: float | None = None  # no transit time to compare with yet
+        self._last_arrival = -1.0  # none yet: no transit time to compare with (arrival times are >= 0)
         self._last_timestamp = 0
 
     @property
     def expected(self) -> int:
-        if self._ssrc is None:
+        if self._ssrc == NO_SSRC:
             return 0
         return self._cycles + self._max_seq - self._base_seq + 1
 
@@ -421,7 +439,7 @@ class ReceiveStats:
                     self.reordered += 1
         self.received += 1
         # RFC 3550 A.8: D(i-1,i) = (Rj - Ri) - (Sj - Si) in timestamp units; J += (|D| - J) / 16.
-        if self._last_arrival is not None:
+        if self._last_arrival >= 0:
             transit_delta = (arrival - self._last_arrival) * self._clock_rate - _ts_distance(
                 packet.timestamp, self._last_timestamp
             )
@@ -482,7 +500,7 @@ class JitterBuffer:
         self.max_wait = max_wait
         self.capacity = capacity
         self._max_gap = round(max_gap_seconds * clock_rate)  # in timestamp units
-        self._ssrc: int | None = None
+        self._ssrc = NO_SSRC
         self._next_seq = 0  # playout point: the sequence number to release next
         self._expected_timestamp = 0  # its timestamp: last released timestamp + its samples
         self._packets: dict[int, _Buffered] = {}  # by sequence; insertion order = arrival order
@@ -497,7 +515,7 @@ class JitterBuffer:
     def push(self, packet: RtpPacket, samples: int, now: float) -> PushResult:
         seq = packet.sequence
         result = PushResult.ACCEPTED
-        if self._ssrc is None:
+        if self._ssrc == NO_SSRC:
             self._ssrc = packet.ssrc
             self._rebase(packet)
         else:
@@ -539,6 +557,15 @@ class JitterBuffer:
         self._next_seq = packet.sequence
         self._expected_timestamp = packet.timestamp
 
+    def _first_buffered(self) -> int:
+        """The buffered sequence number nearest after the playout point."""
+        first, nearest = self._next_seq, SEQ_MOD
+        for seq in self._packets:
+            distance = seq_distance(seq, self._next_seq)
+            if distance < nearest:
+                first, nearest = seq, distance
+        return first
+
     def pop(self, now: float) -> list[tuple[bytes | None, int]]:
         ready: list[tuple[bytes | None, int]] = []
         packets = self._packets
@@ -549,7 +576,7 @@ class JitterBuffer:
                 if now - oldest.arrival < self.max_wait and len(packets) <= self.capacity:
                     break
                 # Declare the gap up to the first present packet lost.
-                first_seq = min(packets, key=lambda seq: seq_distance(seq, self._next_seq))
+                first_seq = self._first_buffered()
                 gap = _ts_distance(packets[first_seq].timestamp, self._expected_timestamp)
                 ready.append((None, min(max(gap, 0), self._max_gap)))
                 self.lost_packets += seq_distance(first_seq, self._next_seq)

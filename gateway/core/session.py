@@ -13,9 +13,10 @@ from gateway.core import commands
 from gateway.core.call import CallCounters, MediaFormat
 from gateway.core.codec import DownstreamDecoder, UpstreamEncoder
 from gateway.core.commands import CommandError, Connect
-from gateway.core.policing import NoBudget, UpstreamBudget
+from gateway.core.policing import UpstreamBudget
 from gateway.core.return_path import ReturnPath
 from gateway.core.rtp import (
+    NO_SSRC,
     RtcpError,
     RtpError,
     RtpPacketizer,
@@ -161,11 +162,10 @@ class CallSession:
 
     # ---- RTP side ------------------------------------------------------------------------------------
 
-    def on_rtp(self, data: bytes, source: tuple[str, int], now: float) -> None:
+    def on_rtp(self, data: bytes, now: float) -> None:
+        """A datagram on the call's RTP port. Only the route sends there: the adapter's sockets are connected to
+        it (symmetric RTP), so the kernel drops anyone else's."""
         counters = self.counters
-        if not self._from_route(source, self.route.port):
-            counters.rtp_dropped["unexpected_source"] += 1  # symmetric RTP: only the route answers
-            return
         if self.state is not CallState.ANSWERED:
             counters.rtp_dropped["not_answered" if self.state is CallState.AWAITING_CONNECT else "after_hangup"] += 1
             return
@@ -179,8 +179,9 @@ class CallSession:
             return
         self.return_path.receive(packet, len(data), now)
 
-    def on_rtcp(self, data: bytes, source: tuple[str, int], now: float) -> None:
-        if self.state is not CallState.ANSWERED or not self._from_route(source, self.route.port + 1):
+    def on_rtcp(self, data: bytes, now: float) -> None:
+        """A datagram on the call's RTCP port (the route's port + 1, connected like the RTP one)."""
+        if self.state is not CallState.ANSWERED:
             self.counters.rtp_dropped["unexpected_rtcp"] += 1
             return
         try:
@@ -190,7 +191,7 @@ class CallSession:
             return
         byes = bye_sources(packets)
         latched = self.return_path.source.ssrc
-        if byes is not None and (latched is None or latched in byes):
+        if byes is not None and (latched == NO_SSRC or latched in byes):
             self.return_path.play_out_then(self._media_service_done, now)  # what it sent is heard first
         elif byes is not None:
             self.counters.rtp_dropped["rtcp_bye_unknown_ssrc"] += 1  # another stream's goodbye, not this call's
@@ -278,8 +279,7 @@ class CallSession:
             pacing_lead_frames=config.pacing_lead_frames, queue_seconds=config.return_queue_seconds,
         )
         self.return_path.paused = self._output_paused
-        self._budget = UpstreamBudget(call_rate * 2, config.audio_speed_limit, config.audio_burst_seconds, now) \
-            if config.audio_speed_limit else NoBudget()
+        self._budget = UpstreamBudget(call_rate * 2, config.audio_speed_limit, config.audio_burst_seconds, now)
         self._policed_bytes_limit = call_rate * 2 * config.audio_burst_seconds
         self.call_id = connect.call_id
         self.state = CallState.ANSWERED
@@ -299,9 +299,6 @@ class CallSession:
 
     def _media_service_done(self, now: float) -> None:
         self._close(CloseCode.NORMAL, "media service sent RTCP BYE", now)
-
-    def _from_route(self, source: tuple, port: int) -> bool:
-        return source[1] == port and source[0] == self.route.host
 
     def _keep_whole_samples(self, pcm: bytes | memoryview) -> bytes:
         """Carry an odd trailing byte to the next message: chunk sizes are not fixed (protocol notes §2.4)."""

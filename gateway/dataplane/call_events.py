@@ -19,6 +19,7 @@ import aiohttp
 import msgspec
 
 from gateway.shared import metrics
+from gateway.shared.host_limits import CALL_EVENT_CONNECTIONS
 from gateway.shared.logs import log_event
 
 log = logging.getLogger("gateway.call_events")
@@ -45,7 +46,9 @@ class CallEvents:
 
     async def _send(self, event: dict[str, Any]) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            # Its connections are descriptors the worker sets aside beside its calls' (host_limits.worker_reserve).
+            connector = aiohttp.TCPConnector(limit=CALL_EVENT_CONNECTIONS)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=connector)
         try:
             async with self._session.post(self.url, data=_encode(event),
                                           headers={"Content-Type": "application/json"}) as response:

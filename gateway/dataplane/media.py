@@ -60,10 +60,12 @@ class CallAdapter(WSListener):
         self.route = route
         self.url_rate = url_rate
         self.expected_call_id = expected_call_id
+        # Connected to the route (RFC 3550 symmetric RTP): the kernel keeps out datagrams from anyone else, and
+        # send/recv need no address.
+        rtp.connect((route.host, route.port))
+        rtcp.connect((route.host, route.port + 1))
         self.rtp = rtp
         self.rtcp = rtcp
-        self.route_rtp = (route.host, route.port)
-        self.route_rtcp = (route.host, route.port + 1)
         self.rtp_inode = socket_inode(rtp)
         self.telemetry = CallTelemetry(route, worker.call_events)
         self._audio_frames = 0
@@ -177,13 +179,13 @@ class CallAdapter(WSListener):
 
     def send_rtp(self, packet: bytes) -> None:
         try:
-            self.rtp.sendto(packet, self.route_rtp)
+            self.rtp.send(packet)
         except OSError:
             self.session.counters.rtp_dropped["send_error"] += 1  # ICMP unreachable, buffer full: UDP loses
 
     def send_rtcp(self, packet: bytes) -> None:
         try:
-            self.rtcp.sendto(packet, self.route_rtcp)
+            self.rtcp.send(packet)
         except OSError:
             self.session.counters.rtp_dropped["rtcp_send_error"] += 1
 
@@ -227,16 +229,16 @@ class CallAdapter(WSListener):
 
     # ---- internals -------------------------------------------------------------------------------------
 
-    def _read_datagrams(self, sock: socket.socket, handler: Callable[[bytes, tuple, float], None]) -> None:
+    def _read_datagrams(self, sock: socket.socket, handler: Callable[[bytes, float], None]) -> None:
         """One datagram per wakeup: the loop's poll is level-triggered and calls again while more are queued,
         which spares the recvfrom that would end every drain loop with EAGAIN (one syscall per packet)."""
         now = self.worker.loop.time()
         try:
-            data, source = sock.recvfrom(MAX_DATAGRAM)
+            data = sock.recv(MAX_DATAGRAM)
         except OSError:
             return  # EAGAIN after a spurious wakeup, or ECONNREFUSED from an earlier ICMP error
         try:
-            handler(data, source, now)
+            handler(data, now)
         except Exception:
             self._fail("datagram", now)
 

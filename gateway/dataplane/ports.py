@@ -6,6 +6,8 @@ import errno
 import random
 import socket
 
+from gateway.shared.config import even_odd_pairs
+
 BIND_ATTEMPTS = 64
 
 
@@ -19,14 +21,17 @@ def bind_udp_pair(
     """Bind a random free even/odd pair in the range. Random probing needs no coordination between worker
     processes sharing the range; a collision just costs one more attempt."""
     low, high = port_range
-    first_even = low + (low & 1)
-    pairs = (high - first_even) // 2
+    first_even, pairs = even_odd_pairs(port_range)
     if pairs < 1:
         raise NoPortAvailable(errno.EADDRNOTAVAIL, f"no even/odd port pair in {low}-{high}")
     for _ in range(min(BIND_ATTEMPTS, pairs)):
         port = first_even + 2 * random.randrange(pairs)
         rtp = _udp_socket(family, rcvbuf)
-        rtcp = _udp_socket(family, 0)
+        try:
+            rtcp = _udp_socket(family, 0)
+        except OSError:  # out of descriptors (EMFILE): the caller declines, and this one is given back
+            rtp.close()
+            raise
         try:
             rtp.bind((host, port))
             rtcp.bind((host, port + 1))
@@ -38,6 +43,13 @@ def bind_udp_pair(
             continue
         return rtp, rtcp
     raise NoPortAvailable(errno.EADDRINUSE, f"no free RTP port pair in {low}-{high} after {BIND_ATTEMPTS} tries")
+
+
+def pairs_taken(bound_ports: set[int], port_range: tuple[int, int]) -> int:
+    """How many pairs of the range cannot be had: those with either port bound (by any process)."""
+    first_even, pairs = even_odd_pairs(port_range)
+    end = first_even + 2 * pairs
+    return len({port - (port - first_even) % 2 for port in bound_ports if first_even <= port < end})
 
 
 def _udp_socket(family: int, rcvbuf: int) -> socket.socket:

@@ -2,11 +2,16 @@
 `run_worker` is its entry point, which the supervisor names as a target and imports only after the fork.
 
 The listener factory is the router: it maps `/stream/{route}?rate=HZ` to a route and refuses the upgrade with
-an HTTP status otherwise (404 unknown route, 400 bad query, 503 draining or no RTP port).
+an HTTP status otherwise (404 unknown route, 400 bad query, 503 draining, no RTP port or no descriptors).
+
+Capacity: each call holds three descriptors; at start the worker measures what it holds at idle and, from its
+open-files limit, how many calls it can carry (gateway.shared.host_limits). Past that, upgrades get 503 `no_fds`
+while descriptors remain for the housekeeping; an accept that still finds none pauses (gateway.dataplane.listener).
 
 Signals (sent by the supervisor, or by hand to a lone worker):
 - SIGTERM: drain. New upgrades get 503; calls in progress go on until they end or drain_timeout passes,
-  then are closed with 1001.
+  then are closed with 1001. From the kernel when the supervisor died (PR_SET_PDEATHSIG): the listening
+  socket is closed at once instead, so a gateway started in its place can bind the port.
 - SIGUSR1: retire (rolling restart). Stop accepting, so the new workers take the new calls; finish the rest
   as for SIGTERM.
 - SIGINT: fast stop: every call closed with 1001 now.
@@ -33,13 +38,15 @@ from gateway.core.session import CloseCode
 from gateway.core.tokens import Claims, TokenError
 from gateway.dataplane.call_events import CallEvents
 from gateway.dataplane.echo import EchoService
+from gateway.dataplane.listener import OUT_OF_DESCRIPTORS, PausableListener
 from gateway.dataplane.media import CallAdapter
-from gateway.dataplane.ports import NoPortAvailable, bind_udp_pair
-from gateway.dataplane.udpstats import read_drops
-from gateway.shared import metrics
+from gateway.dataplane.ports import NoPortAvailable, bind_udp_pair, pairs_taken
+from gateway.dataplane.udpstats import udp_sockets
+from gateway.shared import host_limits, metrics
+from gateway.shared.build import data_plane
 from gateway.shared.config import EMBEDDED_ECHO_ROUTE, SINCH_RATES, Config, Route
 from gateway.shared.exit_codes import EXIT_BOOT_FAILURE
-from gateway.shared.logs import log_event
+from gateway.shared.logs import RateLimitedEvent, log_event
 from gateway.shared.replay import ReplayGuard
 from gateway.shared.scoreboard import Scoreboard, WorkerState
 from gateway.shared.tls import server_context
@@ -51,7 +58,8 @@ HANDSHAKE_TIMEOUT = 5.0
 WEBSOCKET_VERSION = "13"  # RFC 6455 §4.1: the only version upgraded
 HOUSEKEEPING_INTERVAL = 0.5  # heartbeat to the supervisor
 FLUSH_EVERY = 2  # housekeeping rounds between metric flushes (1 s)
-KERNEL_DROPS_EVERY = 10  # housekeeping rounds between /proc/net/udp reads (5 s)
+UDP_TABLE_EVERY = 10  # housekeeping rounds between /proc/net/udp reads (5 s): kernel drops, RTP ports taken
+ACCEPT_RETRY = 0.25  # seconds before accepting again after running out of descriptors, unless a call ends first
 CLOSE_GRACE = 2.5  # after closing every call, how long to wait for the close handshakes
 SLOW_TICK_EVERY = 10  # deadlines, heartbeats and RTCP reports: every 10th tick (100 ms at the default 10 ms)
 
@@ -83,6 +91,10 @@ class Worker:
         self._rounds = 0
         self._cpu_mark = (time.monotonic(), time.process_time())
         self._calls_gauge = metrics.WORKER_CALLS_ACTIVE.labels(slot)
+        self.calls_by_descriptors = 0  # set once serving, from the descriptors held at idle
+        self._listener: PausableListener
+        self._no_fds_log = RateLimitedEvent(log, logging.WARNING, "upgrade.declined")
+        self._accept_paused_log = RateLimitedEvent(log, logging.WARNING, "worker.accept_paused")
 
     async def run(self, sock: socket.socket | None = None) -> None:
         """Serve until told to stop; `sock` is a listener bound by the supervisor."""
@@ -94,23 +106,31 @@ class Worker:
             port = await self._echo.start()
             self.routes[EMBEDDED_ECHO_ROUTE] = Route(name=EMBEDDED_ECHO_ROUTE, host="127.0.0.1", port=port)
         metrics.create_worker_series(list(self.routes))
-        loop.add_signal_handler(signal.SIGTERM, self.drain, True)
+        loop.add_signal_handler(signal.SIGTERM, self._terminate)
         loop.add_signal_handler(signal.SIGUSR1, self.drain, False)
         loop.add_signal_handler(signal.SIGINT, self.stop_now)
-        host, port = self.config.listen_address
-        listen = {"sock": sock} if sock else {"host": host or None, "port": port, "reuse_address": True}
+        if sock is None:  # a lone worker (tests): no supervisor bound the listener for it
+            host, port = self.config.listen_address
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.create_server((host, port), family=family, backlog=host_limits.LISTEN_BACKLOG)
+        self._listener = PausableListener(sock, self._out_of_descriptors)
+        listen = {}
         if tls := server_context(self.config.tls_cert, self.config.tls_key):
             listen.update(ssl=tls, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+        # aiofastnet, whose server accepts through PausableListener.accept(); it listen()s again with `backlog`.
         self._server = await ws_create_server(
-            self.route_request, **listen, max_frame_size=self.config.max_frame_bytes,
-            websocket_handshake_timeout=HANDSHAKE_TIMEOUT,
+            self.route_request, sock=self._listener, backlog=host_limits.LISTEN_BACKLOG, use_aiofastnet=True,
+            **listen, max_frame_size=self.config.max_frame_bytes, websocket_handshake_timeout=HANDSHAKE_TIMEOUT,
             enable_auto_pong=False,  # pongs are written by the adapter, under its output cap
         )
         bound = self._server.sockets[0].getsockname()
+        capacity = self._size_capacity()
         self.state = WorkerState.SERVING
         self._beat()  # the supervisor sees it serving before anyone reads the log line below
         log_event(log, logging.INFO, "worker.listening", address=f"{bound[0]}:{bound[1]}", slot=self.slot,
-                  routes={name: route.url() for name, route in self.routes.items()})
+                  routes={name: route.url() for name, route in self.routes.items()}, data_plane=data_plane(),
+                  **capacity)
+        _guarded("timer", self._read_udp_table)
         self._tick(loop.time())
         self._housekeeping()
         await self._done.wait()
@@ -149,7 +169,7 @@ class Worker:
             if version is None:
                 return _decline(400, "bad_version", "not a websocket upgrade: no Sec-WebSocket-Version")
             return _decline(426, "bad_version", f"websocket version {WEBSOCKET_VERSION} only",
-                            {"Sec-WebSocket-Version": WEBSOCKET_VERSION})
+                            headers={"Sec-WebSocket-Version": WEBSOCKET_VERSION})
         if self.state is not WorkerState.SERVING:
             return _decline(503, "draining", "gateway draining")
         query = parse_qs(query_text, keep_blank_values=True)
@@ -164,12 +184,18 @@ class Worker:
             return _decline(exc.status, "auth", exc.reason.replace("_", " "))
         if claims is not None:
             url_rate = claims.s
+        if len(self.calls) >= self.calls_by_descriptors:
+            return self._decline_no_fds("calls hold every descriptor the open-files limit leaves")
         family = socket.AF_INET6 if ":" in self.config.rtp_host else socket.AF_INET
         try:
             rtp, rtcp = bind_udp_pair(family, self.config.rtp_host, self.config.rtp_port_range,
                                       self.config.udp_rcvbuf_bytes)
         except NoPortAvailable:
             return _decline(503, "no_rtp_port", "no RTP port available")
+        except OSError as exc:
+            if exc.errno not in OUT_OF_DESCRIPTORS:
+                raise
+            return self._decline_no_fds(exc.strerror)
         return CallAdapter(self, route, url_rate, rtp, rtcp, claims.c if claims else "")
 
     def _authenticate(self, route: Route, token: str | None) -> Claims | None:
@@ -188,6 +214,30 @@ class Worker:
             raise TokenError(403, "replayed_token")
         return claims
 
+    def _decline_no_fds(self, detail: str) -> WSUpgradeResponseWithListener:
+        """503 `no_fds`: counted as any decline, logged at most once a second (it comes in floods)."""
+        return _decline(503, "no_fds", "no descriptors available", self._no_fds_log, cause=detail,
+                        calls=len(self.calls), calls_by_descriptors=self.calls_by_descriptors)
+
+    def _out_of_descriptors(self, exc: OSError) -> None:
+        """accept() found no descriptor: the listener has paused; try again when a call ends or shortly."""
+        metrics.ACCEPTS_PAUSED.inc()
+        self._accept_paused_log(slot=self.slot, error=exc.strerror, calls=len(self.calls))
+        self.loop.call_later(ACCEPT_RETRY, self._listener.resume)
+
+    def _size_capacity(self) -> dict[str, int]:
+        """The calls this worker can take: what its open-files limit leaves once the descriptors it holds at
+        idle (measured now, serving and with no call) and the headroom are set aside, within max_calls and its
+        share of rtp_ports. Published as gateway_calls_capacity; the figures go in worker.listening."""
+        idle = host_limits.descriptors_in_use()
+        soft, _ = host_limits.open_files_limit()
+        self.calls_by_descriptors = host_limits.calls_for_descriptors(
+            soft, host_limits.worker_reserve(self.config, idle))
+        capacity = host_limits.worker_capacity(self.config, self.calls_by_descriptors, self.config.worker_count)
+        metrics.CALLS_CAPACITY.set(capacity)
+        return {"open_files": soft, "descriptors_at_idle": idle, "calls_by_descriptors": self.calls_by_descriptors,
+                "calls_capacity": capacity}
+
     def admit(self) -> bool:
         """Admission control at connect time: over the caps, the call is answered busy."""
         config = self.config
@@ -204,6 +254,7 @@ class Worker:
 
     def call_ended(self, call: CallAdapter, answered: bool) -> None:
         self.calls.discard(call)
+        self._listener.resume()  # its descriptors are free: accept again if that had paused
         if answered:
             self.answered_calls -= 1
             self._calls_gauge.set(self.answered_calls)
@@ -217,6 +268,7 @@ class Worker:
         if self.state is WorkerState.DRAINING:
             return
         self.state = WorkerState.DRAINING
+        metrics.CALLS_CAPACITY.set(0)
         if not decline:
             self._server.close()
         log_event(log, logging.INFO, "worker.draining", slot=self.slot, calls=len(self.calls),
@@ -226,6 +278,25 @@ class Worker:
             self._done.set()
             return
         self.loop.call_later(self.config.drain_timeout, self._close_all, "drain timeout")
+
+    def _terminate(self) -> None:
+        """SIGTERM: from the supervisor, a drain that declines new upgrades; from the kernel because the
+        supervisor died, an orphan's retreat."""
+        if self._orphaned():
+            self._leave_as_orphan()
+        else:
+            self.drain(decline=True)
+
+    def _orphaned(self) -> bool:
+        return os.getppid() != self._parent
+
+    def _leave_as_orphan(self) -> None:
+        """The supervisor is gone (killed): close the listening socket at once, so a gateway started in its
+        place can bind the port (every child holds only the listeners it serves), and finish the calls in
+        progress as a drain would."""
+        self._server.close()
+        log_event(log, logging.WARNING, "worker.orphaned", slot=self.slot, calls=len(self.calls))
+        self.drain(decline=False)
 
     def stop_now(self) -> None:
         self.state = WorkerState.DRAINING
@@ -270,14 +341,13 @@ class Worker:
         first, and each task guarded: a failure in one is logged and counted, and the worker keeps beating."""
         self.loop.call_later(HOUSEKEEPING_INTERVAL, self._housekeeping)
         self._rounds += 1
-        if os.getppid() != self._parent and self.state is WorkerState.SERVING:
-            log_event(log, logging.WARNING, "worker.orphaned", slot=self.slot)
-            self.drain(decline=True)  # the supervisor is gone: do not linger
+        if self._orphaned() and self._server.is_serving():
+            self._leave_as_orphan()  # no SIGTERM came (not Linux, or the parent died before the prctl)
         self._beat()
         if self._rounds % FLUSH_EVERY == 0:
             _guarded("metrics", self._flush_metrics)
-        if self._rounds % KERNEL_DROPS_EVERY == 0:
-            _guarded("timer", self._count_kernel_drops)
+        if self._rounds % UDP_TABLE_EVERY == 0:
+            _guarded("timer", self._read_udp_table)
 
     def _beat(self) -> None:
         self.scoreboard.beat(self.slot, os.getpid(), self.state)
@@ -297,13 +367,22 @@ class Worker:
         self.cpu_percent = 100 * (cpu - then_cpu) / max(wall - then_wall, 1e-6)
         self._cpu_mark = (wall, cpu)
 
-    def _count_kernel_drops(self) -> None:
+    def _read_udp_table(self) -> None:
+        """From /proc/net/udp: the kernel's drops on this worker's RTP sockets, and how much of rtp_ports the
+        machine has taken (every worker shares the range)."""
         by_inode = {call.rtp_inode: call for call in self.calls}
-        for inode, drops in read_drops(set(by_inode)).items():
-            call = by_inode[inode]
-            if drops > call.telemetry.kernel_drops:
+        low, high = port_range = self.config.rtp_port_range
+        bound = set()
+        for port, inode, drops in udp_sockets():
+            if low <= port <= high:
+                bound.add(port)
+            call = by_inode.get(inode)
+            if call is not None and drops > call.telemetry.kernel_drops:
                 metrics.UDP_RECEIVE_DROPS.inc(drops - call.telemetry.kernel_drops)
                 call.telemetry.kernel_drops = drops
+        taken = pairs_taken(bound, port_range)
+        metrics.RTP_PORT_PAIRS_IN_USE.set(taken)
+        metrics.RTP_PORT_PAIRS_FREE.set(self.config.rtp_port_pairs - taken)
 
 
 def run_worker(
@@ -339,10 +418,16 @@ def _rate_from_query(params: dict[str, list[str]]) -> int | None:
 
 
 def _decline(
-    status: int, reason: str, text: str, headers: dict[str, str] | None = None
+    status: int, reason: str, text: str, report: RateLimitedEvent | None = None,
+    headers: dict[str, str] | None = None, **fields: object
 ) -> WSUpgradeResponseWithListener:
+    """Refuse an upgrade with an HTTP status (and `headers`), counted by reason and logged (through `report` if
+    it is given)."""
     metrics.UPGRADES_DECLINED.labels(reason).inc()
-    log_event(log, logging.INFO, "upgrade.declined", status=status, reason=reason, detail=text)
+    if report is None:
+        log_event(log, logging.INFO, "upgrade.declined", status=status, reason=reason, detail=text, **fields)
+    else:
+        report(status=status, reason=reason, detail=text, **fields)
     response = WSUpgradeResponse.create_error_response(status, text.encode() + b"\n")
     response.headers.update(headers or {})
     return WSUpgradeResponseWithListener(response, None)

@@ -15,16 +15,17 @@ import importlib
 import logging
 import os
 import select
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gateway.process.metrics_dir import MetricsDir
+from gateway.shared import host_limits
+from gateway.shared.build import data_plane
 from gateway.shared.config import Config, ConfigError
 from gateway.shared.exit_codes import EXIT_BOOT_FAILURE
 from gateway.shared.logs import log_event
@@ -85,12 +86,22 @@ class Supervisor:
         self.before_roll: tuple[Config, int] | None = None  # what the old generation runs with, during a roll
         self.stop_signal = signal.SIGTERM
         self._wakeup_r, self._wakeup_w = os.pipe()
-        self._metrics_dir_owned = False
+        self.metrics_dir = MetricsDir()
 
     # ---- start -----------------------------------------------------------------------------------------
 
     def run(self) -> int:
-        self._prepare_metrics_dir()
+        open_files = host_limits.raise_open_files_limit()
+        removed = self.metrics_dir.prepare()
+        if removed:
+            log_event(log, logging.INFO, "supervisor.stale_metrics_removed", directories=removed)
+        try:
+            return self._run(open_files)
+        finally:
+            self.metrics_dir.cleanup()  # whichever way the run ends, a failed start included
+
+    def _run(self, open_files: host_limits.OpenFiles) -> int:
+        self._report_host_limits(open_files)
         try:
             self._bind()
         except OSError as exc:
@@ -107,8 +118,13 @@ class Supervisor:
         for _ in range(self.target_workers):
             self._spawn("worker")
         self._publish_state(GatewayState.RUNNING)
+        plane = data_plane()
         log_event(log, logging.INFO, "supervisor.started", workers=self.target_workers, listen=self.config.listen,
-                  metrics_listen=self.config.metrics_listen, accept=self.config.accept)
+                  metrics_listen=self.config.metrics_listen, accept=self.config.accept, data_plane=plane)
+        if plane != "compiled" and not os.environ.get("GATEWAY_NO_EXTENSIONS"):
+            log_event(log, logging.WARNING, "supervisor.python_data_plane",
+                      reason="the compiled data plane is not built (no C compiler at install?): the Python one runs, "
+                             "at several times the CPU per call; reinstall with a compiler to build it")
         try:
             while self.children or self.state is not GatewayState.DRAINING:
                 self._wait()
@@ -120,27 +136,19 @@ class Supervisor:
                 self._maintain()
         finally:
             self._kill_all(signal.SIGKILL)
-            self._cleanup_metrics_dir()
         log_event(log, logging.INFO, "supervisor.stopped", exit_code=self.exit_code)
         return self.exit_code
 
-    def _prepare_metrics_dir(self) -> None:
-        """A fresh multiprocess directory: stale files from an earlier run would make counters start high."""
-        path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-        if path:
-            os.makedirs(path, exist_ok=True)
-            for name in os.listdir(path):
-                if name.endswith(".db"):
-                    os.unlink(os.path.join(path, name))
-        else:
-            path = tempfile.mkdtemp(prefix="gateway-metrics-")
-            os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
-            self._metrics_dir_owned = True
-        self.metrics_dir = path
-
-    def _cleanup_metrics_dir(self) -> None:
-        if self._metrics_dir_owned:
-            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+    def _report_host_limits(self, open_files: host_limits.OpenFiles) -> None:
+        """Log the open-files limit the gateway runs with and the capacity the host allows; warn, with the fix,
+        about each host limit that cuts what the configuration asks (the kernel cuts silently)."""
+        limits = host_limits.read_host_limits(self.config, (open_files.soft, open_files.hard))
+        log_event(log, logging.INFO, "supervisor.host_limits", open_files=open_files.soft,
+                  open_files_hard=open_files.hard, open_files_raised_from=open_files.soft_before,
+                  capacity=limits.verdict)
+        for warning in limits.warnings:
+            log_event(log, logging.WARNING, "supervisor.host_limit", limit=warning.limit, message=warning.message,
+                      fix=warning.fix)
 
     def _bind(self) -> None:
         host, port = self.config.listen_address
@@ -191,10 +199,12 @@ class Supervisor:
             os.close(self._wakeup_w)
             _die_with_parent()
             if kind == "worker":
-                target = _load(WORKER_TARGET)
                 sock = self.listeners[seat % len(self.listeners)]
+                self._keep_only(sock)
+                target = _load(WORKER_TARGET)
                 code = target(self.config, sock, slot, self.scoreboard, self.replay_guard)
             else:
+                self._keep_only(self.metrics_socket, self.callback_socket)
                 target = _load(CONTROL_TARGET)
                 code = target(self.config, self.metrics_socket, self.callback_socket, self.scoreboard,
                               self.replay_guard)
@@ -202,6 +212,14 @@ class Supervisor:
             logging.getLogger("gateway.child").exception("child.crashed")
         finally:
             os._exit(code)
+
+    def _keep_only(self, *served: socket.socket) -> None:
+        """In a child: close the listening sockets it inherited but does not serve. A port is free again only
+        once every process holding its socket has closed it, so a worker that outlives a killed supervisor must
+        hold its own listener alone (and closes it at once: gateway.dataplane.worker)."""
+        for sock in (*self.listeners, self.metrics_socket, self.callback_socket):
+            if sock not in served:
+                sock.close()
 
     def _free_seat(self) -> int:
         taken = {c.seat for c in self.children.values() if c.kind == "worker" and not c.retiring}
@@ -273,7 +291,7 @@ class Supervisor:
     def metrics_mark_dead(self, pid: int) -> None:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid, self.metrics_dir)
+        multiprocess.mark_process_dead(pid, self.metrics_dir.path)
 
     def _has_served(self, child: Child) -> bool:
         pid, state, _ = self.scoreboard.read(child.slot)
@@ -483,7 +501,7 @@ def _listen_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host or "0.0.0.0", port))
-    sock.listen(socket.SOMAXCONN)
+    sock.listen(host_limits.LISTEN_BACKLOG)  # the kernel cuts it to net.core.somaxconn: checked at start
     sock.setblocking(False)
     return sock
 

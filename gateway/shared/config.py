@@ -226,6 +226,10 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("rtp_ports: expected LOW-HIGH, e.g. 16384-32767") from None
 
     @property
+    def rtp_port_pairs(self) -> int:
+        return even_odd_pairs(self.rtp_port_range)[1]
+
+    @property
     def listen_address(self) -> tuple[str, int]:
         return parse_host_port(self.listen, "listen")
 
@@ -252,6 +256,13 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     @property
     def worker_count(self) -> int:
         return self.workers or os.cpu_count() or 1
+
+
+def even_odd_pairs(port_range: tuple[int, int]) -> tuple[int, int]:
+    """The first even port of the range and how many even/odd pairs (RTP, RTCP: RFC 3550 §11) fit in it."""
+    low, high = port_range
+    first_even = low + (low & 1)
+    return first_even, max(0, (high - first_even + 1) // 2)
 
 
 def parse_host_port(value: str, key: str) -> tuple[str, int]:

@@ -40,3 +40,25 @@ def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> 
     """`log_event(log, logging.INFO, "call.answered", call_id=..., rate=16000)`."""
     if logger.isEnabledFor(level):
         logger.log(level, event, extra={"fields": fields})
+
+
+class RateLimitedEvent:
+    """A log event that can repeat in a flood (every upgrade refused while a worker is out of descriptors): one
+    line per `interval` seconds at most, and the next line says how many were held back meanwhile."""
+
+    def __init__(self, logger: logging.Logger, level: int, event: str, interval: float = 1.0) -> None:
+        self.logger = logger
+        self.level = level
+        self.event = event
+        self.interval = interval
+        self._next_at = 0.0
+        self._held_back = 0
+
+    def __call__(self, **fields: Any) -> None:
+        now = time.monotonic()
+        if now < self._next_at:
+            self._held_back += 1
+            return
+        log_event(self.logger, self.level, self.event, held_back=self._held_back, **fields)
+        self._held_back = 0
+        self._next_at = now + self.interval

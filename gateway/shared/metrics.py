@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from gateway.shared.build import data_plane, package_version
+
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 14400)
@@ -21,6 +23,10 @@ CALLS_ACTIVE = Gauge("gateway_calls_active", "Calls in progress (answered), all 
 # Per-worker series carry the worker's slot (stable across restarts) besides the pid that liveall adds.
 WORKER_CALLS_ACTIVE = Gauge("gateway_worker_calls_active", "Calls in progress on each worker", ["slot"],
                             multiprocess_mode="liveall")
+# What each worker can take (max_calls, cut to what its open-files limit and its share of rtp_ports allow; 0 once
+# it drains): the sum is the gateway's capacity, against which gateway_calls_active is its utilisation.
+CALLS_CAPACITY = Gauge("gateway_calls_capacity", "Calls the gateway can take: max_calls x workers, or what the "
+                       "open-files limit and rtp_ports allow when lower", multiprocess_mode="livesum")
 CALLS = Counter("gateway_calls_total", "Connect commands by outcome: answer, busy, reject", ["route", "outcome"])
 UPGRADES_DECLINED = Counter("gateway_upgrades_declined_total", "Websocket upgrades refused, by reason",
                             ["reason"])
@@ -41,7 +47,7 @@ RTP_PACKETS = Counter("gateway_rtp_packets_total", "RTP packets", ["route", "dir
 RTP_BYTES = Counter("gateway_rtp_bytes_total", "RTP bytes (headers included)", ["route", "direction"])
 RTP_LOST = Counter("gateway_rtp_lost_packets_total", "Return RTP packets declared lost (and concealed)", ["route"])
 RTP_DROPPED = Counter("gateway_rtp_dropped_packets_total",
-                      "Datagrams dropped: late, duplicate, unexpected_source, too_short, ...", ["route", "reason"])
+                      "Datagrams dropped: late, duplicate, unexpected_ssrc, too_short, ...", ["route", "reason"])
 RTP_REORDERED = Counter("gateway_rtp_reordered_packets_total", "Return RTP packets that arrived out of order",
                         ["route"])
 RTP_JITTER = Histogram("gateway_rtp_jitter_seconds", "Return RTP interarrival jitter (RFC 3550 A.8), per call "
@@ -54,8 +60,17 @@ RETURN_QUEUE_DROPPED = Counter("gateway_return_queue_dropped_bytes_total",
                                "Return audio dropped because the queue was over its cap (oldest first)", ["route"])
 UPSTREAM_POLICED = Counter("gateway_upstream_policed_bytes_total", "Upstream audio dropped for coming faster than "
                            "audio_speed_limit times real time (beyond the audio_burst_seconds in hand)", ["route"])
+# rtp_ports is shared by every worker (and any other process) of the machine: read from /proc/net/udp, so each
+# worker's latest reading is the machine's.
+RTP_PORT_PAIRS_IN_USE = Gauge("gateway_rtp_port_pairs_in_use", "Port pairs of rtp_ports taken on this machine, by "
+                              "any process", multiprocess_mode="livemostrecent")
+RTP_PORT_PAIRS_FREE = Gauge("gateway_rtp_port_pairs_free", "Port pairs of rtp_ports free on this machine",
+                            multiprocess_mode="livemostrecent")
 UDP_RECEIVE_DROPS = Counter("gateway_udp_receive_drops_total",
                             "Datagrams the kernel dropped on full RTP socket receive buffers")
+
+ACCEPTS_PAUSED = Counter("gateway_accepts_paused_total", "Times a worker out of descriptors (EMFILE/ENFILE) "
+                         "paused accepting connections; it tries again when a call ends, or 0.25 s later")
 
 INTERNAL_ERRORS = Counter("gateway_internal_errors_total", "Exceptions in the gateway's own code, caught where they "
                           "happened: the call concerned is closed with 1011, the worker goes on", ["where"])
@@ -92,6 +107,8 @@ CONTROL_RESTARTS = Counter("gateway_control_restarts_total",
                            "Control processes (metrics, health, Sinch callbacks) replaced by the supervisor")
 RELOADS = Counter("gateway_reloads_total", "SIGHUP reloads: applied (the new workers serve), refused (invalid "
                   "configuration), failed (the new workers could not boot; the old ones go on)", ["result"])
+BUILD_INFO = Gauge("gateway_build_info", "1, labelled with the version and the data plane that runs: compiled "
+                   "(Cython) or python", ["version", "data_plane"], multiprocess_mode="livemostrecent")
 WORKERS = Gauge("gateway_workers", "Worker processes alive", multiprocess_mode="livemostrecent")
 DRAINING = Gauge("gateway_draining", "1 while the gateway drains before stopping (SIGTERM, SIGINT)",
                  multiprocess_mode="livemostrecent")
@@ -102,8 +119,8 @@ DRAINING = Gauge("gateway_draining", "1 while the gateway drains before stopping
 OUTCOMES = ("answer", "busy", "reject")
 DIRECTIONS = ("in", "out")
 DECLINE_REASONS = ("not_found", "unknown_route", "bad_target", "bad_version", "draining", "bad_query", "no_rtp_port",
-                   "auth", "internal_error")
-DROP_REASONS = ("late", "duplicate", "unexpected_source", "unexpected_ssrc", "unexpected_payload_type", "too_short",
+                   "no_fds", "auth", "internal_error")
+DROP_REASONS = ("late", "duplicate", "unexpected_ssrc", "unexpected_payload_type", "too_short",
                 "after_hangup", "rtcp_bye_unknown_ssrc")
 AUTH_FAILURES = ("missing_token", "malformed_token", "forged_token", "expired_token", "token_for_another_route",
                  "replayed_token")
@@ -156,6 +173,7 @@ def create_supervisor_series() -> None:
 
 
 def create_control_series() -> None:
+    BUILD_INFO.labels(package_version(), data_plane()).set(1)
     for event in CALLBACK_EVENTS:
         CALLBACKS.labels(event)
     for reason in CALLBACK_REJECTIONS:

@@ -126,7 +126,9 @@ def test_kill_9_of_one_worker_leaves_the_other_workers_calls_whole():
 
 
 def test_a_stuck_worker_is_replaced():
-    gateway = GatewayProcess("--worker-timeout", "1", workers=1).start()
+    # 3 s, six heartbeats: a loaded machine can delay a healthy worker's beat past 1 s, and its replacement was
+    # then counted stuck too.
+    gateway = GatewayProcess("--worker-timeout", "3", workers=1).start()
     try:
         stuck = gateway.wait_for("worker.listening")["pid"]
         os.kill(stuck, signal.SIGSTOP)  # its loop stops beating
@@ -306,6 +308,46 @@ def test_workers_do_not_outlive_the_supervisor():
     gateway.proc.kill()
     gateway.proc.wait()
     assert all(wait_exit(pid, 10) for pid in workers)
+
+
+def test_a_killed_supervisor_frees_its_ports_at_once_and_its_call_goes_on_to_its_end(tmp_path):
+    """Issue 9.10: orphaned workers kept the listening sockets (theirs and the ones every child inherited) for
+    the drain time, so a gateway restarted at once exited 3; every killed start left its metrics directory."""
+    env = {"TMPDIR": str(tmp_path)}  # where the gateways make their metrics directories
+    old = GatewayProcess(workers=1, env=env).start()
+    orphan = old.wait_for("worker.listening")["pid"]
+    control = old.wait_for("control.listening")["pid"]
+    [old_metrics] = tmp_path.glob("gateway-metrics-*")
+    started: list[GatewayProcess] = []
+
+    async def scenario() -> None:
+        (call, _), = await answered_calls(old, "orphaned", 1)
+        pcm = sine(RATE, 2.0, freq=520)
+        flowing = asyncio.Event()
+        live = asyncio.ensure_future(stream(call, pcm, flowing))
+        await flowing.wait()
+        old.proc.kill()
+        await asyncio.to_thread(old.wait_for, "worker.orphaned")  # logged once its listener is closed
+        assert await asyncio.to_thread(wait_exit, control, 10)
+        started.append(new := GatewayProcess(workers=1, env=env, ports_of=old))
+        await asyncio.to_thread(new.start)  # exited 3 before: the ports were still held
+        (fresh, _), = await answered_calls(new, "fresh", 1)
+        assert await live == pcm  # the orphaned call went on, bit-exact, to its end
+        await fresh.ws.close()
+
+    try:
+        run(scenario())
+        assert wait_exit(orphan, 10)  # it left once its call had ended
+        assert old_metrics.exists()  # kept while the orphan lived (it holds the directory's lock)
+        started.append(third := GatewayProcess(workers=1, env=env).start())
+        assert third.wait_for("supervisor.stale_metrics_removed")["directories"] == [str(old_metrics)]
+        assert not old_metrics.exists()
+        assert len(list(tmp_path.glob("gateway-metrics-*"))) == 2  # the live gateways' directories stay
+    finally:
+        old.proc.wait()
+        for gateway in started:
+            gateway.stop()
+    assert not list(tmp_path.glob("gateway-metrics-*"))  # each removed its own at exit
 
 
 def test_sighup_reloads_the_config_file_and_refuses_a_bad_one(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.udp import bind_pair
+from loadtest.shared.udp import bind_pair
 from tests.gateway_process import GatewayProcess
 
 DELAY_MS = 20.0
@@ -90,6 +90,8 @@ def test_report_has_the_contract_keys(direct):
         assert isinstance(report["latency_ms"]["round_trip"][name], float)
     assert report["gateway"]["cpu_ms_per_call_second"] > 0
     assert report["gateway"]["processes"] >= 2  # supervisor + worker(s): the whole tree is measured
+    assert 0 < report["gateway"]["pss_peak_bytes"] < report["gateway"]["rss_peak_bytes"]  # PSS beside RSS
+    assert all("gateway_pss_bytes" in row for row in report["timeline"][1:])
 
 
 def test_plots_are_written(direct):
@@ -134,13 +136,15 @@ def test_injected_loss_is_measured(setup, tmp_path):
     assert report["calls"]["failed"] == 0
 
 
-def test_refused_calls_are_failures_by_reason(setup, tmp_path):
+def test_refused_calls_are_failures_by_reason_and_fail_the_run(setup, tmp_path):
     gateway, _ = setup
-    subprocess.run(
+    run = subprocess.run(
         [sys.executable, "-m", "loadtest", "run", "--url", f"{gateway.url}/stream/nope", "--calls", "3",
          "--duration", "1", "--out", str(tmp_path), "--no-plots"],
-        check=True, timeout=HARNESS_TIMEOUT, stdout=subprocess.DEVNULL,
+        timeout=HARNESS_TIMEOUT, stdout=subprocess.PIPE, text=True,
     )
+    assert run.returncode == 1  # no threshold given: a run in which no call was answered fails all the same
+    assert "threshold any_answered >= 1: 0 FAILED" in run.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     assert (report["calls"]["attempted"], report["calls"]["answered"], report["calls"]["failed"]) == (3, 0, 3)
     assert report["calls"]["failed_by_reason"] == {"connect:404": 3}

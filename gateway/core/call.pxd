@@ -1,0 +1,6 @@
+# Types for the compiled data plane (Cython pure Python mode: call.py is the source).
+cdef class CallCounters:
+    cdef public long long ws_frames_in, ws_bytes_in, ws_frames_out, ws_bytes_out
+    cdef public long long rtp_packets_out, rtp_bytes_out, rtp_packets_in, rtp_bytes_in
+    cdef public object rtp_dropped, ignored_commands
+    cdef public long long return_queue_dropped_bytes, policed_bytes, heartbeats_sent

@@ -1,0 +1,30 @@
+# Types for the compiled data plane (Cython pure Python mode: return_path.py is the source).
+from gateway.core.call cimport CallCounters
+from gateway.core.rtp cimport JitterBuffer, ReceiveStats, RtpPacket, SourceLatch
+
+
+cdef class ReturnPath:
+    cdef double _credit, _credit_at
+    cdef object _decoder
+    cdef long _frame_bytes, _lead, _queue_cap, _stall_frames
+    cdef object _on_played_out
+    cdef bytearray _queue
+    cdef object _send_frame
+    cdef bint _waiting_for_gap, _done
+    cdef public CallCounters counters
+    cdef public JitterBuffer jitter_buffer
+    cdef public ReceiveStats receive_stats
+    cdef public SourceLatch source
+    cdef public bint paused, pending
+    cdef public long wire_bytes_per_sample
+    cpdef receive(self, RtpPacket packet, long size, double now)
+    cpdef play_out_then(self, on_played_out, double now)
+    cpdef on_tick(self, double now)
+    cpdef set_paused(self, bint paused, double now)
+    cpdef clear(self)
+    cpdef stop(self)
+    cdef _play_now(self, bytes payload, double now)
+    cdef _play_out(self, double now, bint flush=*)
+    cdef _trim_queue(self)
+    cdef _accrue_credit(self, double now, long extra_frames)
+    cdef _send_due(self, double now)

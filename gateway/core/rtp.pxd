@@ -1,0 +1,55 @@
+# Types for the compiled data plane (Cython pure Python mode: rtp.py is the source).
+
+cpdef long seq_distance(long a, long b)
+cpdef long long _ts_distance(long long a, long long b)
+
+
+cdef class RtpPacket:
+    cdef public int payload_type
+    cdef public bint marker
+    cdef public long sequence
+    cdef public long long timestamp, ssrc
+    cdef public bytes payload
+
+
+cpdef RtpPacket parse_rtp(data)
+
+
+cdef class RtpPacketizer:
+    cdef int _second_byte
+    cdef long _sequence
+    cdef long long _timestamp
+    cdef public long long ssrc, last_timestamp, packet_count, octet_count
+    cpdef bytes pack(self, payload, long samples)
+
+
+cdef class SourceLatch:
+    cdef public long long ssrc
+    cdef long long _candidate
+    cdef long _candidate_seq, _in_sequence
+    cpdef bint accept(self, long long ssrc, long sequence)
+
+
+cdef class ReceiveStats:
+    cdef long _clock_rate, _base_seq, _max_seq, _bad_seq
+    cdef long long _cycles, _ssrc, _last_timestamp
+    cdef double _jitter, _last_arrival
+    cdef object _seen
+    cdef public long long duplicates, reordered, received
+    cdef _start(self, long long ssrc, long seq)
+    cdef _init_seq(self, long seq)
+    cpdef update(self, RtpPacket packet, double arrival)
+
+
+cdef class JitterBuffer:
+    cdef public double max_wait
+    cdef public long capacity
+    cdef long long _max_gap, _ssrc, _expected_timestamp
+    cdef long _next_seq
+    cdef dict _packets
+    cdef public long long late, duplicates, lost_packets, resets
+    cpdef push(self, RtpPacket packet, long samples, double now)
+    cpdef bint take_in_order(self, RtpPacket packet, long samples)
+    cdef _rebase(self, RtpPacket packet)
+    cdef long _first_buffered(self)
+    cpdef list pop(self, double now)

@@ -1,0 +1,1 @@
+"""Benchmarks: the gateway against a naive bridge in the same run, call-setup churn, the per-frame cost."""

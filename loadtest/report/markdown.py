@@ -1,0 +1,102 @@
+"""report.md: the report for people, from report.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _value(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        value = f"{value:.3f}".rstrip("0").rstrip(".")
+    return f"{value}{unit}"
+
+
+def _latency_rows(name: str, summary: dict[str, Any] | None) -> str:
+    if not summary or not summary["count"]:
+        return f"| {name} | n/a | | | | | |\n"
+    cells = " | ".join(_value(summary[key]) for key in ("p50", "p90", "p99", "p999", "max"))
+    return f"| {name} | {cells} | {summary['count']} |\n"
+
+
+def render(report: dict[str, Any], plots: list[str], hlogs: list[str]) -> str:
+    calls, frames, scenario = report["calls"], report["frames"], report["scenario"]
+    text = f"# Load test {', '.join(report['runs'])}\n\n"
+    text += (f"{report['started_at']}, {report['wall_seconds']} s: `{scenario['url']}`, "
+             f"{scenario['calls']} long calls (ramp {scenario['ramp']}/s) + churn {scenario['churn_rate']}/s, "
+             f"rate {scenario['rate']}, {scenario['duration']} s, {report['generator']['procs']} generator "
+             f"process(es), media `{scenario['media']}`.\n\n")
+    if report["interrupted"]:
+        text += "**Interrupted**: the figures cover the run until then; calls cut short count as interrupted.\n\n"
+    text += "| calls | attempted | answered | completed | failed | interrupted | max concurrent | call-seconds |\n"
+    text += "|---|---|---|---|---|---|---|---|\n"
+    text += (f"| | {calls['attempted']} | {calls['answered']} | {calls['completed']} | {calls['failed']} | "
+             f"{calls['interrupted']} | {calls['max_concurrent']} | {calls['call_seconds']} |\n\n")
+    if calls["failed_by_reason"]:
+        text += "Failures: " + ", ".join(f"{k} {v}" for k, v in sorted(calls["failed_by_reason"].items())) + "\n\n"
+    text += "Hangups by: " + (", ".join(f"{k} {v}" for k, v in sorted(calls["hangup_by"].items())) or "none")
+    text += "\n\n| frames | sent | received | marked | lost | duplicate | reordered | cut at hangup | loss ratio |\n"
+    text += "|---|---|---|---|---|---|---|---|---|\n"
+    text += (f"| | {frames['sent']} | {frames['received']} | {frames['marked']} | {frames['lost']} | "
+             f"{frames['duplicate']} | {frames['reordered']} | {frames['cut_at_hangup']} | "
+             f"{_value(report['loss_ratio'])} ({report['loss_method']}) |\n\n")
+    text += "| latency (ms) | p50 | p90 | p99 | p99.9 | max | samples |\n|---|---|---|---|---|---|---|\n"
+    text += _latency_rows("call setup (connect → answer)", report["latency_ms"]["setup"])
+    text += _latency_rows("round trip (send → echo back)", report["latency_ms"]["round_trip"])
+    text += _latency_rows("upstream (send → RTP at media)", report["latency_ms"]["upstream"])
+    text += _latency_rows("jitter per call, round trip", report["jitter_ms"]["round_trip"])
+    text += _latency_rows("jitter per stream, upstream", report["jitter_ms"]["upstream"])
+    gateway = report["gateway"]
+    if gateway:
+        text += (f"\nGateway (pid {gateway['pid']}, {gateway['processes']} process(es)): "
+                 f"{_value(gateway['cpu_seconds'])} CPU s over {gateway['call_seconds']} call-seconds = "
+                 f"**{_value(gateway['cpu_ms_per_call_second'])} ms CPU per call-second**")
+        if gateway["steady_window_s"]:
+            start, end = gateway["steady_window_s"]
+            text += f" ({_value(gateway['cpu_ms_per_call_second_steady'])} ms in the steady state, {start}-{end} s)"
+        for kind in ("pss", "rss"):
+            text += (f"; {kind.upper()} idle {_value(_mib(gateway.get(f'{kind}_idle_bytes')), ' MiB')}, "
+                     f"at {gateway['peak_calls']} calls {_value(_mib(gateway.get(f'{kind}_peak_bytes')), ' MiB')} = "
+                     f"**{_value(_kib(gateway.get(f'{kind}_per_call_bytes')), ' KiB per call')}**")
+        text += " (PSS divides the pages forked processes share among them; RSS counts them in each).\n"
+    media = report["media"]
+    if media:
+        text += (f"\nMedia simulator `{media['kind']}`: {media['streams']} streams ({media['streams_with_cname']} "
+                 f"with CNAME, {media['streams_ended_by_bye']} ended by BYE), {media['packets']} packets, lost "
+                 f"{media['lost']}, gaps {media['gaps']}, duplicates {media['duplicates']}, reordered "
+                 f"{media['reordered']}, timestamp errors {media['timestamp_errors']}; BYE sent "
+                 f"{media['byes_sent']}.\n")
+    generator = report["generator"]
+    machine = report.get("machine")
+    if machine:
+        text += f"\nMachine: {machine['busy_cores']} of {machine['cores']} cores busy on average (everything on it).\n"
+    text += (f"\nGenerator: {generator['cpu_seconds']} CPU s; timer late p99 "
+             f"{_value(generator['tick_lag_ms']['p99'])} ms, max {_value(generator['tick_lag_ms']['max'])} ms.\n")
+    text += _thresholds(report)
+    for note in [*report["warnings"], *report["notes"]]:
+        text += f"\n> {note}\n"
+    if hlogs:
+        text += "\nHdrHistogram logs (µs): " + ", ".join(f"[{name}]({name})" for name in hlogs) + "\n"
+    for plot in plots:
+        text += f"\n![{plot}]({plot})\n"
+    return text
+
+
+def _thresholds(report: dict[str, Any]) -> str:
+    verdicts = report["thresholds"]
+    held = sum(verdict["held"] for verdict in verdicts)
+    text = f"\nThresholds: {held} of {len(verdicts)} held.\n\n| threshold | limit | value | |\n|---|---|---|---|\n"
+    for verdict in verdicts:
+        value = "not measured" if verdict["value"] is None else _value(verdict["value"])
+        text += (f"| `{verdict['name']}` | {verdict['bound']} {_value(verdict['limit'])} | {value} | "
+                 f"{'held' if verdict['held'] else '**failed**'} |\n")
+    return text
+
+
+def _mib(value: int | None) -> float | None:
+    return None if value is None else round(value / 2**20, 1)
+
+
+def _kib(value: int | None) -> float | None:
+    return None if value is None else round(value / 1024, 1)

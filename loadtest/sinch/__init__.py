@@ -1,0 +1,1 @@
+"""The Sinch simulator: load generator processes, each driving many simulated calls over websockets."""
