@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from gateway.control import ice
 from gateway.core import signing
@@ -32,8 +32,7 @@ MAX_BODY = 64 * 1024
 _encode = msgspec.json.Encoder().encode
 
 
-def build_callback_app(config: Config, replay: ReplayStore,
-                       middlewares: tuple[Any, ...] = ()) -> web.Application:
+def build_callback_app(config: Config, replay: ReplayStore, middlewares: Sequence[Middleware]) -> web.Application:
     async def callback(request: web.Request) -> web.Response:
         body = await request.read()
         return respond(config, replay, request.method, request.path, request.headers, body, time.time())
