@@ -21,6 +21,7 @@ COMPILED_MODULES = [
     "gateway/core/session.py",
     "gateway/dataplane/telemetry.py",
     "gateway/dataplane/media.py",
+    "gateway/dataplane/datagrams.py",
 ]
 
 

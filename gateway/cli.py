@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,35 +15,39 @@ from gateway.control.callouts import CalloutClient, CalloutError
 from gateway.process.supervisor import Supervisor
 from gateway.shared import logs
 from gateway.shared.build import data_plane, package_version
-from gateway.shared.config import SECRET_KEYS, Config, ConfigError, config_keys, load_config
+from gateway.shared.config import EMBEDDED_ECHO_ROUTE, SECRET_KEYS, Config, ConfigError, config_keys, load_config
+from gateway.shared.config_reference import reference
+from gateway.shared.config_warnings import config_warnings
 from gateway.shared.exit_codes import EXIT_CONFIG_ERROR
 from gateway.shared.host_limits import read_host_limits
+from gateway.shared.logs import log_event
 
 MASK = "***"
+log = logging.getLogger("gateway.cli")
+CONFIG_EPILOG = ("Every key is also an environment variable and a key of the --config file: a flag wins over the "
+                 "environment, which wins over the file. Reference: docs/configuration.md")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="Sinch connectStream <-> RTP stream gateway")
     commands = parser.add_subparsers(dest="command", required=True)
-    _add_config_options(commands.add_parser("serve", help="run the gateway"))
+    _add_config_options(commands.add_parser("serve", help="run the gateway", epilog=CONFIG_EPILOG))
     _add_config_options(commands.add_parser(
         "check", help="validate the configuration (as serve would load it, TLS files included) and print it with "
                       "secrets masked, and the host limits that bound its capacity under `host_limits`; exit 0, "
-                      "or 2 naming the key: for deploy pipelines, before a SIGHUP"))
+                      "or 2 naming the key: for deploy pipelines, before a SIGHUP", epilog=CONFIG_EPILOG))
     _add_callout_parser(commands)
     return parser
 
 
 def _add_config_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--config", metavar="FILE", help="TOML file; GATEWAY_<KEY> env vars and flags override it")
-    command.add_argument("--route", dest="routes", action="append",
-                         metavar="NAME=rtp://HOST:PORT?codec=&rate=&ptime=",
-                         help="a downstream media service (repeatable); none = the embedded echo route")
-    defaults = {field.name: field.default for field in msgspec.structs.fields(Config)}
-    for key in config_keys():
-        if key not in ("routes", "ice_rules"):  # tables: config file (routes also --route)
-            command.add_argument("--" + key.replace("_", "-"), dest=key, metavar="VALUE",
-                                 help=f"default: {defaults[key]}")
+    for ref in reference():
+        if not ref.flag:
+            continue
+        values = ref.values or None
+        command.add_argument(ref.flag, dest=ref.key, choices=values, metavar=None if values else ref.unit,
+                             action="append" if ref.key == "routes" else "store", help=ref.help().replace("%", "%%"))
 
 
 def _add_callout_parser(commands: argparse._SubParsersAction) -> None:
@@ -73,19 +79,26 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG_ERROR
     if args.command == "callout":
         return _callout(config, args)
+    warnings = config_warnings(config, os.environ)
     if args.command == "check":
         limits = read_host_limits(config)
         build = {"version": package_version(), "data_plane": data_plane()}
-        print(json.dumps({**masked(config), "host_limits": limits.as_dict(), "build": build}, indent=1))
+        print(json.dumps({**masked(config), "warnings": [warning.as_dict() for warning in warnings],
+                          "host_limits": limits.as_dict(), "build": build}, indent=1))
+        for warning in warnings:
+            print(f"gateway: warning: {warning.message}; to fix: {warning.fix}", file=sys.stderr)
         print(f"gateway: capacity: {limits.verdict}", file=sys.stderr)
         return 0
     logs.setup(config.log_level)
+    for warning in warnings:
+        log_event(log, logging.WARNING, "config.warning", key=warning.key, message=warning.message, fix=warning.fix)
     return Supervisor(config, reload=lambda: load_config(args.config, overrides=overrides)).run()
 
 
 def masked(config: Config) -> dict[str, object]:
     """The configuration as a dict with what may hold a credential masked: the secrets, each route's static
-    token, the password and query of call_events_url, and the values of the headers ICE rules pass on."""
+    token, the password and query of call_events_url, and the values of the headers ICE rules pass on. Without
+    routes, the embedded echo route the workers add is shown in their place."""
     data = msgspec.to_builtins(config)
     for key in SECRET_KEYS:
         if data[key]:
@@ -93,6 +106,9 @@ def masked(config: Config) -> dict[str, object]:
     for route in data["routes"].values():
         if route["token"]:
             route["token"] = MASK
+    if not data["routes"]:
+        data["routes"] = {EMBEDDED_ECHO_ROUTE: "embedded: each worker's echo service sends a call's RTP back to it "
+                                               "over loopback (no route is configured)"}
     if data["call_events_url"]:
         url = urlsplit(data["call_events_url"])
         host_port = url.netloc.rpartition("@")[2]  # as written: IPv6 brackets and the port kept

@@ -61,8 +61,60 @@ def test_check_reports_the_host_limits_that_cut_the_configuration(capsys):
     assert limits["rtp_ports"] == {"range": "20000-20009", "pairs": 5, "max_calls_x_workers": 200}
     assert {warning["limit"] for warning in limits["warnings"]} >= {"udp_receive_buffer", "rtp_ports"}
     assert set(limits) >= {"open_files", "listen_backlog", "udp_send_buffer", "capacity", "verdict"}
-    assert captured.err == f"gateway: capacity: {limits['verdict']}\n"
+    assert captured.err.splitlines()[-1] == f"gateway: capacity: {limits['verdict']}"
     assert "bound by RTP ports" in limits["verdict"]
+
+
+def test_check_shows_the_embedded_echo_route_when_no_route_is_configured(capsys):
+    assert main(["check"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["routes"]) == ["echo"]
+    assert main(["check", "--route", "asr=rtp://10.0.0.5:5004"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["routes"]) == ["asr"]
+
+
+def test_check_prints_what_the_configuration_will_not_do(monkeypatch, capsys):
+    """Issue 14.7: SVAML pointing Sinch at loopback and callbacks taken unverified are told, with the fix;
+    a GATEWAY_* variable the gateway does not read is named, with the one it may be a typo of."""
+    monkeypatch.setenv("GATEWAY_CONECT_TIMEOUT", "3")
+    assert main(["check"]) == 0
+    captured = capsys.readouterr()
+    warnings = {warning["key"]: warning for warning in json.loads(captured.out)["warnings"]}
+    assert set(warnings) == {"GATEWAY_CONECT_TIMEOUT", "public_url", "sinch_application_secret"}
+    assert warnings["GATEWAY_CONECT_TIMEOUT"]["fix"] == "did you mean GATEWAY_CONNECT_TIMEOUT?"
+    assert "ws://127.0.0.1:8080" in warnings["public_url"]["message"]
+    errors = captured.err.splitlines()
+    assert len(errors) == 4 and errors[-1].startswith("gateway: capacity:")
+    assert all(line.startswith("gateway: warning: ") and "; to fix: " in line for line in errors[:3])
+
+    monkeypatch.delenv("GATEWAY_CONECT_TIMEOUT")
+    monkeypatch.setenv("SINCH_APPLICATION_SECRET", SECRET)
+    assert main(["check", "--public-url", "wss://gateway.example.com"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == []
+
+
+def test_serve_help_gives_each_flag_its_unit_values_environment_and_meaning(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert ("--connect-timeout SECONDS time a new websocket has to send its connect command (close 1008) "
+            "[env GATEWAY_CONNECT_TIMEOUT; default: 5]") in text
+    assert "--log-level {debug,info,warning,error}" in text
+    assert "--verify-callbacks {true,false,1,0}" in text
+    assert "--default-rate {8000,16000,24000,44100,48000,96000}" in text
+    assert "env SINCH_APPLICATION_SECRET or GATEWAY_SINCH_APPLICATION_SECRET (or SINCH_APPLICATION_SECRET_FILE" in text
+    assert "--route NAME=rtp://HOST:PORT?OPTIONS" in text and "--ice-rules" not in text
+
+
+@pytest.mark.parametrize(("flag", "value", "accepted"), [
+    ("--log-level", "verbose", "'debug', 'info', 'warning', 'error'"),
+    ("--verify-callbacks", "yes", "'true', 'false', '1', '0'"),
+    ("--accept", "fast", "'shared', 'reuseport'"),
+])
+def test_a_flag_with_few_values_lists_them_when_refused(capsys, flag, value, accepted):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", flag, value])
+    assert exit_info.value.code == 2
+    assert f"invalid choice: '{value}' (choose from {accepted})" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("args", "env", "toml", "message"), [

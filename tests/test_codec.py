@@ -11,6 +11,7 @@ from gateway.core.codec import (
     UpstreamEncoder,
     alaw_decode,
     alaw_encode,
+    swap16,
     ulaw_decode,
     ulaw_encode,
 )
@@ -348,3 +349,12 @@ def test_conceal_without_resampling_is_the_faded_packet():
     decoder.decode(packet.astype(">i2").tobytes())
     gap = np.frombuffer(decoder.conceal(200), "<i2")
     np.testing.assert_array_equal(gap, np.concatenate([faded(packet), np.zeros(40, np.int16)]))
+
+
+def test_swap16_swaps_every_sample_and_leaves_an_odd_byte_out():
+    """The L16 byte swap the compiled plane does in C and the Python plane with array (same function)."""
+    data = bytes(range(256)) * 8 + b"\x7f"
+    expected = np.frombuffer(data[:-1], "<i2").astype(">i2").tobytes()
+    for kind in (bytes, bytearray, memoryview):
+        assert swap16(kind(data)) == expected
+    assert swap16(b"") == b""

@@ -3,7 +3,17 @@ import sys
 
 import pytest
 
-from gateway.shared.config import ConfigError, Route, load_config, parse_route
+from gateway.shared.config import (
+    KEY_DOCS,
+    ConfigError,
+    Route,
+    closest,
+    config_keys,
+    env_names,
+    load_config,
+    parse_route,
+    unknown_env,
+)
 
 
 def test_defaults_need_nothing():
@@ -97,8 +107,40 @@ def test_a_token_key_needs_signed_callbacks():
 def test_unknown_key_in_file(tmp_path):
     path = tmp_path / "gateway.toml"
     path.write_text("conect_timeout = 3\n")
-    with pytest.raises(ConfigError, match="conect_timeout: unknown key"):
+    with pytest.raises(ConfigError, match=r"conect_timeout: unknown key; did you mean connect_timeout\?"):
         load_config(str(path), env={})
+    path.write_text('[[ice_rules]]\nroute = "echo"\nmatch = { too = "46*" }\n')
+    with pytest.raises(ConfigError, match=r"^ice_rules\[0\].match: .*unknown field `too`; did you mean to\?"):
+        load_config(str(path), env={})
+    path.write_text('[[ice_rules]]\nrout = "echo"\n')
+    with pytest.raises(ConfigError, match=r"unknown field `rout`; did you mean route\?"):
+        load_config(str(path), env={})
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"GATEWAY_LOG_LEVEL": "verbose"},
+     "log_level: Invalid enum value 'verbose' (accepted: debug, info, warning, error)"),
+    ({"GATEWAY_ACCEPT": "SHARED"}, "accept: Invalid enum value 'SHARED' (accepted: shared, reuseport)"),
+    ({"GATEWAY_VERIFY_CALLBACKS": "yes"},
+     "verify_callbacks: Expected `bool`, got `str` (accepted: true, false, 1, 0)"),
+])
+def test_enum_and_bool_errors_list_the_accepted_values(env, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(env=env)
+    assert str(info.value) == message
+
+
+def test_unknown_gateway_variables_are_found():
+    env = {"GATEWAY_CONECT_TIMEOUT": "3", "GATEWAY_NO_EXTENSIONS": "1", "GATEWAY_TOKEN_KEY_FILE": "/run/key",
+           "GATEWAY_LISTEN": "127.0.0.1:9000", "SINCH_APPLICATION_KEY": "k", "HOME": "/root"}
+    assert unknown_env(env) == ["GATEWAY_CONECT_TIMEOUT"]
+    assert closest("GATEWAY_CONECT_TIMEOUT", env_names()) == "GATEWAY_CONNECT_TIMEOUT"
+
+
+def test_every_key_is_described_once():
+    """--help and docs/configuration.md are made from KEY_DOCS: a new key needs its unit and meaning there."""
+    assert list(KEY_DOCS) == list(config_keys())
+    assert all(doc.unit and doc.meaning for doc in KEY_DOCS.values())
 
 
 def test_cli_exits_2_naming_the_key():

@@ -15,8 +15,12 @@ import array
 import functools
 import math
 
+import cython
 import numpy as np
 import numpy.typing as npt
+
+if cython.compiled:  # C-level names for the compiled data plane; the Python one never reaches them
+    from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
 
 CODECS = ("L16", "PCMU", "PCMA")
 
@@ -198,6 +202,28 @@ class StreamResampler:
         return out.astype(np.int16)
 
 
+# --- Byte order ------------------------------------------------------------------------------------------
+
+
+def swap16(data: bytes | bytearray | memoryview) -> bytes:
+    """16-bit samples in the other byte order (Sinch's PCM is little-endian, L16 on the wire big-endian);
+    an odd trailing byte is left out. Compiled, a C loop; as Python, array's byteswap."""
+    size = len(data) & ~1
+    if cython.compiled:
+        out = PyBytes_FromStringAndSize(cython.NULL, size)
+        if size:
+            dst = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
+            src = cython.address(data[0])
+            for index in range(0, size, 2):
+                dst[index] = src[index + 1]
+                dst[index + 1] = src[index]
+        return out
+    swapped = array.array("H")
+    swapped.frombytes(data[:size])
+    swapped.byteswap()
+    return swapped.tobytes()
+
+
 # --- Stream codecs ---------------------------------------------------------------------------------
 def _check_codec(codec: str) -> None:
     if codec not in CODECS:
@@ -222,11 +248,7 @@ class UpstreamEncoder:
         """Encode the next chunk (even length).  Resampler state carries across calls, so the
         concatenated outputs equal encoding the concatenated input."""
         if self._table is None and self._resampler is None:
-            # L16 at the call rate: only the byte order changes (network order, RFC 3551 §4.5.11).
-            swapped = array.array("H")
-            swapped.frombytes(pcm_le)
-            swapped.byteswap()
-            return swapped.tobytes()
+            return swap16(pcm_le)  # L16 at the call rate: only the byte order changes (RFC 3551 §4.5.11)
         wire = np.frombuffer(pcm_le, "<i2")
         if self._resampler is not None:
             wire = self._resampler.process(wire)
@@ -243,18 +265,20 @@ class DownstreamDecoder:
         self.bytes_per_sample: int = 2 if codec == "L16" else 1
         self._table = _DECODE_TABLES.get(codec)
         self._resampler = _resampler(wire_rate, call_rate)
-        self._last: Int16Array = np.zeros(0, np.int16)  # last decoded packet, at the wire rate
+        self._last = b""  # the last packet's payload, at the wire rate
         self._lost = 0  # wire samples concealed since that packet
 
-    def decode(self, payload: bytes | memoryview) -> bytes:
-        """Decode one RTP payload; an odd trailing byte of L16 is ignored."""
+    def decode(self, payload: bytes) -> bytes:
+        """Decode one RTP payload; an odd trailing byte of L16 is ignored. The payload is kept for conceal()."""
+        self._last, self._lost = payload, 0
+        if self._table is None and self._resampler is None:
+            return swap16(payload)  # L16 at the call rate: only the byte order changes (RFC 3551 §4.5.11)
+        return self._emit(self._samples(payload))
+
+    def _samples(self, payload: bytes) -> Int16Array:
         if self._table is None:
-            # Copy out of the (possibly reused) receive buffer: the samples are kept for conceal().
-            wire = np.frombuffer(payload, ">i2", count=len(payload) // 2).astype(np.int16)
-        else:
-            wire = self._table.take(np.frombuffer(payload, np.uint8))
-        self._last, self._lost = wire, 0
-        return self._emit(wire)
+            return np.frombuffer(payload, ">i2", count=len(payload) // 2).astype(np.int16)
+        return self._table.take(np.frombuffer(payload, np.uint8))
 
     def conceal(self, wire_samples: int) -> bytes:
         """Call audio standing in for `wire_samples` lost samples at the wire rate.
@@ -264,7 +288,7 @@ class DownstreamDecoder:
         Consecutive calls continue the same fade, and the audio runs through the decoder's resampler
         so the stream stays continuous.
         """
-        last, start = self._last, self._lost
+        last, start = self._samples(self._last), self._lost
         self._lost += wire_samples
         stop = min(start + wire_samples, len(last))
         wire = np.zeros(wire_samples, np.int16)

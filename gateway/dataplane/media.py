@@ -10,10 +10,10 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
 from typing import Protocol
 
-from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+import cython
+from picows import WSCloseCode
 
 from gateway.core.commands import Connect
 from gateway.core.session import CallSession, CloseCode
@@ -24,9 +24,14 @@ from gateway.shared import metrics
 from gateway.shared.config import Config, Route
 from gateway.shared.logs import log_event
 
+if cython.compiled:  # C-level names for the compiled data plane (media.pxd cimports picows's types)
+    from cython.cimports.cpython.bytes import PyBytes_AS_STRING
+    from cython.cimports.gateway.dataplane.libc_net import send
+else:
+    from picows import WSFrame, WSListener, WSMsgType, WSTransport
+
 log = logging.getLogger("gateway.call")
 
-MAX_DATAGRAM = 65535
 CLOSE_TIMEOUT = 2.0  # seconds to wait for the peer's close frame before dropping the connection
 MAX_CLOSE_REASON = 123  # RFC 6455 §5.5: control frame payload <= 125 bytes, 2 of them the code
 NO_STATUS_RECEIVED = 1005  # RFC 6455 §7.4.1: recorded for a close frame that carried no code, never sent
@@ -34,6 +39,13 @@ LATENCY_SAMPLE_MASK = 15  # time one audio frame in 16 from receipt to RTP send
 # What may wait in one connection's write buffer once it is past its high-water mark (64 KiB) and the peer has
 # stopped reading: commands and pongs go there (audio waits in the session's capped return queue instead).
 MAX_OUTPUT_BYTES = 256 * 1024
+
+
+class DatagramSink(Protocol):
+    """Where a call registers its sockets to have its datagrams read (gateway.dataplane.datagrams)."""
+
+    def add(self, sock: socket.socket, call: CallAdapter, rtcp: bool) -> None: ...
+    def remove(self, sock: socket.socket) -> None: ...
 
 
 class CallHost(Protocol):
@@ -44,6 +56,7 @@ class CallHost(Protocol):
     unix_offset: float  # unix time = loop time + unix_offset
     latency_samples: list[float]
     call_events: CallEvents | None
+    datagrams: DatagramSink
 
     def admit(self) -> bool: ...
     def call_started(self, call: CallAdapter) -> None: ...
@@ -84,8 +97,8 @@ class CallAdapter(WSListener):
             self.worker.config, self.route, self, loop.time(), self.url_rate, self.worker.unix_offset,
             self.expected_call_id,
         )
-        loop.add_reader(self.rtp.fileno(), self._read_datagrams, self.rtp, self.session.on_rtp)
-        loop.add_reader(self.rtcp.fileno(), self._read_datagrams, self.rtcp, self.session.on_rtcp)
+        self.worker.datagrams.add(self.rtp, self, False)
+        self.worker.datagrams.add(self.rtcp, self, True)
         self.worker.call_started(self)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
@@ -93,11 +106,11 @@ class CallAdapter(WSListener):
         now = self.worker.loop.time()
         try:
             msg_type = frame.msg_type
-            if transport.is_close_frame_sent and msg_type is not WSMsgType.CLOSE:
+            if transport.is_close_frame_sent and msg_type != WSMsgType.CLOSE:
                 return  # closing: picows may still deliver the frame it refused (e.g. over max_frame_bytes)
             if frame.rsv1 or frame.rsv2 or frame.rsv3:  # RFC 6455 §5.2: no extension was negotiated
                 session.shutdown(CloseCode.PROTOCOL_ERROR, "reserved bits set", now)
-            elif msg_type is WSMsgType.BINARY and frame.fin and self._fragments is None:
+            elif msg_type == WSMsgType.BINARY and frame.fin and self._fragments is None:
                 self._audio_frames += 1
                 if self._audio_frames & LATENCY_SAMPLE_MASK:
                     session.on_audio(frame.get_payload_as_memoryview(), now)
@@ -105,14 +118,14 @@ class CallAdapter(WSListener):
                     started = time.perf_counter()
                     session.on_audio(frame.get_payload_as_memoryview(), now)
                     self.worker.latency_samples.append(time.perf_counter() - started)
-            elif msg_type is WSMsgType.TEXT and frame.fin and self._fragments is None:
+            elif msg_type == WSMsgType.TEXT and frame.fin and self._fragments is None:
                 session.on_text(frame.get_payload_as_bytes(), now)
-            elif msg_type is WSMsgType.PING:
+            elif msg_type == WSMsgType.PING:
                 transport.send_pong(frame.get_payload_as_bytes())  # RFC 6455 §5.5.2
                 self._check_output(now)
-            elif msg_type is WSMsgType.CLOSE:
+            elif msg_type == WSMsgType.CLOSE:
                 self._on_close_frame(frame, now)
-            elif msg_type is not WSMsgType.PONG:
+            elif msg_type != WSMsgType.PONG:
                 self._on_fragment(frame, now)
         except Exception:
             self._fail("websocket_frame", now)
@@ -178,15 +191,11 @@ class CallAdapter(WSListener):
         self.transport.send(WSMsgType.BINARY, pcm)
 
     def send_rtp(self, packet: bytes) -> None:
-        try:
-            self.rtp.send(packet)
-        except OSError:
+        if not _sent(self.rtp, packet):
             self.session.counters.rtp_dropped["send_error"] += 1  # ICMP unreachable, buffer full: UDP loses
 
     def send_rtcp(self, packet: bytes) -> None:
-        try:
-            self.rtcp.send(packet)
-        except OSError:
+        if not _sent(self.rtcp, packet):
             self.session.counters.rtp_dropped["rtcp_send_error"] += 1
 
     def admit(self) -> bool:
@@ -229,22 +238,19 @@ class CallAdapter(WSListener):
 
     # ---- internals -------------------------------------------------------------------------------------
 
-    def _read_datagrams(self, sock: socket.socket, handler: Callable[[bytes, float], None]) -> None:
-        """One datagram per wakeup: the loop's poll is level-triggered and calls again while more are queued,
-        which spares the recvfrom that would end every drain loop with EAGAIN (one syscall per packet)."""
-        now = self.worker.loop.time()
+    def on_datagram(self, data: bytes, rtcp: bool, now: float) -> None:
+        """One datagram from the route (the sockets are connected to it), read by the worker's DatagramReader."""
         try:
-            data = sock.recv(MAX_DATAGRAM)
-        except OSError:
-            return  # EAGAIN after a spurious wakeup, or ECONNREFUSED from an earlier ICMP error
-        try:
-            handler(data, now)
+            if rtcp:
+                self.session.on_rtcp(data, now)
+            else:
+                self.session.on_rtp(data, now)
         except Exception:
             self._fail("datagram", now)
 
     def _on_fragment(self, frame: WSFrame, now: float) -> None:
         """Reassemble a fragmented message (RFC 6455 §5.4), bounded by max_frame_bytes."""
-        if frame.msg_type is not WSMsgType.CONTINUATION:
+        if frame.msg_type != WSMsgType.CONTINUATION:
             if self._fragments is not None:  # RFC 6455 §5.4: only control frames may come between fragments
                 self.session.shutdown(CloseCode.PROTOCOL_ERROR, "a new message inside a fragmented one", now)
                 return
@@ -260,7 +266,7 @@ class CallAdapter(WSListener):
             return
         if frame.fin:
             message, self._fragments = bytes(self._fragments), None
-            if self._fragments_type is WSMsgType.TEXT:
+            if self._fragments_type == WSMsgType.TEXT:
                 self.session.on_text(message, now)
             else:
                 self.session.on_audio(message, now)
@@ -298,9 +304,8 @@ class CallAdapter(WSListener):
 
     def _release(self) -> None:
         """The call is over: its sockets and its place in the worker are given back whatever reporting does."""
-        loop = self.worker.loop
         for sock in (self.rtp, self.rtcp):
-            loop.remove_reader(sock.fileno())
+            self.worker.datagrams.remove(sock)
             sock.close()
         try:
             self.telemetry.ended(self.session)
@@ -308,6 +313,18 @@ class CallAdapter(WSListener):
             self._count_error("call_end")
         finally:
             self.worker.call_ended(self, self.session.outcome == "answer")
+
+
+def _sent(sock: socket.socket, packet: bytes) -> bool:
+    """One datagram on a connected socket; False when the kernel refused it. Compiled, the system call itself,
+    with no Python call or exception in between."""
+    if cython.compiled:
+        return send(sock.fileno(), PyBytes_AS_STRING(packet), len(packet), 0) >= 0
+    try:
+        sock.send(packet)
+    except OSError:
+        return False
+    return True
 
 
 def _valid_close_code(code: int) -> bool:

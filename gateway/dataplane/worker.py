@@ -37,6 +37,7 @@ from gateway.core.request_target import TargetError, parse_origin_form
 from gateway.core.session import CloseCode
 from gateway.core.tokens import Claims, TokenError
 from gateway.dataplane.call_events import CallEvents
+from gateway.dataplane.datagrams import DatagramReader
 from gateway.dataplane.echo import EchoService
 from gateway.dataplane.listener import OUT_OF_DESCRIPTORS, PausableListener
 from gateway.dataplane.media import CallAdapter
@@ -106,6 +107,7 @@ class Worker:
             port = await self._echo.start()
             self.routes[EMBEDDED_ECHO_ROUTE] = Route(name=EMBEDDED_ECHO_ROUTE, host="127.0.0.1", port=port)
         metrics.create_worker_series(list(self.routes))
+        self.datagrams = DatagramReader(loop)
         loop.add_signal_handler(signal.SIGTERM, self._terminate)
         loop.add_signal_handler(signal.SIGUSR1, self.drain, False)
         loop.add_signal_handler(signal.SIGINT, self.stop_now)
@@ -135,6 +137,7 @@ class Worker:
         self._housekeeping()
         await self._done.wait()
         self._flush_metrics()
+        self.datagrams.close()
         if self._echo:
             self._echo.close()
         if self.call_events:

@@ -105,9 +105,9 @@ class Supervisor:
         try:
             self._bind()
         except OSError as exc:
-            log_event(log, logging.ERROR, "supervisor.bind_failed", error=str(exc), listen=self.config.listen,
+            log_event(log, logging.ERROR, "supervisor.bind_failed", error=exc.strerror, listen=self.config.listen,
                       metrics_listen=self.config.metrics_listen, callback_listen=self.config.callback_listen)
-            print(f"gateway: cannot listen: {exc}", file=sys.stderr)
+            print(f"gateway: cannot listen: {exc.strerror}", file=sys.stderr)
             return EXIT_BOOT_FAILURE
         from gateway.shared import metrics  # after PROMETHEUS_MULTIPROC_DIR is set
 
@@ -153,15 +153,15 @@ class Supervisor:
     def _bind(self) -> None:
         host, port = self.config.listen_address
         if self.config.accept == "shared":
-            self.listeners = [_listen_socket(host, port, reuse_port=False)]
+            self.listeners = [_listen_socket("listen", host, port, reuse_port=False)]
         else:
-            first = _listen_socket(host, port, reuse_port=True)
+            first = _listen_socket("listen", host, port, reuse_port=True)
             port = first.getsockname()[1]  # an ephemeral port (0) must be the same for every seat
             self.listeners = [first] + [
-                _listen_socket(host, port, reuse_port=True) for _ in range(self.target_workers - 1)
+                _listen_socket("listen", host, port, reuse_port=True) for _ in range(self.target_workers - 1)
             ]
-        self.metrics_socket = _listen_socket(*self.config.metrics_address, reuse_port=False)
-        self.callback_socket = _listen_socket(*self.config.callback_address, reuse_port=False)
+        self.metrics_socket = _listen_socket("metrics_listen", *self.config.metrics_address, reuse_port=False)
+        self.callback_socket = _listen_socket("callback_listen", *self.config.callback_address, reuse_port=False)
 
     def _install_signals(self) -> None:
         os.set_blocking(self._wakeup_w, False)
@@ -494,14 +494,20 @@ class Supervisor:
             self.metrics.WORKERS.set(sum(1 for c in self.children.values() if c.kind == "worker"))
 
 
-def _listen_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+def _listen_socket(key: str, host: str, port: int, reuse_port: bool) -> socket.socket:
+    """A listening socket for the config key `key`; an OSError that names the key and address if it fails."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host or "0.0.0.0", port))
-    sock.listen(host_limits.LISTEN_BACKLOG)  # the kernel cuts it to net.core.somaxconn: checked at start
+    try:
+        sock.bind((host or "0.0.0.0", port))
+        sock.listen(host_limits.LISTEN_BACKLOG)  # the kernel cuts it to net.core.somaxconn: checked at start
+    except OSError as exc:
+        sock.close()
+        address = f"[{host}]" if ":" in host else host or "0.0.0.0"
+        raise OSError(exc.errno, f"{key} {address}:{port}: {exc.strerror}") from None
     sock.setblocking(False)
     return sock
 

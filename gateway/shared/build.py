@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 DATA_PLANE_MODULES = (
     "gateway.core.call", "gateway.core.policing", "gateway.core.rtp", "gateway.core.codec",
     "gateway.core.return_path", "gateway.core.session", "gateway.dataplane.telemetry", "gateway.dataplane.media",
+    "gateway.dataplane.datagrams",
 )
 
 

@@ -7,12 +7,14 @@ Every value is validated by msgspec against the annotations below, so an error n
 from __future__ import annotations
 
 import base64
+import difflib
 import functools
 import ipaddress
 import os
+import re
 import tomllib
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal, NamedTuple, get_args, get_origin, get_type_hints
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -31,6 +33,9 @@ SECRET_KEYS = CREDENTIAL_KEYS[1:]
 # Credentials keep the names Sinch's own tools use.
 ENV_ALIASES = {"SINCH_APPLICATION_KEY": "sinch_application_key", "SINCH_APPLICATION_SECRET": "sinch_application_secret"}
 EMBEDDED_ECHO_ROUTE = "echo"
+# GATEWAY_* variables that are not config keys: read by gateway/__init__.py before anything else is imported.
+OTHER_ENV = ("GATEWAY_NO_EXTENSIONS",)
+BOOL_VALUES = ("true", "false", "1", "0")  # what msgspec takes for a bool from a string (any case)
 
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
 PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
@@ -325,8 +330,7 @@ def load_config(
     """Merge defaults < TOML file < GATEWAY_* environment < command-line overrides, then validate."""
     merged: dict[str, Any] = read_toml(path, "config file") if path else {}
     environ = os.environ if env is None else env
-    names = {ENV_PREFIX + key.upper(): key for key in config_keys()} | ENV_ALIASES
-    for name, key in names.items():
+    for name, key in env_names().items():
         if key not in CREDENTIAL_KEYS and name + FILE_SUFFIX in environ:
             # e.g. GATEWAY_TLS_KEY_FILE: reading a key file's contents in as a path would also print them
             raise ConfigError(f"{name}{FILE_SUFFIX}: only credentials are read from files "
@@ -336,7 +340,9 @@ def load_config(
     merged.update({key: value for key, value in (overrides or {}).items() if value is not None})
     unknown = set(merged) - set(config_keys())
     if unknown:
-        raise ConfigError(f"{sorted(unknown)[0]}: unknown key (known: {', '.join(config_keys())})")
+        key = sorted(unknown)[0]
+        raise ConfigError(f"{key}: unknown key{did_you_mean(key, config_keys())} "
+                          f"(known: {', '.join(config_keys())})")
     for key, value in merged.items():
         _refuse_undecodable(key, value)
     if "routes" in merged:
@@ -345,7 +351,7 @@ def load_config(
         config = msgspec.convert(merged, Config, strict=False)
         server_context(config.tls_cert, config.tls_key)  # a certificate that cannot serve fails here, not later
     except (msgspec.ValidationError, TlsError) as exc:
-        raise ConfigError(name_the_key(exc)) from None
+        raise ConfigError(with_hint(name_the_key(exc))) from None
     return config
 
 
@@ -402,3 +408,140 @@ def name_the_key(exc: Exception) -> str:
     if not sep:
         return str(exc)
     return f"{where.rstrip('`')}: {text}"
+
+
+# The TOML tables of the config, by the name of the key that holds them (for a hint on an unknown field).
+TABLES: dict[str, type[msgspec.Struct]] = {"ice_rules": IceRule, "match": IceMatch}
+
+
+def env_names() -> dict[str, str]:
+    """{environment variable: config key}: GATEWAY_<KEY> for every key, and Sinch's own names for credentials."""
+    return {ENV_PREFIX + key.upper(): key for key in config_keys()} | ENV_ALIASES
+
+
+def unknown_env(environ: Mapping[str, str]) -> list[str]:
+    """The GATEWAY_* variables the gateway does not read (a typo is otherwise ignored without a word)."""
+    known = set(env_names()) | {ENV_PREFIX + key.upper() + FILE_SUFFIX for key in CREDENTIAL_KEYS} | set(OTHER_ENV)
+    return sorted(name for name in environ if name.startswith(ENV_PREFIX) and name not in known)
+
+
+def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate `word` is most likely a typo of (difflib), if any is close."""
+    return next(iter(difflib.get_close_matches(word, list(candidates), n=1)), None)
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    close = closest(word, candidates)
+    return f"; did you mean {close}?" if close else ""
+
+
+def accepted_values(key: str) -> tuple[str, ...]:
+    """The values a key takes when it is one of a few (an enum, a bool, a sample rate); () for any other."""
+    return typed_values(key) or tuple(str(value) for value in KEY_DOCS[key].choices)
+
+
+def typed_values(key: str) -> tuple[str, ...]:
+    """The values a key's type allows when it is an enum (Literal) or a bool; () for any other type."""
+    kind = get_type_hints(Config)[key]
+    if get_origin(kind) is Literal:
+        return tuple(get_args(kind))
+    return BOOL_VALUES if kind is bool else ()
+
+
+def with_hint(message: str) -> str:
+    """A validation error followed by a hint: the values a key accepts when they are few (`log_level: Invalid enum
+    value 'verbose' (accepted: debug, ...)`), or the field an unknown one of an ICE rule may be a typo of."""
+    where = message.partition(":")[0]
+    unknown = re.search(r"unknown field `([^`]*)`", message)
+    if unknown:  # ice_rules[0].match: Object contains unknown field `too`
+        struct = TABLES.get(re.sub(r"\[\d+\]", "", where).rpartition(".")[2])
+        return message + did_you_mean(unknown[1], struct.__struct_fields__) if struct else message
+    values = typed_values(where) if where in KEY_DOCS else ()  # the rest say their values in their own errors
+    return f"{message} (accepted: {', '.join(values)})" if values else message
+
+
+class KeyDoc(NamedTuple):
+    """A key's unit (the metavar of its flag) and meaning, for `gateway serve --help` and
+    docs/configuration.md, both generated from KEY_DOCS; choices when it takes only a few values."""
+
+    unit: str
+    meaning: str
+    choices: tuple[object, ...] = ()
+
+
+KEY_DOCS: dict[str, KeyDoc] = {
+    "listen": KeyDoc("HOST:PORT", "the websocket listener, where Sinch's connectStream connects"),
+    "routes": KeyDoc("NAME=rtp://HOST:PORT?OPTIONS",
+                     "the downstream media services, by name (repeatable); none = the embedded echo route"),
+    "default_rate": KeyDoc("HZ", "the call's sample rate when neither the connect command nor the stream URL says",
+                           SINCH_RATES),
+    "rtp_host": KeyDoc("IP", "local IP address the per-call RTP sockets bind to (the family of the routes: :: for "
+                             "IPv6)"),
+    "rtp_ports": KeyDoc("LOW-HIGH", "range of the per-call UDP ports: RTP on an even port, RTCP on the next "
+                                    "(RFC 3550 §11)"),
+    "udp_rcvbuf_bytes": KeyDoc("BYTES", "SO_RCVBUF of each RTP socket (the kernel drops silently past it; "
+                                        "net.core.rmem_max caps it)"),
+    "mtu_budget": KeyDoc("BYTES", "largest RTP payload (160-65000); the packet duration is chosen to fit"),
+    "max_frame_bytes": KeyDoc("BYTES", "largest websocket message accepted, reassembled fragments included "
+                                       "(close 1009 past it)"),
+    "connect_timeout": KeyDoc("SECONDS", "time a new websocket has to send its connect command (close 1008)"),
+    "heartbeat_interval": KeyDoc("SECONDS", "time without audio to Sinch before a heartbeat command is sent (Sinch "
+                                            "gives up after 60 s)"),
+    "max_call_duration": KeyDoc("SECONDS", "then the call is closed with 1000; 0 = unlimited"),
+    "audio_speed_limit": KeyDoc("TIMES", "times real time a call may send audio; faster is dropped; 0 = off, else "
+                                         "at least 1"),
+    "audio_burst_seconds": KeyDoc("SECONDS", "audio a call may send ahead of that pace (catching up after a "
+                                             "network stall)"),
+    "jitter_max_wait": KeyDoc("SECONDS", "time the return path waits for a missing RTP packet before concealing it"),
+    "return_queue_seconds": KeyDoc("SECONDS", "audio waiting to be paced back to Sinch, at most; the oldest is "
+                                              "dropped past it"),
+    "pacing_lead_frames": KeyDoc("FRAMES", "20 ms frames the return path may run ahead of real time (1-50)"),
+    "rtcp_interval": KeyDoc("SECONDS", "time between RTCP sender reports (RFC 3550 §6.2)"),
+    "tick_interval": KeyDoc("SECONDS", "the worker's timer for pacing, heartbeats and deadlines (0.005-0.02)"),
+    "log_level": KeyDoc("LEVEL", "the least severe log lines written"),
+    "call_events_url": KeyDoc("URL", "an http(s):// URL that gets a JSON POST when each call starts and ends; "
+                                     "empty = off"),
+    "call_events_timeout": KeyDoc("SECONDS", "time each call-event POST may take"),
+    "workers": KeyDoc("N", "worker processes (at most 128); 0 = one per CPU"),
+    "accept": KeyDoc("MODE", "shared: one accept queue for all workers; reuseport: one SO_REUSEPORT socket per "
+                             "worker seat"),
+    "metrics_listen": KeyDoc("HOST:PORT", "the control process's /metrics, /healthz and /readyz (keep it internal)"),
+    "drain_timeout": KeyDoc("SECONDS", "on SIGTERM and SIGHUP, how long calls in progress may go on before they "
+                                       "are closed with 1001"),
+    "worker_timeout": KeyDoc("SECONDS", "a worker whose event loop has sent no heartbeat for this long is killed "
+                                        "and replaced"),
+    "max_calls": KeyDoc("CALLS", "calls per worker; a connect over it is answered busy; 0 = no cap"),
+    "max_cpu_percent": KeyDoc("PERCENT", "answer busy while a worker used more CPU than this over the last second "
+                                         "(0-100); 0 = off"),
+    "callback_listen": KeyDoc("HOST:PORT", "Sinch's callbacks, POST /sinch/callback (faces Sinch; keep "
+                                           "metrics_listen internal)"),
+    "tls_cert": KeyDoc("FILE", "PEM certificate chain: the gateway terminates TLS, listen speaks wss:// and "
+                               "callback_listen https:// (metrics_listen stays plain); read again on SIGHUP"),
+    "tls_key": KeyDoc("FILE", "PEM private key of tls_cert"),
+    "public_url": KeyDoc("URL", "wss://HOST[:PORT] (or ws://) the stream endpoints in SVAML start with: set it "
+                                "whenever Sinch's callbacks reach this gateway; empty = ws:// (wss:// with "
+                                "tls_cert) + listen (127.0.0.1 for a wildcard address)"),
+    "sinch_application_key": KeyDoc("KEY", "the Sinch application's key"),
+    "sinch_application_secret": KeyDoc("SECRET", "the Sinch application's secret, base64 as Sinch issues it; "
+                                                 "turns on callback verification"),
+    "sinch_api_base": KeyDoc("URL", "Sinch's Voice API, for gateway callout"),
+    "verify_callbacks": KeyDoc("BOOL", "check callback signatures whenever a secret is configured"),
+    "callback_max_skew": KeyDoc("SECONDS", "how far a callback's x-timestamp may be off; a signed callback is "
+                                           "accepted once within it"),
+    "callback_keepalive_timeout": KeyDoc("SECONDS", "time a connection on callback_listen may wait for a request "
+                                                    "(new, or after an answer); behind a load balancer that pools "
+                                                    "connections, longer than its idle timeout"),
+    "callback_max_connections": KeyDoc("N", "open connections on callback_listen; past it the one that has waited "
+                                            "longest for a request is closed"),
+    "token_key": KeyDoc("KEY", "signs stream URLs (16+ characters); when set, every stream needs a valid token; "
+                               "needs sinch_application_secret, unless verify_callbacks = false says you accept "
+                               "tokens for unsigned ICEs"),
+    "token_key_previous": KeyDoc("KEY", "a key tokens may still be signed with (never used to sign) while a "
+                                        "token_key rotation settles; only with a token_key, 16+ characters"),
+    "token_ttl": KeyDoc("SECONDS", "how long a stream token is valid, from the ICE answer to Sinch's websocket"),
+    "ice_rules": KeyDoc("TABLES", "TOML [[ice_rules]] tables: which route an ICE is connected to (first match "
+                                  "wins)"),
+    "ice_no_match": KeyDoc("ANSWER", "with rules and none matching: hangup, or connect to ice_route"),
+    "ice_route": KeyDoc("ROUTE", "what an ICE is connected to without a rule; empty = the first route (or echo)"),
+    "ice_rate": KeyDoc("HZ", "the sample rate of an ICE connected without a rule", SINCH_RATES),
+}

@@ -20,6 +20,7 @@ import websockets
 
 import gateway as gateway_package
 from tests.gateway_process import GatewayProcess, scrape, value
+from tests.ports import free_port
 from tests.sinch_client import SinchCall, sine
 
 RATE = 8000
@@ -289,17 +290,30 @@ def test_metrics_equal_what_the_test_did():
         gateway.stop()
 
 
-def test_a_taken_port_stops_with_a_clear_message():
+@pytest.mark.parametrize("taken", ["listen", "metrics_listen", "callback_listen"])
+def test_a_taken_port_stops_with_a_message_naming_the_listener(taken):
+    addresses = {key: f"127.0.0.1:{free_port()}" for key in ("listen", "metrics_listen", "callback_listen")}
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
+        squatter.bind(("127.0.0.1", int(addresses[taken].rpartition(":")[2])))
         squatter.listen()
-        port = squatter.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "gateway", "serve", "--listen", f"127.0.0.1:{port}", "--metrics-listen",
-             "127.0.0.1:0"], capture_output=True, text=True, timeout=30,
-        )
+        flags = [arg for key, address in addresses.items() for arg in ("--" + key.replace("_", "-"), address)]
+        result = subprocess.run([sys.executable, "-m", "gateway", "serve", *flags],
+                                capture_output=True, text=True, timeout=30)
     assert result.returncode == 3
-    assert "cannot listen" in result.stderr
+    assert f"gateway: cannot listen: {taken} {addresses[taken]}: Address already in use\n" in result.stderr
+
+
+def test_what_the_configuration_will_not_do_is_logged_at_start():
+    """Issue 14.7: no public_url (SVAML would send Sinch to 127.0.0.1) and no application secret (callbacks
+    taken unverified) each get a warning with the fix when the gateway starts."""
+    gateway = GatewayProcess().start()
+    try:
+        warnings = {event["key"]: event for event in gateway.events if event.get("event") == "config.warning"}
+        assert set(warnings) >= {"public_url", "sinch_application_secret"}
+        assert f"ws://127.0.0.1:{gateway.port}" in warnings["public_url"]["message"]
+        assert warnings["public_url"]["level"] == "warning" and warnings["public_url"]["fix"]
+    finally:
+        gateway.stop()
 
 
 def test_workers_do_not_outlive_the_supervisor():

@@ -33,6 +33,7 @@ from tests.grafana.dashboards import (
     variable_query,
     variables_used,
 )
+from tests.markdown import anchors
 
 # Declared in gateway/shared/metrics.py but on no dashboard yet (none now): a metric being built may wait here
 # until it lands; it then needs a panel, and the live test an event that moves it.
@@ -98,7 +99,8 @@ def test_template_variables(boards, name):
     assert len(names) == len(set(names))
     datasource = variables[0]
     assert (datasource["name"], datasource["type"], datasource["query"]) == ("datasource", "datasource", "prometheus")
-    assert "instance" in names
+    # The monitoring mixins' selectors: cluster, then job, then the instances of that job.
+    assert [name for name in names if name in ("cluster", "job", "instance")] == ["cluster", "job", "instance"]
     defined: set[str] = set()
     for variable in variables:
         if variable["type"] == "query":
@@ -124,14 +126,20 @@ def test_template_variables(boards, name):
     assert set(names) - {"datasource"} <= used, "a variable that no panel uses"
 
 
-def test_instance_and_route_variables(boards):
+def test_cluster_job_instance_and_route_variables(boards):
+    selector = 'cluster=~"$cluster", job=~"$job", instance=~"$instance"'  # multi-value: regex matchers
     for board in boards.values():
         for _, target in targets(board):
-            assert 'instance=~"$instance"' in target["expr"], target["expr"]  # multi-value: a regex matcher
+            selectors = re.findall(r"\b(?:gateway_\w+|up)\{([^}]*)\}", target["expr"])
+            assert selectors and all(found.startswith(selector) for found in selectors), target["expr"]
+        variables = {variable["name"]: variable for variable in template_variables(board)}
+        for name in ("cluster", "job"):  # All: any value, and none (a Prometheus without a cluster label)
+            assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*", name
+        assert '{cluster=~"$cluster", job=~"$job"}' in variable_query(variables["instance"])
     route_targets = [target for _, target in targets(boards["routes"])]
     assert all('route=~"$route"' in target["expr"] for target in route_targets)
     route = next(v for v in template_variables(boards["routes"]) if v["name"] == "route")
-    assert "$instance" in variable_query(route)
+    assert selector in variable_query(route)
 
 
 def test_every_dashboard_metric_is_declared_by_the_gateway(boards):
@@ -202,14 +210,27 @@ def test_promtool_unit_tests_of_the_alerts(tmp_path):
     assert "SUCCESS" in result.stdout
 
 
-def test_every_alert_is_unit_tested_and_documented():
+def test_every_alert_is_unit_tested_and_has_a_runbook():
     tested = set(re.findall(r"alertname: (\w+)", (PROMETHEUS / "alerts_test.yml").read_text()))
-    documented = (GRAFANA / "README.md").read_text()
     names = alert_names()
     assert len(names) == len(set(names)) >= 6
     for name in names:
         assert name in tested, f"{name} has no case in prometheus/alerts_test.yml"
-        assert f"`{name}`" in documented, f"{name} is not explained in grafana/README.md"
+
+
+def test_every_alert_has_a_for_duration_and_a_runbook_url_into_the_docs():
+    """Issue 14.11: a condition must hold for a while before it pages anyone, and every alert links to what to
+    do about it: its own section of docs/metrics.md."""
+    yaml = pytest.importorskip("yaml", reason="PyYAML is needed to read the alerting rules")
+    rules = [rule for group in yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
+             for rule in group["rules"]]
+    runbooks = anchors(ROOT / "docs" / "metrics.md")
+    assert [rule["alert"] for rule in rules] == alert_names()
+    for rule in rules:
+        name = rule["alert"]
+        assert re.fullmatch(r"\d+[smh]", rule.get("for", "")), f"{name} has no `for:` duration"
+        assert rule["annotations"]["runbook_url"] == f"docs/metrics.md#{name.lower()}", name
+        assert name.lower() in runbooks, f"{name}: no runbook section `### {name}` in docs/metrics.md"
 
 
 # ---- provisioning, docker compose, Dockerfile --------------------------------------------------------

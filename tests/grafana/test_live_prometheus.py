@@ -58,6 +58,7 @@ GRAFANA_INTERVALS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5
 APPLICATION_KEY = "669E367E-6BBA-48AB-AF15-266871C28135"
 APPLICATION_SECRET = "BeIukql3pTKJ8RGL5zo0DA=="
 OTHER_SECRET = "AAAAAAAAAAAAAAAAAAAAAA=="
+CLUSTER = "loopback"  # the `cluster` label the scrape adds, as a multi-cluster Prometheus would
 GATEWAY_ENV = {"SINCH_APPLICATION_KEY": APPLICATION_KEY, "SINCH_APPLICATION_SECRET": APPLICATION_SECRET,
                "GATEWAY_TOKEN_KEY": "a-stream-token-key-of-32-chars!!"}
 
@@ -72,7 +73,8 @@ class Prometheus:
         config = {  # JSON is YAML
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(PROMETHEUS / "alerts.yml")],
-            "scrape_configs": [{"job_name": "gateway", "static_configs": [{"targets": [self.instance]}]}],
+            "scrape_configs": [{"job_name": "gateway", "static_configs": [
+                {"targets": [self.instance], "labels": {"cluster": CLUSTER}}]}],
         }
         (directory / "prometheus.yml").write_text(json.dumps(config))
         self.log = directory / "prometheus.log"
@@ -272,7 +274,9 @@ def live(tmp_path_factory) -> Iterator[tuple[GatewayProcess, Prometheus]]:
 
 
 def variable_values(prometheus: Prometheus) -> dict[str, str]:
-    return {"instance": regex_value(prometheus.instance), "route": "echo", **GRAFANA_INTERVALS}
+    """What Grafana substitutes: All for cluster (its allValue), the live gateway's job and instance."""
+    return {"cluster": ".*", "job": "gateway", "instance": regex_value(prometheus.instance), "route": "echo",
+            **GRAFANA_INTERVALS}
 
 
 def test_every_panel_query_returns_data(live):
@@ -332,7 +336,8 @@ def test_template_variables_list_the_live_gateway(live):
             match = LABEL_VALUES.match(variable_query(variable))
             selector = substitute(match["selector"], variable_values(prometheus))
             found = prometheus.get(f"/api/v1/label/{match['label']}/values", **{"match[]": selector})
-            expected = {"instance": prometheus.instance, "route": "echo"}[variable["name"]]
+            expected = {"cluster": CLUSTER, "job": "gateway", "instance": prometheus.instance,
+                        "route": "echo"}[variable["name"]]
             assert expected in found, (name, variable["name"], found)
 
 
@@ -361,18 +366,19 @@ def test_alert_rules_evaluate_and_the_restart_alert_fires(live):
     assert {rule["name"] for rule in rules} >= {"GatewayDown", "GatewayWorkerRestarted", "GatewayRtpLoss"}
     for rule in rules:
         assert rule["health"] == "ok", (rule["name"], rule.get("lastError"))
-    # The restart counters are created at 0 when the gateway starts: the rule must see the first restart.
+    # The restart counters are created at 0 when the gateway starts: the rule must see the first restart (its
+    # `for` is left to the promtool unit tests: pending is enough here).
     firing = prometheus.wait_until(
         lambda: [a for a in prometheus.get("/api/v1/alerts")["alerts"]
-                 if a["labels"]["alertname"] == "GatewayWorkerRestarted" and a["state"] == "firing"],
-        "GatewayWorkerRestarted firing",
+                 if a["labels"]["alertname"] == "GatewayWorkerRestarted" and a["state"] in ("pending", "firing")],
+        "GatewayWorkerRestarted pending",
     )
     assert [alert["labels"]["reason"] for alert in firing] == ["killed"]
     assert firing[0]["labels"]["instance"] == prometheus.instance
     # A few refused callbacks and stream tokens are not a probe: their alerts stay quiet.
-    quiet = {"GatewayDown", "GatewayNoWorker", "GatewayRtpLoss", "GatewayKernelUdpDrops", "GatewayDrainStuck",
-             "GatewayCallbackAuthFailures", "GatewayStreamAuthFailures", "GatewayOutOfDescriptors",
-             "GatewayRtpPortsLow"}
+    quiet = {"GatewayDown", "GatewayAbsent", "GatewayNoWorker", "GatewayRtpLoss", "GatewayKernelUdpDrops",
+             "GatewayDrainStuck", "GatewayCallbackAuthFailures", "GatewayStreamAuthFailures",
+             "GatewayOutOfDescriptors", "GatewayRtpPortsLow", "GatewayNoRtpPort", "GatewayInternalErrors"}
     active = {a["labels"]["alertname"] for a in prometheus.get("/api/v1/alerts")["alerts"]}
     assert not active & quiet, active
     assert gateway.proc.poll() is None

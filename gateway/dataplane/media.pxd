@@ -1,0 +1,29 @@
+# Types for the compiled data plane (Cython pure Python mode: media.py is the source). picows calls the
+# listener's cpdef methods directly from C: no Python call per websocket frame.
+from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
+
+from gateway.core.session cimport CallSession
+
+
+cdef class CallAdapter(WSListener):
+    cdef public object worker, route, url_rate, rtp, rtcp, telemetry
+    cdef public str expected_call_id
+    cdef public long long rtp_inode
+    cdef long _audio_frames
+    cdef public WSTransport transport
+    cdef public CallSession session
+    cdef object _fragments, _fragments_type
+    cdef bint _output_paused
+
+    cpdef on_ws_connected(self, WSTransport transport)
+    cpdef on_ws_frame(self, WSTransport transport, WSFrame frame)
+    cpdef on_ws_disconnected(self, WSTransport transport)
+    cpdef pause_writing(self)
+    cpdef resume_writing(self)
+    cpdef on_datagram(self, bytes data, bint rtcp, double now)
+    cpdef send_audio(self, bytes pcm)
+    cpdef send_rtp(self, bytes packet)
+    cpdef send_rtcp(self, bytes packet)
+
+
+cpdef bint _sent(sock, bytes packet)
