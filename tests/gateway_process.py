@@ -46,6 +46,7 @@ class GatewayProcess:
         self.events: list[dict[str, Any]] = []
         self.raw_lines: list[str] = []
         self._new_lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._log_closed = threading.Event()
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> GatewayProcess:
@@ -71,6 +72,7 @@ class GatewayProcess:
                 continue
             self.events.append(event)
             self._new_lines.put(event)
+        self._log_closed.set()  # every process writing to the log has exited (orphaned workers included)
 
     def wait_for(self, event: str, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
         """Block until a log event with these fields appears (already seen ones count)."""
@@ -85,7 +87,8 @@ class GatewayProcess:
         deadline = time.monotonic() + timeout
         while len(found := matches()) < count:
             left = deadline - time.monotonic()
-            if left <= 0 or (self.proc.poll() is not None and self._new_lines.empty()):
+            # Give up early only once nothing can write more: a worker may outlive its supervisor (and log).
+            if left <= 0 or (self._log_closed.is_set() and self._new_lines.empty()):
                 raise AssertionError(
                     f"{len(found)}/{count} {event} {fields} in gateway log:\n{''.join(self.raw_lines[-30:])}"
                 )

@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -112,3 +115,30 @@ def test_a_flag_with_few_values_lists_them_when_refused(capsys, flag, value, acc
         main(["serve", flag, value])
     assert exit_info.value.code == 2
     assert f"invalid choice: '{value}' (choose from {accepted})" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "env", "toml", "message"), [
+    (["--route", "asr=rtp://10.0.0.5:99999"], {}, None, "routes.asr: Port out of range 0-65535"),
+    (["--route", "asr=rtp://10.0.0.5:-1"], {}, None, "routes.asr: Port could not be cast to integer value"),
+    (["--route", "asr=rtp://[::1:5004"], {}, None, "routes.asr: Invalid IPv6 URL"),
+    ([], {"GATEWAY_ROUTES": "asr=rtp://10.0.0.5:70000"}, None, "routes.asr: Port out of range"),
+    ([], {}, b"routes = [5004]\n", "route: expected NAME=rtp://HOST:PORT?..., got 5004"),
+    ([], {}, b"[routes]\nasr = 5004\n", "routes.asr: expected rtp://HOST:PORT?..., got 5004"),
+    ([], {}, b'workers = "\xff"\n', "config file CONFIG: not UTF-8 text"),
+    ([], {}, b'tls_cert = "cert\\u0000.pem"\ntls_key = "key.pem"\n', "tls_cert: 'cert\\x00.pem': not a file name"),
+    (["--workers", b"\xff"], {}, None, "workers: not UTF-8 text"),
+    ([], {"SINCH_APPLICATION_SECRET": "s\u00e9cret=="}, None, "sinch_application_secret: not base64"),
+])
+def test_every_config_error_exits_2_naming_the_key_through_the_real_cli(tmp_path, args, env, toml, message):
+    """Each of these once reached the operator as a traceback with exit status 1 (issue 14.6; found by
+    tests/fuzz/test_fuzz_config.py)."""
+    if toml is not None:
+        (tmp_path / "gateway.toml").write_bytes(toml)
+        args = ["--config", str(tmp_path / "gateway.toml"), *args]
+    clean = {name: value for name, value in os.environ.items() if not name.startswith(("GATEWAY_", "SINCH_"))}
+    result = subprocess.run([sys.executable, "-m", "gateway", "check", *args], env=clean | env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    expected = message.replace("CONFIG", str(tmp_path / "gateway.toml"))
+    assert result.stderr.startswith(f"gateway: config error: {expected}")
+    assert "Traceback" not in result.stderr

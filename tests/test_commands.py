@@ -37,6 +37,8 @@ def test_unknown_command_is_not_an_error():
     ("text", "reason"),
     [
         (b"{not json", "malformed_json"),
+        (b"[" * 1000 + b"]" * 1000, "malformed_json"),  # deeper than the decoder goes: not a RecursionError
+        (b'{"command":"connect","callId":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "malformed_json"),
         (b'["connect"]', "not_an_object"),
         (b'{"callId":"c"}', "missing_command"),
         (b'{"command":"connect"}', "bad_connect"),

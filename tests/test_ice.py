@@ -74,6 +74,14 @@ def test_call_id_spellings_and_bad_events():
         ice.parse_ice(ice_event(callHeaders=["x"]))
 
 
+def test_a_structure_where_sinch_sends_text_is_no_text():
+    """Never the str() of a list or object: a peer can nest those as deep as the decoder goes."""
+    parsed = ice.parse_ice(ice_event(cli=[["4670"]], custom={"a": 1}, to={"endpoint": ["4681"]},
+                                     callHeaders=[{"key": "lang", "value": ["sv"]}]))
+    assert (parsed.cli, parsed.custom, parsed.to, parsed.headers) == ("", "", "", {"lang": ""})
+    assert ice.parse_ice(ice_event(cli=4670, custom=None)).cli == "4670"
+
+
 def test_rules_must_name_configured_routes():
     with pytest.raises(msgspec.ValidationError, match="route 'nope' is not configured"):
         msgspec.convert({"ice_rules": [{"route": "nope"}]}, Config)

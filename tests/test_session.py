@@ -130,7 +130,8 @@ def test_no_connect_in_time_closes():
 
 
 @pytest.mark.parametrize(
-    ("text", "code"), [(b"nope", CloseCode.INVALID_PAYLOAD), (b'{"command":"connect"}', CloseCode.POLICY_VIOLATION)]
+    ("text", "code"), [(b"nope", CloseCode.INVALID_PAYLOAD), (b'{"command":"connect"}', CloseCode.POLICY_VIOLATION),
+                       (b'{"a":' * 1000 + b"1" + b"}" * 1000, CloseCode.INVALID_PAYLOAD)]
 )
 def test_bad_connect_is_rejected_then_closed(text, code):
     session, output = new_session()

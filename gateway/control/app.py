@@ -4,7 +4,8 @@
 - `/healthz`: 200 while this process runs.
 - `/readyz`: 200 while the gateway runs and at least one worker serves with a fresh heartbeat; 503 while
   booting or draining, so a load balancer stops sending new calls.
-- On its own listener (`callback_listen`), Sinch's callbacks: gateway.callbacks.
+- On its own listener (`callback_listen`), Sinch's callbacks: gateway.callbacks, behind
+  gateway.connection_guard.
 
 HTTP comes from aiohttp: maintained, asyncio-native, and it runs on the same uvloop as everything else.
 """
@@ -21,9 +22,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from gateway.control.callbacks import build_callback_app
+from gateway.control.connection_guard import ConnectionGuard
 from gateway.shared import metrics
 from gateway.shared.config import Config
 from gateway.shared.logs import log_event
+from gateway.shared.replay import ReplayStore
 from gateway.shared.scoreboard import Scoreboard
 from gateway.shared.tls import server_context
 
@@ -54,31 +57,36 @@ def build_app(config: Config, scoreboard: Scoreboard) -> web.Application:
 
 
 async def serve_control(
-    config: Config, metrics_sock: socket.socket, callback_sock: socket.socket, scoreboard: Scoreboard
+    config: Config, metrics_sock: socket.socket, callback_sock: socket.socket, scoreboard: Scoreboard,
+    replay: ReplayStore,
 ) -> None:
     metrics.create_control_series()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    runners = []
-    tls = server_context(config.tls_cert, config.tls_key)  # for Sinch's callbacks; metrics stay internal
-    for app, sock, ssl_context in ((build_app(config, scoreboard), metrics_sock, None),
-                                   (build_callback_app(config), callback_sock, tls)):
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
-        runners.append(runner)
+    metrics_runner = web.AppRunner(build_app(config, scoreboard), access_log=None)
+    await metrics_runner.setup()
+    await web.SockSite(metrics_runner, metrics_sock).start()
+    # Sinch's callbacks face the internet: slow, idle and crowding clients are bounded (gateway.connection_guard)
+    guard = ConnectionGuard(config.callback_keepalive_timeout, config.callback_max_connections)
+    callback_runner = web.AppRunner(build_callback_app(config, replay, (guard.middleware,)), access_log=None,
+                                    keepalive_timeout=guard.backstop_keepalive_timeout)
+    await callback_runner.setup()
+    callback_server = await guard.serve(callback_runner.server, callback_sock,
+                                        server_context(config.tls_cert, config.tls_key))
     log_event(log, logging.INFO, "control.listening", address=config.metrics_listen,
               callback_address=config.callback_listen,
               callbacks_verified=bool(config.verify_callbacks and config.sinch_application_secret))
     await stop.wait()
-    for runner in runners:
+    callback_server.close()
+    for runner in (metrics_runner, callback_runner):
         await runner.cleanup()
 
 
 def run_control(
-    config: Config, metrics_sock: socket.socket, callback_sock: socket.socket, scoreboard: Scoreboard
+    config: Config, metrics_sock: socket.socket, callback_sock: socket.socket, scoreboard: Scoreboard,
+    replay: ReplayStore,
 ) -> int:
-    uvloop.run(serve_control(config, metrics_sock, callback_sock, scoreboard))
+    uvloop.run(serve_control(config, metrics_sock, callback_sock, scoreboard, replay))
     return 0

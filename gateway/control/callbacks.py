@@ -1,23 +1,29 @@
 """POST /sinch/callback: Sinch's ICE, ACE, DiCE, PIE and Notify events, verified and answered.
 
 Runs in the control process on its own listener (`callback_listen`, facing Sinch), never in the media
-workers. Signature verification (gateway.signing) is on whenever an application secret is configured.
+workers. Signature verification (gateway.signing) is on whenever an application secret is configured; a verified
+callback is then accepted once: its signature (an ICE: its CallId) is remembered in the replay store until its
+x-timestamp leaves the skew window, and a second one is refused 401 `replayed`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import msgspec
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from gateway.control import ice
 from gateway.core import signing
 from gateway.shared import metrics
 from gateway.shared.config import Config
 from gateway.shared.logs import log_event
+from gateway.shared.replay import ReplayStore
 
 log = logging.getLogger("gateway.callbacks")
 
@@ -26,51 +32,80 @@ MAX_BODY = 64 * 1024
 _encode = msgspec.json.Encoder().encode
 
 
-def build_callback_app(config: Config) -> web.Application:
+def build_callback_app(config: Config, replay: ReplayStore, middlewares: Sequence[Middleware]) -> web.Application:
     async def callback(request: web.Request) -> web.Response:
         body = await request.read()
-        if config.verify_callbacks and config.sinch_application_secret:
-            try:
-                signing.verify(
-                    request.headers.get("Authorization"), config.sinch_application_key,
-                    config.sinch_application_secret, request.method, body,
-                    request.headers.get("Content-Type", ""), request.headers.get("x-timestamp"),
-                    request.path, datetime.now(UTC), config.callback_max_skew,
-                )
-            except signing.SignatureError as exc:
-                metrics.CALLBACKS_REJECTED.labels(exc.reason).inc()
-                log_event(log, logging.WARNING, "callback.rejected", reason=exc.reason, detail=str(exc))
-                return web.Response(status=401, text=f"{exc.reason}: {exc}\n")
-        try:
-            name, event = ice.parse_event(body)
-            svaml, detail = answer(config, name, event)
-        except ice.CallbackError as exc:
-            metrics.CALLBACKS_REJECTED.labels(exc.reason).inc()
-            log_event(log, logging.WARNING, "callback.rejected", reason=exc.reason, detail=str(exc))
-            return web.Response(status=400, text=f"{exc.reason}: {exc}\n")
-        metrics.CALLBACKS.labels(name).inc()
-        log_event(log, logging.INFO, "callback." + name, call_id=ice.call_id_of(event), **detail)
-        if svaml is None:
-            return web.Response(status=200)
-        return web.Response(body=_encode(svaml), content_type="application/json")
+        return respond(config, replay, request.method, request.path, request.headers, body, time.time())
 
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
     app.router.add_post(CALLBACK_PATH, callback)
     return app
 
 
-def answer(config: Config, name: str, event: dict) -> tuple[dict | None, dict]:
-    """SVAML to answer with (None: 200 without a body), and what to log."""
-    if name == "ice":
-        parsed = ice.parse_ice(event)
-        svaml, chosen = ice.answer_ice(config, parsed, time.time())
-        return svaml, {"action": svaml["action"]["name"], "route": chosen, "to": parsed.to}
+def respond(config: Config, replay: ReplayStore, method: str, path: str, headers: Mapping[str, str], body: bytes,
+            now: float) -> web.Response:
+    """The answer to one callback request: 200 with SVAML (or empty), 400 for a body the gateway cannot use,
+    401 for a signature that does not check out or a replay. `now` is unix time."""
+    try:
+        stamped = _verify(config, method, path, headers, body, now)
+        name, event = ice.parse_event(body)
+        call = ice.parse_ice(event) if name == "ice" else None
+        if stamped is not None:
+            _accept_once(replay, call, headers, stamped + config.callback_max_skew, now)
+    except signing.SignatureError as exc:
+        return _rejected(401, exc.reason, exc)
+    except ice.CallbackError as exc:
+        return _rejected(400, exc.reason, exc)
+    svaml, detail = answer(config, name, event, call, now)
+    metrics.CALLBACKS.labels(name).inc()
+    log_event(log, logging.INFO, "callback." + name, call_id=ice.call_id_of(event), **detail)
+    if svaml is None:
+        return web.Response(status=200)
+    return web.Response(body=_encode(svaml), content_type="application/json")
+
+
+def _verify(config: Config, method: str, path: str, headers: Mapping[str, str], body: bytes,
+            now: float) -> float | None:
+    """The request's x-timestamp (unix time) once its signature checks out; None when callbacks go unverified."""
+    if not (config.verify_callbacks and config.sinch_application_secret):
+        return None
+    return signing.verify(
+        headers.get("Authorization"), config.sinch_application_key, config.sinch_application_secret, method, body,
+        headers.get("Content-Type", ""), headers.get("x-timestamp"), path, datetime.fromtimestamp(now, UTC),
+        config.callback_max_skew,
+    ).timestamp()
+
+
+def _accept_once(replay: ReplayStore, call: ice.Ice | None, headers: Mapping[str, str], expires: float,
+                 now: float) -> None:
+    """A signed request is valid until its x-timestamp is `callback_max_skew` old: remember it that long.
+    An ICE is remembered by its CallId, since a second ICE for a call would get a second stream token; any
+    other callback by its signature. 401 like any spent credential (a replayed DPoP proof: RFC 9449 §11.1)."""
+    what = f"ice\n{call.call_id}" if call is not None else f"signature\n{headers.get('Authorization')}"
+    key = hashlib.sha256(what.encode("utf-8", "surrogatepass")).digest()[:16]
+    if not replay.claim(key, expires, now):
+        raise signing.SignatureError("replayed", "this callback was already accepted")
+
+
+def _rejected(status: int, reason: str, exc: Exception) -> web.Response:
+    metrics.CALLBACKS_REJECTED.labels(reason).inc()
+    log_event(log, logging.WARNING, "callback.rejected", reason=reason, detail=str(exc))
+    return web.Response(status=status, text=f"{reason}: {exc}\n")
+
+
+def answer(config: Config, name: str, event: dict, call: ice.Ice | None, now: float) -> tuple[dict | None, dict]:
+    """SVAML to answer with (None: 200 without a body), and what to log. `call` is the parsed event of an ICE."""
+    if call is not None:
+        svaml, chosen = ice.answer_ice(config, call, now)
+        return svaml, {"action": svaml["action"]["name"], "route": chosen, "to": call.to}
     if name == "dice":
-        reason, result = str(event.get("reason", "")), str(event.get("result", ""))
+        reason, result = ice.text(event.get("reason")), ice.text(event.get("result"))
         metrics.CALLS_DISCONNECTED.labels(
             reason if reason in metrics.DICE_REASONS else "other", result if result in metrics.DICE_RESULTS else "other"
         ).inc()
-        return None, {"reason": reason, "result": result, "duration": event.get("duration")}
+        duration = event.get("duration")
+        return None, {"reason": reason, "result": result,
+                      "duration": duration if isinstance(duration, int | float) else None}
     if name == "notify":
-        return None, {"type": str(event.get("type", ""))}
+        return None, {"type": ice.text(event.get("type"))}
     return ice.CONTINUE, {}  # ACE and PIE: let the call go on as its SVAML said

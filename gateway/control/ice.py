@@ -39,6 +39,8 @@ def parse_event(body: bytes) -> tuple[str, dict[str, Any]]:
         event = _decode_json(body)
     except msgspec.DecodeError as exc:
         raise CallbackError("malformed_json", f"not JSON: {exc}") from None
+    except RecursionError:  # msgspec's decoder stops at Python's recursion limit: no callback nests that deep
+        raise CallbackError("malformed_json", "not JSON: nested too deeply") from None
     if not isinstance(event, dict) or not isinstance(event.get("event"), str):
         raise CallbackError("missing_event", "a callback is a JSON object with an \"event\" field")
     name = event["event"].lower()
@@ -52,6 +54,14 @@ def call_id_of(event: dict[str, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
+def text(value: object) -> str:
+    """A field Sinch sends as a scalar, as text: "" when absent or a list or object (never the str() of a
+    structure a peer may nest as deep as the decoder goes)."""
+    if value is None or isinstance(value, list | dict):
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
 def parse_ice(event: dict[str, Any]) -> Ice:
     call_id = call_id_of(event)
     if not call_id:
@@ -61,10 +71,10 @@ def parse_ice(event: dict[str, Any]) -> Ice:
     try:
         return Ice(
             call_id=call_id,
-            to=str(to.get("endpoint", "")) if isinstance(to, dict) else "",
-            cli=str(event.get("cli") or ""),
-            custom=str(event.get("custom") or ""),
-            headers={str(h["key"]): str(h.get("value", "")) for h in headers},
+            to=text(to.get("endpoint")) if isinstance(to, dict) else "",
+            cli=text(event.get("cli")),
+            custom=text(event.get("custom")),
+            headers={text(h["key"]): text(h.get("value")) for h in headers},
         )
     except (TypeError, KeyError, AttributeError):
         raise CallbackError("bad_ice", "callHeaders must be a list of {key, value}") from None

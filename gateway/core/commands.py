@@ -68,6 +68,8 @@ def parse_command(text: bytes | str) -> Connect | Other:
         raw = _decode_json(text)
     except msgspec.DecodeError as exc:
         raise CommandError("malformed_json", f"not JSON: {exc}") from None
+    except RecursionError:  # msgspec's decoder stops at Python's recursion limit: no command nests that deep
+        raise CommandError("malformed_json", "not JSON: nested too deeply") from None
     if not isinstance(raw, dict):
         raise CommandError("not_an_object", "a command must be a JSON object")
     lowered = {str(key).lower(): value for key, value in raw.items()}

@@ -49,8 +49,9 @@ def utc_timestamp(now: datetime | None = None) -> str:
 def verify(
     header: str | None, key: str, secret_b64: str, method: str, body: bytes, content_type: str,
     timestamp: str | None, path: str, now: datetime, max_skew: float,
-) -> None:
-    """Raise SignatureError unless the request is signed by this application within the skew limit."""
+) -> datetime:
+    """The request's x-timestamp, once it is signed by this application within the skew limit; else
+    SignatureError. Header values may hold any text (aiohttp keeps bytes that are not UTF-8 as surrogates)."""
     if not header:
         raise SignatureError("unsigned", "no Authorization header")
     scheme, _, credentials = header.partition(" ")
@@ -67,11 +68,18 @@ def verify(
         stamped = stamped.replace(tzinfo=UTC)
     if abs((now - stamped).total_seconds()) > max_skew:
         raise SignatureError("stale", f"x-timestamp more than {max_skew:g}s from now")
-    if not hmac.compare_digest(got_key, key):
+    if not hmac.compare_digest(_utf8(got_key), _utf8(key)):  # str compare_digest takes ASCII only
         raise SignatureError("wrong_key", "signed with another application key")
     try:
         expected = signature(secret_b64, method, body, content_type, timestamp, path)
     except binascii.Error:
         raise SignatureError("malformed", "application secret is not base64") from None
-    if not hmac.compare_digest(got_signature, expected):
+    except UnicodeEncodeError:
+        raise SignatureError("malformed", "a signed header or the path is not UTF-8") from None
+    if not hmac.compare_digest(_utf8(got_signature), expected.encode()):
         raise SignatureError("forged", "signature does not match")
+    return stamped
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")

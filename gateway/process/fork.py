@@ -31,7 +31,9 @@ class Spawner:
 
     listeners: Listeners
     scoreboard: Scoreboard  # workers beat in it; the control process reads it (health, readiness)
-    replay_guard: ReplayGuard  # shared by the workers: a stream token is used once whichever worker takes it
+    # Shared by the workers (a stream token is used once whichever worker takes it) and the control process (a
+    # signed callback is accepted once, even across a control-process restart).
+    replay_guard: ReplayGuard
     signals: SignalQueue
 
     def worker(self, config: Config, listener: int, slot: int) -> int:
@@ -48,7 +50,7 @@ class Spawner:
     def _run_control(self, config: Config) -> int:
         metrics, callback = self.listeners.metrics, self.listeners.callback
         self.listeners.keep_only(metrics, callback)
-        return load(CONTROL_TARGET)(config, metrics, callback, self.scoreboard)
+        return load(CONTROL_TARGET)(config, metrics, callback, self.scoreboard, self.replay_guard)
 
 
 def fork(run: Callable[[], int], signals: SignalQueue) -> int:

@@ -7,8 +7,8 @@ Every value is validated by msgspec against the annotations below, so an error n
 from __future__ import annotations
 
 import base64
-import binascii
 import difflib
+import functools
 import ipaddress
 import os
 import re
@@ -164,6 +164,9 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sinch_api_base: str = "https://calling.api.sinch.com"
     verify_callbacks: bool = True  # when an application secret is configured
     callback_max_skew: PositiveSeconds = 300.0  # x-timestamp tolerance
+    # Behind a load balancer that pools connections, longer than its idle timeout (AWS ALB: 60 s)
+    callback_keepalive_timeout: PositiveSeconds = 5.0  # a connection waiting for a request, then closed
+    callback_max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1024  # past it, the longest waiting is closed
     token_key: str = ""  # env GATEWAY_TOKEN_KEY: signs stream URLs; when set, every stream needs a token
     token_key_previous: str = ""  # still accepted (never used to sign) while a token_key rotation settles
     token_ttl: PositiveSeconds = 60.0  # from the ICE answer to Sinch's websocket
@@ -209,7 +212,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.sinch_application_secret:
             try:
                 base64.b64decode(self.sinch_application_secret, validate=True)
-            except binascii.Error:
+            except ValueError:  # binascii.Error, or a character that is not ASCII
                 raise ValueError("sinch_application_secret: not base64 (use the secret as Sinch issues it)") from None
         if self.ice_rate not in SINCH_RATES:
             raise ValueError(f"ice_rate: must be one of {SINCH_RATES}")
@@ -275,20 +278,24 @@ def parse_host_port(value: str, key: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def parse_route(spec: str) -> Route:
+def parse_route(spec: object) -> Route:
     """`NAME=rtp://HOST:PORT?codec=L16|PCMU|PCMA&rate=HZ&ptime=MS&pt=N`."""
-    name, sep, url = spec.partition("=")
+    name, sep, url = spec.partition("=") if isinstance(spec, str) else ("", "", "")
     if not sep or not name:
         raise ConfigError(f"route: expected NAME=rtp://HOST:PORT?..., got {spec!r}")
     return route_from_url(name, url)
 
 
-def route_from_url(name: str, url: str) -> Route:
-    parts = urlsplit(url)
-    if parts.scheme != "rtp" or not parts.hostname or parts.port is None:
+def route_from_url(name: str, url: object) -> Route:
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        port = parts.port if parts else None
+    except ValueError as exc:  # a port that is no number in 0-65535, an IPv6 host without its "]"
+        raise ConfigError(f"routes.{name}: {exc}, in {url!r}") from None
+    if parts is None or parts.scheme != "rtp" or not parts.hostname or port is None:
         raise ConfigError(f"routes.{name}: expected rtp://HOST:PORT?..., got {url!r}")
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    fields = {"name": name, "host": parts.hostname, "port": parts.port}
+    fields = {"name": name, "host": parts.hostname, "port": port}
     renames = {"codec": "codec", "rate": "rate", "ptime": "ptime_ms", "pt": "payload_type", "token": "token"}
     for key, value in query.items():
         if key not in renames:
@@ -311,6 +318,7 @@ def _routes_value(value: Any) -> dict[str, Route]:
     raise ConfigError("routes: expected a table of NAME = \"rtp://...\"")
 
 
+@functools.cache  # msgspec evaluates the string annotations on every call: milliseconds
 def config_keys() -> tuple[str, ...]:
     return tuple(field.name for field in msgspec.structs.fields(Config))
 
@@ -331,19 +339,33 @@ def load_config(
         if (value := env_value(environ, name)) is not None:
             merged[key] = value
     merged.update({key: value for key, value in (overrides or {}).items() if value is not None})
-    if "routes" in merged:
-        merged["routes"] = _routes_value(merged["routes"])
     unknown = set(merged) - set(config_keys())
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(f"{key}: unknown key{did_you_mean(key, config_keys())} "
                           f"(known: {', '.join(config_keys())})")
+    for key, value in merged.items():
+        _refuse_undecodable(key, value)
+    if "routes" in merged:
+        merged["routes"] = _routes_value(merged["routes"])
     try:
         config = msgspec.convert(merged, Config, strict=False)
         server_context(config.tls_cert, config.tls_key)  # a certificate that cannot serve fails here, not later
     except (msgspec.ValidationError, TlsError) as exc:
         raise ConfigError(with_hint(name_the_key(exc))) from None
     return config
+
+
+def _refuse_undecodable(key: str, value: object) -> None:
+    """Python keeps bytes of the environment and command line that are not UTF-8 as lone surrogates, which
+    no later step can encode (not even an error message)."""
+    texts = value if isinstance(value, list) else value.values() if isinstance(value, dict) else (value,)
+    for text in texts:
+        if isinstance(text, str) and not text.isascii():
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                raise ConfigError(f"{key}: not UTF-8 text") from None
 
 
 def env_value(environ: Mapping[str, str], name: str) -> str | None:
@@ -361,6 +383,8 @@ def env_value(environ: Mapping[str, str], name: str) -> str | None:
         raise ConfigError(f"{name}{FILE_SUFFIX} {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{name}{FILE_SUFFIX} {path}: not UTF-8 text") from None
+    except ValueError:  # a NUL in the path
+        raise ConfigError(f"{name}{FILE_SUFFIX} {path!r}: not a file name") from None
     return text.removesuffix("\n").removesuffix("\r")
 
 
@@ -373,6 +397,10 @@ def read_toml(path: str, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what} {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{what} {path}: {exc}") from None
+    except UnicodeDecodeError:  # TOML is UTF-8 (TOML 1.0 §Spec)
+        raise ConfigError(f"{what} {path}: not UTF-8 text") from None
+    except ValueError:  # a NUL in the path
+        raise ConfigError(f"{what} {path!r}: not a file name") from None
 
 
 def name_the_key(exc: Exception) -> str:
@@ -499,7 +527,13 @@ KEY_DOCS: dict[str, KeyDoc] = {
                                                  "turns on callback verification"),
     "sinch_api_base": KeyDoc("URL", "Sinch's Voice API, for gateway callout"),
     "verify_callbacks": KeyDoc("BOOL", "check callback signatures whenever a secret is configured"),
-    "callback_max_skew": KeyDoc("SECONDS", "how far a callback's x-timestamp may be off"),
+    "callback_max_skew": KeyDoc("SECONDS", "how far a callback's x-timestamp may be off; a signed callback is "
+                                           "accepted once within it"),
+    "callback_keepalive_timeout": KeyDoc("SECONDS", "time a connection on callback_listen may wait for a request "
+                                                    "(new, or after an answer); behind a load balancer that pools "
+                                                    "connections, longer than its idle timeout"),
+    "callback_max_connections": KeyDoc("N", "open connections on callback_listen; past it the one that has waited "
+                                            "longest for a request is closed"),
     "token_key": KeyDoc("KEY", "signs stream URLs (16+ characters); when set, every stream needs a valid token; "
                                "needs sinch_application_secret, unless verify_callbacks = false says you accept "
                                "tokens for unsigned ICEs"),

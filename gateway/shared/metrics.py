@@ -81,7 +81,14 @@ CALL_EVENTS = Counter("gateway_call_events_total", "JSON call events posted to c
 # ---- control plane -----------------------------------------------------------------------------------
 CALLBACKS = Counter("gateway_callbacks_total", "Sinch callbacks answered, by event", ["event"])
 CALLBACKS_REJECTED = Counter("gateway_callbacks_rejected_total",
-                             "Callbacks refused: unsigned, forged, stale, wrong_key, malformed, bad body", ["reason"])
+                             "Callbacks refused: unsigned, forged, stale, wrong_key, malformed, replayed, bad body",
+                             ["reason"])
+CALLBACK_CONNECTIONS = Gauge("gateway_callback_connections", "Open connections on callback_listen",
+                             multiprocess_mode="livesum")
+CALLBACK_CONNECTIONS_DROPPED = Counter(
+    "gateway_callback_connections_dropped_total", "Connections on callback_listen the gateway closed: idle_timeout "
+    "(no request in callback_keepalive_timeout), request_timeout (a request not whole 5 s after its first byte), "
+    "connection_limit (over callback_max_connections)", ["reason"])
 CALLS_DISCONNECTED = Counter("gateway_calls_disconnected_total", "DiCE events by Sinch's reason and result",
                              ["reason", "result"])
 STREAM_AUTH_FAILED = Counter("gateway_stream_auth_failures_total",
@@ -122,8 +129,9 @@ ERROR_SITES = ("websocket_frame", "datagram", "tick", "metrics", "call_end", "ro
 RESTART_REASONS = ("killed", "exited", "stuck", "boot_failed")
 RELOAD_RESULTS = ("applied", "refused", "failed")
 CALLBACK_EVENTS = ("ice", "ace", "dice", "pie", "notify")
-CALLBACK_REJECTIONS = ("unsigned", "forged", "stale", "wrong_key", "malformed", "malformed_json", "missing_event",
-                       "unknown_event", "bad_ice")
+CALLBACK_REJECTIONS = ("unsigned", "forged", "stale", "wrong_key", "malformed", "replayed", "malformed_json",
+                       "missing_event", "unknown_event", "bad_ice")
+CALLBACK_CONNECTION_DROPS = ("idle_timeout", "request_timeout", "connection_limit")
 # DiCE reason and result as Sinch documents them; anything else is `other`, so a caller cannot mint series.
 DICE_REASONS = ("N/A", "TIMEOUT", "CALLERHANGUP", "CALLEEHANGUP", "BLOCKED", "MANAGERHANGUP", "NOCREDITPARTNER",
                 "GENERALERROR", "CANCEL", "USERNOTFOUND", "CALLBACKERROR")
@@ -170,3 +178,5 @@ def create_control_series() -> None:
         CALLBACKS.labels(event)
     for reason in CALLBACK_REJECTIONS:
         CALLBACKS_REJECTED.labels(reason)
+    for reason in CALLBACK_CONNECTION_DROPS:
+        CALLBACK_CONNECTIONS_DROPPED.labels(reason)

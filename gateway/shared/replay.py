@@ -1,7 +1,9 @@
-"""Remembers stream tokens already used, across all workers of one machine, until they expire.
+"""Remembers what may be used only once, until it expires: stream tokens (checked by the workers) and signed
+Sinch callbacks (checked by the control process), across all processes of one machine.
 
-A fixed open-addressing table in shared memory (made by the supervisor before fork) under one process-shared
-lock; it is touched once per call setup, never on the media path.
+A fixed open-addressing table in shared memory (made by the supervisor before fork, so it outlives any worker
+or control process) under one process-shared lock; it is touched a few times per call setup, never on the media
+path. Callers see only `ReplayStore.claim`, so a store shared by a fleet can take the table's place.
 """
 
 from __future__ import annotations
@@ -9,9 +11,19 @@ from __future__ import annotations
 import mmap
 import multiprocessing
 import struct
+from typing import Protocol
 
-_ENTRY = struct.Struct("=16sd")  # token digest, expiry (unix seconds)
-DEFAULT_CAPACITY = 65536  # one minute of tokens at 1,000 call setups a second
+_ENTRY = struct.Struct("=16sd")  # key (a digest), expiry (unix seconds)
+# 12 MiB. A call setup holds one token for token_ttl (60 s) and about three callbacks for callback_max_skew
+# (300 s): at the defaults, room for 540 call setups a second, sustained.
+DEFAULT_CAPACITY = 1 << 19
+
+
+class ReplayStore(Protocol):
+    def claim(self, key: bytes, expires: float, now: float) -> bool:
+        """True the first time `key` (16 bytes) is seen before `expires` (unix time); False for a replay.
+        One atomic set-if-absent with expiry (Redis: SET key 1 NX EXAT expires)."""
+        ...
 
 
 class ReplayGuard:
@@ -20,9 +32,9 @@ class ReplayGuard:
         self._map = mmap.mmap(-1, capacity * _ENTRY.size)
         self._lock = multiprocessing.get_context("fork").Lock()
 
-    def claim(self, digest: bytes, expires: float, now: float) -> bool:
-        """True the first time a token is seen; False for a replay (or a full table: fail closed)."""
-        start = int.from_bytes(digest[:8], "little") % self.capacity
+    def claim(self, key: bytes, expires: float, now: float) -> bool:
+        """ReplayStore.claim; a full table also answers False (fail closed)."""
+        start = int.from_bytes(key[:8], "little") % self.capacity
         with self._lock:
             free = -1
             for probe in range(self.capacity):
@@ -31,11 +43,11 @@ class ReplayGuard:
                 if expiry == 0.0:  # never used: the probe chain ends here
                     free = index if free < 0 else free
                     break
-                if seen == digest and expiry >= now:
+                if seen == key and expiry >= now:
                     return False
                 if expiry < now and free < 0:
                     free = index  # expired: reusable
             if free < 0:
                 return False
-            _ENTRY.pack_into(self._map, free * _ENTRY.size, digest, expires)
+            _ENTRY.pack_into(self._map, free * _ENTRY.size, key, expires)
             return True

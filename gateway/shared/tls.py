@@ -28,6 +28,8 @@ def server_context(cert_path: str, key_path: str) -> ssl.SSLContext | None:
                 pass  # ssl's own error would not say which file is missing or unreadable
         except OSError as exc:
             raise TlsError(f"{key}: {path}: {exc.strerror}") from None
+        except ValueError:  # a NUL in the path
+            raise TlsError(f"{key}: {path!r}: not a file name") from None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 8996: TLS 1.0 and 1.1 are deprecated
     try:

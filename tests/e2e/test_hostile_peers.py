@@ -263,3 +263,21 @@ def test_allowed_close_codes_are_echoed(gateway, code):
     run(scenario())
     ended = gateway.wait_for("call.ended", call_id=f"close-{code}")
     assert (ended["close_code"], ended["by_peer"]) == (code, True)
+
+
+def test_a_connect_nested_a_thousand_levels_deep_is_rejected_as_malformed(gateway):
+    """msgspec's decoder raised RecursionError, which escaped the parser: close 1011 with a traceback (issue 9.6)."""
+    before = scrape(gateway)
+
+    async def scenario() -> None:
+        call = await SinchCall.open(gateway.url + "/stream/echo")
+        await call.ws.send('{"command":"connect","callId":' + "[" * 1000 + "]" * 1000 + "}")
+        assert await call.next_command() == {"command": "reject"}
+        assert await call.closed() == (1007, "not JSON: nested too deeply")
+
+    asyncio.run(scenario())
+    gateway.wait_for("call.ended", close_code=1007)
+    after = scrape(gateway)
+    for name, labels, more in [("gateway_internal_errors_total", {"where": "websocket_frame"}, 0),
+                               ("gateway_calls_total", {"route": "echo", "outcome": "reject"}, 1)]:
+        assert value(after, name, **labels) == value(before, name, **labels) + more
