@@ -1,7 +1,7 @@
 """The return path alone (gateway.core.return_path): pacing, queue cap, backpressure and the BYE playout.
 The session tests cover it too, through the call's state machine."""
 
-from gateway.core.call import CallCounters
+from gateway.core.call import CallCounters, FrameSink
 from gateway.core.codec import DownstreamDecoder
 from gateway.core.return_path import ReturnPath
 from gateway.core.rtp import RtpPacketizer, parse_rtp
@@ -10,11 +10,19 @@ RATE = 8000
 FRAME = 320  # bytes of 20 ms L16 at 8 kHz
 
 
+class Recorder(FrameSink):
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, float]] = []
+
+    def send_frame(self, frame: bytes, now: float) -> None:
+        self.sent.append((frame, now))
+
+
 def path(**options) -> tuple[ReturnPath, list[tuple[bytes, float]]]:
-    sent: list[tuple[bytes, float]] = []
+    sink = Recorder()
     settings = {"jitter_max_wait": 0.06, "pacing_lead_frames": 3, "queue_seconds": 1.0} | options
-    return ReturnPath(DownstreamDecoder("L16", RATE, RATE), RATE, FRAME, CallCounters(),
-                      lambda frame, now: sent.append((frame, now)), 0.0, **settings), sent
+    return ReturnPath(DownstreamDecoder("L16", RATE, RATE), RATE, FRAME, CallCounters(), sink, 0.0,
+                      **settings), sink.sent
 
 
 def packets(count: int, samples: int = 160):

@@ -4,3 +4,7 @@ cdef class CallCounters:
     cdef public long long rtp_packets_out, rtp_bytes_out, rtp_packets_in, rtp_bytes_in
     cdef public object rtp_dropped, ignored_commands
     cdef public long long return_queue_dropped_bytes, policed_bytes, heartbeats_sent
+
+
+cdef class FrameSink:
+    cpdef send_frame(self, bytes frame, double now)

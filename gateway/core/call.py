@@ -8,6 +8,13 @@ from dataclasses import dataclass
 FRAME_SECONDS = 0.020  # audio to Sinch goes in 20 ms frames (protocol notes §2.4)
 
 
+class FrameSink:
+    """Where a call's return path hands each 20 ms frame for Sinch: the session (compiled, a C-level call)."""
+
+    def send_frame(self, frame: bytes, now: float) -> None:
+        raise NotImplementedError
+
+
 class CallCounters:
     """Per-call counts; telemetry turns them into metrics (cheaper than touching metrics per frame)."""
 

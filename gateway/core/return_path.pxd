@@ -1,5 +1,5 @@
 # Types for the compiled data plane (Cython pure Python mode: return_path.py is the source).
-from gateway.core.call cimport CallCounters
+from gateway.core.call cimport CallCounters, FrameSink
 from gateway.core.rtp cimport JitterBuffer, ReceiveStats, RtpPacket, SourceLatch
 
 
@@ -9,7 +9,7 @@ cdef class ReturnPath:
     cdef long _frame_bytes, _lead, _queue_cap, _stall_frames
     cdef object _on_played_out
     cdef bytearray _queue
-    cdef object _send_frame
+    cdef FrameSink _sink
     cdef bint _waiting_for_gap, _done
     cdef public CallCounters counters
     cdef public JitterBuffer jitter_buffer

@@ -3,7 +3,7 @@ receive statistics, jitter buffer), decoded into a capped queue, paced out as 20
 
 Kept apart from the call's state machine (gateway.core.session) as aioquic keeps its pacer apart from the
 connection: the session decides what a packet is and when the call ends; this decides when audio is heard.
-Frames leave through `send_frame(frame, now)`; `now` is passed in and never goes backwards.
+Frames leave through a FrameSink (the session); `now` is passed in and never goes backwards.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from gateway.core.call import FRAME_SECONDS, CallCounters
+import cython
+
+from gateway.core.call import FRAME_SECONDS, CallCounters, FrameSink
 from gateway.core.codec import DownstreamDecoder
 from gateway.core.rtp import JitterBuffer, PushResult, ReceiveStats, RtpPacket, SourceLatch
 
-CREDIT_EPSILON = 1e-6  # timer arithmetic in floats: 0.02 s later is one whole frame of credit
+CREDIT_EPSILON = cython.declare(cython.double, 1e-6)  # float timer arithmetic: 0.02 s later is one whole frame
+FRAME = cython.declare(cython.double, FRAME_SECONDS)  # a C value when compiled: used on every packet
 
 
 class ReturnPath:
@@ -29,7 +32,7 @@ class ReturnPath:
         "_on_played_out",
         "_queue",
         "_queue_cap",
-        "_send_frame",
+        "_sink",
         "_stall_frames",
         "_waiting_for_gap",
         "counters",
@@ -43,7 +46,7 @@ class ReturnPath:
 
     def __init__(
         self, decoder: DownstreamDecoder, wire_rate: int, frame_bytes: int, counters: CallCounters,
-        send_frame: Callable[[bytes, float], None], now: float, *, jitter_max_wait: float, pacing_lead_frames: int,
+        sink: FrameSink, now: float, *, jitter_max_wait: float, pacing_lead_frames: int,
         queue_seconds: float,
     ) -> None:
         self._decoder = decoder
@@ -51,7 +54,7 @@ class ReturnPath:
         self._frame_bytes = frame_bytes
         self._queue_cap = round(queue_seconds / FRAME_SECONDS) * frame_bytes
         self._queue = bytearray()
-        self._send_frame = send_frame
+        self._sink = sink
         self.counters = counters
         self.source = SourceLatch()
         self.receive_stats = ReceiveStats(wire_rate)
@@ -136,7 +139,7 @@ class ReturnPath:
         self._accrue_credit(now, 0)
         if not self._queue and len(pcm) == self._frame_bytes and self._frame_due and not self.paused:
             self._credit -= 1.0
-            self._send_frame(pcm, now)
+            self._sink.send_frame(pcm, now)
             return
         self._queue += pcm
         self._trim_queue()
@@ -164,7 +167,7 @@ class ReturnPath:
             self.counters.return_queue_dropped_bytes += overflow
 
     def _accrue_credit(self, now: float, extra_frames: int) -> None:
-        credit = self._credit + (now - self._credit_at) / FRAME_SECONDS
+        credit = self._credit + (now - self._credit_at) / FRAME
         limit = self._lead + extra_frames
         self._credit = credit if credit < limit else float(limit)
         self._credit_at = now
@@ -183,10 +186,10 @@ class ReturnPath:
             frame = bytes(queue[:frame_bytes])
             del queue[:frame_bytes]
             self._credit -= 1.0
-            self._send_frame(frame, now)
+            self._sink.send_frame(frame, now)
         if self._on_played_out is not None and len(queue) < frame_bytes and self._frame_due:
             if queue:  # the last partial frame, padded with silence
-                self._send_frame(bytes(queue) + bytes(frame_bytes - len(queue)), now)
+                self._sink.send_frame(bytes(queue) + bytes(frame_bytes - len(queue)), now)
                 queue.clear()
             on_played_out, self._on_played_out = self._on_played_out, None
             on_played_out(now)

@@ -35,16 +35,18 @@ cdef class SourceLatch:
     cdef long long _candidate
     cdef long _candidate_seq, _in_sequence
     cpdef bint accept(self, long long ssrc, long sequence)
+    cpdef bint says_goodbye(self, set byes)
 
 
 cdef class ReceiveStats:
     cdef long _clock_rate, _base_seq, _max_seq, _bad_seq
     cdef long long _cycles, _ssrc, _last_timestamp
     cdef double _jitter, _last_arrival
-    cdef object _seen
+    cdef unsigned long long _seen
     cdef public long long duplicates, reordered, received
     cdef _start(self, long long ssrc, long seq)
     cdef _init_seq(self, long seq)
+    @cython.locals(seq=long, udelta=long, behind=long, bit="unsigned long long")
     cpdef update(self, RtpPacket packet, double arrival)
 
 

@@ -21,19 +21,20 @@ if cython.compiled:  # C-level names for the compiled data plane; the Python one
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
     from cython.cimports.libc.string import memcpy
 
-# RFC 3550 §5.1: fixed header V|P|X|CC, M|PT, sequence, timestamp, SSRC.
-RTP_VERSION = 2
+# RFC 3550 §5.1: fixed header V|P|X|CC, M|PT, sequence, timestamp, SSRC. Constants the per-packet code uses
+# are C values when compiled (cython.declare), plain ints as Python.
+RTP_VERSION = cython.declare(cython.int, 2)
 V2 = RTP_VERSION << 6  # first octet: version 2, no padding/extension, count 0
 RTP_HEADER = struct.Struct("!BBHII")
-RTP_HEADER_SIZE = RTP_HEADER.size  # 12
-CSRC_SIZE = 4
-PADDING_BIT = 0x20
-EXTENSION_BIT = 0x10
-CC_MASK = 0x0F
-MARKER_BIT = 0x80
-PT_MASK = 0x7F
+RTP_HEADER_SIZE = cython.declare(cython.Py_ssize_t, 12)
+CSRC_SIZE = cython.declare(cython.int, 4)
+PADDING_BIT = cython.declare(cython.int, 0x20)
+EXTENSION_BIT = cython.declare(cython.int, 0x10)
+CC_MASK = cython.declare(cython.int, 0x0F)
+MARKER_BIT = cython.declare(cython.int, 0x80)
+PT_MASK = cython.declare(cython.int, 0x7F)
 COUNT_MASK = 0x1F  # RTCP RC/SC
-SEQ_MOD = 1 << 16
+SEQ_MOD = cython.declare(cython.long, 1 << 16)
 
 # RFC 3550 §6.4-§6.6: common header V|P|RC, PT, length (32-bit words minus one).
 RTCP_HEADER = struct.Struct("!BBH")
@@ -50,9 +51,11 @@ MAX_SDES_TEXT = 255  # RFC 3550 §6.5: 8-bit length field
 NTP_UNIX_OFFSET = 2208988800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
 
 # RFC 3550 A.1
-MAX_DROPOUT = 3000
-MAX_MISORDER = 100
-_SEEN_MASK = (1 << MAX_MISORDER) - 1  # ReceiveStats duplicate window
+MAX_DROPOUT = cython.declare(cython.long, 3000)
+MAX_MISORDER = cython.declare(cython.long, 100)
+# ReceiveStats tells duplicates from reordered packets this far behind: one 64-bit word.
+SEEN_WINDOW = cython.declare(cython.long, 64)
+_SEEN_MASK = cython.declare(cython.ulonglong, (1 << 64) - 1)
 
 
 class RtpError(InputError):
@@ -308,7 +311,7 @@ def has_app(packets: list[RtcpPacket], name: bytes) -> bool:
 
 # --- Which stream a call plays ----------------------------------------------------------------------------
 
-MIN_SEQUENTIAL = 2  # RFC 3550 A.1: packets in sequence before a new source is valid
+MIN_SEQUENTIAL = cython.declare(cython.long, 2)  # RFC 3550 A.1: packets in sequence before a new source is valid
 NO_SSRC = -1  # no source yet (an SSRC is 32 bits unsigned, so never this)
 
 
@@ -343,6 +346,11 @@ class SourceLatch:
         self.ssrc, self._candidate = ssrc, NO_SSRC
         return True
 
+    def says_goodbye(self, byes: set[int]) -> bool:
+        """An RTCP BYE for these SSRCs ends the call's stream: it names the latched one, or none is latched yet
+        (a media service that never sent RTP may still hang up)."""
+        return self.ssrc == NO_SSRC or self.ssrc in byes
+
 
 # --- Receive statistics ------------------------------------------------------------------------------
 
@@ -352,7 +360,8 @@ class ReceiveStats:
     interarrival jitter, for one source; everything restarts when the SSRC changes.
 
     As in RFC 3550 §6.4.1, `received` includes duplicates and reordered packets, so `expected - received`
-    can go negative; the `lost` getter clamps it at 0. Duplicates are recognised within MAX_MISORDER.
+    can go negative; the `lost` getter clamps it at 0. Duplicates are recognised within SEEN_WINDOW packets;
+    further behind (up to MAX_MISORDER), a packet counts as reordered.
     `duplicates` and `reordered` count over the whole call, across SSRC changes: they feed counters that never
     go backwards."""
 
@@ -420,7 +429,7 @@ class ReceiveStats:
                 if seq < self._max_seq:
                     self._cycles += SEQ_MOD
                 self._max_seq = seq
-                self._seen = ((self._seen << udelta) | 1) & _SEEN_MASK
+                self._seen = ((self._seen << udelta) | 1) & _SEEN_MASK if udelta < SEEN_WINDOW else 1
             elif udelta <= SEQ_MOD - MAX_MISORDER:  # very large jump
                 if seq != self._bad_seq:
                     self._bad_seq = (seq + 1) & 0xFFFF
@@ -428,7 +437,8 @@ class ReceiveStats:
                 # Two sequential packets: the sender restarted without telling us, re-sync.
                 self._init_seq(seq)
             else:  # duplicate or reordered packet, behind max_seq by less than MAX_MISORDER
-                bit = 1 << (SEQ_MOD - udelta)
+                behind = SEQ_MOD - udelta
+                bit = cython.cast(cython.ulonglong, 1) << behind if behind < SEEN_WINDOW else 0
                 if self._seen & bit:
                     self.duplicates += 1
                 else:

@@ -1,11 +1,11 @@
 # Types for the compiled data plane (Cython pure Python mode: session.py is the source).
-from gateway.core.call cimport CallCounters
+from gateway.core.call cimport CallCounters, FrameSink
 from gateway.core.policing cimport UpstreamBudget
 from gateway.core.return_path cimport ReturnPath
 from gateway.core.rtp cimport RtpPacket, RtpPacketizer
 
 
-cdef class CallSession:
+cdef class CallSession(FrameSink):
     cdef public object config, route, output, url_rate, state, close_code, outcome, format
     cdef public double unix_offset, started_at, answered_at, ended_at
     cdef public str expected_call_id, call_id, close_reason
@@ -35,7 +35,7 @@ cdef class CallSession:
     cdef bytes _keep_whole_samples(self, pcm)
     cdef _send_rtp(self, payload, double now)
     cdef _send_sender_report(self, double now)
-    cpdef _send_audio(self, bytes frame, double now)
+    cpdef send_frame(self, bytes frame, double now)
     cdef _send_command(self, bytes message, double now)
     cdef _close(self, long code, str reason, double now)
     cdef _end(self, long code, str reason, double now)

@@ -10,13 +10,12 @@ import enum
 from typing import Protocol
 
 from gateway.core import commands
-from gateway.core.call import CallCounters, MediaFormat
+from gateway.core.call import CallCounters, FrameSink, MediaFormat
 from gateway.core.codec import DownstreamDecoder, UpstreamEncoder
 from gateway.core.commands import CommandError, Connect
 from gateway.core.policing import UpstreamBudget
 from gateway.core.return_path import ReturnPath
 from gateway.core.rtp import (
-    NO_SSRC,
     RtcpError,
     RtpError,
     RtpPacketizer,
@@ -66,7 +65,7 @@ class CallOutput(Protocol):
     def close(self, code: int, reason: str) -> None: ...
 
 
-class CallSession:
+class CallSession(FrameSink):
     def __init__(
         self,
         config: Config,
@@ -190,8 +189,7 @@ class CallSession:
             self.counters.rtp_dropped["rtcp_" + exc.reason] += 1
             return
         byes = bye_sources(packets)
-        latched = self.return_path.source.ssrc
-        if byes is not None and (latched == NO_SSRC or latched in byes):
+        if byes is not None and self.return_path.source.says_goodbye(byes):
             self.return_path.play_out_then(self._media_service_done, now)  # what it sent is heard first
         elif byes is not None:
             self.counters.rtp_dropped["rtcp_bye_unknown_ssrc"] += 1  # another stream's goodbye, not this call's
@@ -275,7 +273,7 @@ class CallSession:
         config = self.config
         self.return_path = ReturnPath(
             DownstreamDecoder(route.codec, call_rate, wire_rate), wire_rate, fmt.frame_bytes, self.counters,
-            self._send_audio, now, jitter_max_wait=config.jitter_max_wait,
+            self, now, jitter_max_wait=config.jitter_max_wait,
             pacing_lead_frames=config.pacing_lead_frames, queue_seconds=config.return_queue_seconds,
         )
         self.return_path.paused = self._output_paused
@@ -327,7 +325,8 @@ class CallSession:
         )
         self.output.send_rtcp(report)
 
-    def _send_audio(self, frame: bytes, now: float) -> None:
+    def send_frame(self, frame: bytes, now: float) -> None:
+        """A 20 ms frame of the return path for Sinch."""
         self.output.send_audio(frame)
         self.counters.ws_frames_out += 1
         self.counters.ws_bytes_out += len(frame)

@@ -15,6 +15,7 @@ cdef class CallAdapter(WSListener):
     cdef public CallSession session
     cdef object _fragments, _fragments_type
     cdef bint _output_paused
+    cdef object _clock
 
     cpdef on_ws_connected(self, WSTransport transport)
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame)

@@ -18,7 +18,7 @@ from picows import WSCloseCode
 from gateway.core.commands import Connect
 from gateway.core.session import CallSession, CloseCode
 from gateway.dataplane.call_events import CallEvents
-from gateway.dataplane.telemetry import CallTelemetry
+from gateway.dataplane.telemetry import CallTelemetry, MetricTotals
 from gateway.dataplane.udpstats import socket_inode
 from gateway.shared import metrics
 from gateway.shared.config import Config, Route
@@ -57,6 +57,7 @@ class CallHost(Protocol):
     latency_samples: list[float]
     call_events: CallEvents | None
     datagrams: DatagramSink
+    metric_totals: MetricTotals  # published by the worker once a second
 
     def admit(self) -> bool: ...
     def call_started(self, call: CallAdapter) -> None: ...
@@ -80,7 +81,7 @@ class CallAdapter(WSListener):
         self.rtp = rtp
         self.rtcp = rtcp
         self.rtp_inode = socket_inode(rtp)
-        self.telemetry = CallTelemetry(route, worker.call_events)
+        self.telemetry = CallTelemetry(route, worker.call_events, worker.metric_totals)
         self._audio_frames = 0
         self.transport: WSTransport | None = None
         self.session: CallSession | None = None
@@ -92,6 +93,7 @@ class CallAdapter(WSListener):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         loop = self.worker.loop
+        self._clock = loop.time  # one call per frame, not two attribute lookups on the worker
         self.transport = transport
         self.session = CallSession(
             self.worker.config, self.route, self, loop.time(), self.url_rate, self.worker.unix_offset,
@@ -103,7 +105,7 @@ class CallAdapter(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         session = self.session
-        now = self.worker.loop.time()
+        now = self._clock()
         try:
             msg_type = frame.msg_type
             if transport.is_close_frame_sent and msg_type != WSMsgType.CLOSE:

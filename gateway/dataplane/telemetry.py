@@ -2,7 +2,8 @@
 
 The call's plain counters become Prometheus metrics as deltas, once a second and at hangup: counting per call
 and flushing periodically keeps metric updates (a lock and an mmap write each, in multiprocess mode) off the
-per-frame path.
+per-frame path. The deltas of all a worker's calls are summed per series first (MetricTotals), so a flush
+writes each series once, not once per call: at 150 calls, per-call writes were 5 % of the worker's CPU.
 """
 
 from __future__ import annotations
@@ -36,13 +37,29 @@ _TRAFFIC = (
 )
 
 
+class MetricTotals:
+    """What a worker's calls have counted since the last publish, summed per Prometheus series."""
+
+    def __init__(self) -> None:
+        self._pending: dict[Any, int] = {}
+
+    def add(self, series: Any, amount: int) -> None:
+        self._pending[series] = self._pending.get(series, 0) + amount
+
+    def publish(self) -> None:
+        pending, self._pending = self._pending, {}
+        for series, amount in pending.items():
+            series.inc(amount)
+
+
 class CallTelemetry:
     """What one call has reported, and to whom: each flush adds only what is new."""
 
-    def __init__(self, route: Route, call_events: CallEvents | None) -> None:
+    def __init__(self, route: Route, call_events: CallEvents | None, totals: MetricTotals) -> None:
         self.route = name = route.name
         self._codec = route.codec
         self._call_events = call_events
+        self._totals = totals
         self._series = [
             (field, metric.labels(name, direction) if direction else metric.labels(name))
             for field, metric, direction in _TRAFFIC
@@ -60,25 +77,32 @@ class CallTelemetry:
     def flush(self, session: CallSession) -> None:
         counters = session.counters
         reported = self._reported
-        for name, metric in self._series:
+        totals = self._totals
+        for name, series in self._series:
             value = getattr(counters, name)
             if value != reported[name]:
-                metric.inc(value - reported[name])
+                totals.add(series, value - reported[name])
                 reported[name] = value
-        _flush_counts(counters.rtp_dropped, self._dropped, lambda why: metrics.RTP_DROPPED.labels(self.route, why))
-        _flush_counts(counters.ignored_commands, self._ignored, metrics.COMMANDS_IGNORED.labels)
+        self._flush_counts(counters.rtp_dropped, self._dropped, lambda why: metrics.RTP_DROPPED.labels(self.route, why))
+        self._flush_counts(counters.ignored_commands, self._ignored, metrics.COMMANDS_IGNORED.labels)
         return_path = session.return_path
         if return_path is None:
             return
         lost, reordered = return_path.jitter_buffer.lost_packets, return_path.receive_stats.reordered
         if lost != self._lost:
-            self._lost_series.inc(lost - self._lost)
+            totals.add(self._lost_series, lost - self._lost)
             self._lost = lost
         if reordered != self._reordered:
-            self._reordered_series.inc(reordered - self._reordered)
+            totals.add(self._reordered_series, reordered - self._reordered)
             self._reordered = reordered
         if session.state is CallState.ANSWERED and return_path.receive_stats.received:
             self._jitter_series.observe(return_path.receive_stats.jitter_seconds)
+
+    def _flush_counts(self, current: Counter[str], reported: Counter[str], series: Callable[[str], Any]) -> None:
+        for key, value in current.items():
+            if value != reported[key]:
+                self._totals.add(series(key), value - reported[key])
+                reported[key] = value
 
     def answered(self, session: CallSession, connect: Connect, sample_rate: int, rtp_port: int) -> None:
         fmt = session.format
@@ -123,10 +147,3 @@ class CallTelemetry:
                 "reason": session.close_reason, "by_sinch": session.closed_by_peer,
                 "seconds": round(session.ended_at - session.answered_at, 3),
             })
-
-
-def _flush_counts(current: Counter[str], reported: Counter[str], series: Callable[[str], Any]) -> None:
-    for key, value in current.items():
-        if value != reported[key]:
-            series(key).inc(value - reported[key])
-            reported[key] = value

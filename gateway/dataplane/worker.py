@@ -42,6 +42,7 @@ from gateway.dataplane.echo import EchoService
 from gateway.dataplane.listener import OUT_OF_DESCRIPTORS, PausableListener
 from gateway.dataplane.media import CallAdapter, tick_calls
 from gateway.dataplane.ports import NoPortAvailable, bind_udp_pair, pairs_taken
+from gateway.dataplane.telemetry import MetricTotals
 from gateway.dataplane.udpstats import udp_sockets
 from gateway.shared import host_limits, metrics
 from gateway.shared.build import data_plane
@@ -78,6 +79,7 @@ class Worker:
         self.answered_calls = 0
         self.state = WorkerState.BOOTING
         self.latency_samples: list[float] = []
+        self.metric_totals = MetricTotals()
         self.cpu_percent = 0.0
         self.loop: asyncio.AbstractEventLoop
         self.unix_offset = 0.0
@@ -352,6 +354,7 @@ class Worker:
     def _flush_metrics(self) -> None:
         for call in tuple(self.calls):
             call.flush_metrics()
+        self.metric_totals.publish()  # also what calls that ended since the last flush counted
         samples, self.latency_samples = self.latency_samples, []
         for sample in samples:
             metrics.UPSTREAM_LATENCY.observe(sample)
