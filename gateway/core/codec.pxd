@@ -2,8 +2,8 @@
 cimport cython
 
 
-@cython.locals(size=Py_ssize_t, index=Py_ssize_t, dst="unsigned char *", src="const unsigned char *")
-cpdef bytes swap16(const unsigned char[::1] data)
+@cython.locals(size=Py_ssize_t, index=Py_ssize_t, dst="unsigned char *", src="unsigned char *")
+cpdef bytes swap16(data)
 
 
 cdef class UpstreamEncoder:

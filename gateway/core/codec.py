@@ -20,7 +20,9 @@ import numpy as np
 import numpy.typing as npt
 
 if cython.compiled:  # C-level names for the compiled data plane; the Python one never reaches them
+    from cython.cimports.cpython.buffer import PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING, PyBytes_FromStringAndSize
+    from cython.cimports.cpython.object import Py_buffer
 
 from gateway.shared.config import CODECS
 
@@ -183,14 +185,18 @@ def swap16(data: bytes | bytearray | memoryview) -> bytes:
     """16-bit samples in the other byte order (Sinch's PCM is little-endian, L16 on the wire big-endian);
     an odd trailing byte is left out. Compiled, a C loop; as Python, array's byteswap."""
     size = len(data) & ~1
-    if cython.compiled:
-        out = PyBytes_FromStringAndSize(cython.NULL, size)
-        if size:
+    if cython.compiled:  # the buffer protocol directly: a typed memoryview would cost its validation per frame
+        view = cython.declare(Py_buffer)
+        PyObject_GetBuffer(data, cython.address(view), PyBUF_SIMPLE)
+        try:
+            out = PyBytes_FromStringAndSize(cython.NULL, size)
             dst = cython.cast(cython.p_uchar, PyBytes_AS_STRING(out))
-            src = cython.address(data[0])
+            src = cython.cast(cython.p_uchar, view.buf)
             for index in range(0, size, 2):
                 dst[index] = src[index + 1]
                 dst[index + 1] = src[index]
+        finally:
+            PyBuffer_Release(cython.address(view))
         return out
     swapped = array.array("H")
     swapped.frombytes(data[:size])

@@ -1,11 +1,12 @@
 # Types for the compiled data plane (Cython pure Python mode: return_path.py is the source).
 from gateway.core.call cimport CallCounters, FrameSink
+from gateway.core.codec cimport DownstreamDecoder
 from gateway.core.rtp cimport JitterBuffer, ReceiveStats, RtpPacket, SourceLatch
 
 
 cdef class ReturnPath:
     cdef double _credit, _credit_at
-    cdef object _decoder
+    cdef DownstreamDecoder _decoder
     cdef long _frame_bytes, _lead, _queue_cap, _stall_frames
     cdef object _on_played_out
     cdef bytearray _queue

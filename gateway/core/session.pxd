@@ -1,5 +1,6 @@
 # Types for the compiled data plane (Cython pure Python mode: session.py is the source).
 from gateway.core.call cimport CallCounters, FrameSink
+from gateway.core.codec cimport UpstreamEncoder
 from gateway.core.policing cimport UpstreamBudget
 from gateway.core.return_path cimport ReturnPath
 from gateway.core.rtp cimport RtpPacket, RtpPacketizer
@@ -17,7 +18,7 @@ cdef class CallSession(FrameSink):
     cdef bytes _odd_byte
     cdef bint _output_paused
     cdef bytearray _upstream
-    cdef object _encoder
+    cdef UpstreamEncoder _encoder
     cdef UpstreamBudget _budget
     cdef long _packet_bytes, _packet_samples
 

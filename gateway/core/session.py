@@ -53,6 +53,10 @@ class CallState(enum.Enum):
     CLOSED = "closed"
 
 
+# The states as module names: a global the compiled module caches, not an attribute looked up on every packet.
+AWAITING_CONNECT, ANSWERED, CLOSED = CallState.AWAITING_CONNECT, CallState.ANSWERED, CallState.CLOSED
+
+
 class CallOutput(Protocol):
     """What the session asks its adapter to do. Calls happen synchronously inside session methods."""
 
@@ -82,7 +86,7 @@ class CallSession(FrameSink):
         self.url_rate = url_rate
         self.unix_offset = unix_offset  # unix time = now + unix_offset (RTCP NTP timestamps)
         self.expected_call_id = expected_call_id  # from the stream token; "" = any
-        self.state = CallState.AWAITING_CONNECT
+        self.state = AWAITING_CONNECT
         self.counters = CallCounters()
         self.call_id = ""
         self.started_at = now
@@ -102,19 +106,19 @@ class CallSession(FrameSink):
     def on_text(self, text: bytes, now: float) -> None:
         self.counters.ws_frames_in += 1
         self.counters.ws_bytes_in += len(text)
-        if self.state is CallState.CLOSED:
+        if self.state is CLOSED:
             return
         try:
             command = commands.parse_command(text)
         except CommandError as exc:
             code = CloseCode.INVALID_PAYLOAD if exc.reason != "bad_connect" else CloseCode.POLICY_VIOLATION
-            if self.state is CallState.AWAITING_CONNECT:
+            if self.state is AWAITING_CONNECT:
                 self._refuse(commands.REJECT, code, str(exc), now)
             else:
                 self._close(code, str(exc), now)
             return
         if isinstance(command, Connect):
-            if self.state is not CallState.AWAITING_CONNECT:
+            if self.state is not AWAITING_CONNECT:
                 self._close(CloseCode.POLICY_VIOLATION, "second connect command", now)
             elif self.expected_call_id and command.call_id != self.expected_call_id:
                 self._refuse(commands.REJECT, CloseCode.POLICY_VIOLATION, "call id does not match the stream token",
@@ -132,8 +136,8 @@ class CallSession(FrameSink):
         counters = self.counters
         counters.ws_frames_in += 1
         counters.ws_bytes_in += len(pcm)
-        if self.state is not CallState.ANSWERED:
-            if self.state is CallState.AWAITING_CONNECT:
+        if self.state is not ANSWERED:
+            if self.state is AWAITING_CONNECT:
                 self._close(CloseCode.POLICY_VIOLATION, "audio before connect", now)
             return
         if not self._budget.take(len(pcm), now):
@@ -154,7 +158,7 @@ class CallSession(FrameSink):
     def on_closed(self, code: int, reason: str, now: float, by_peer: bool = True) -> None:
         """The websocket is closed: by Sinch (a hangup), by the connection dropping (1006), or by the
         websocket layer itself (e.g. 1009 for an oversized frame). Either way the call is over."""
-        if self.state is CallState.CLOSED:
+        if self.state is CLOSED:
             return
         self.closed_by_peer = by_peer
         self._end(code, reason, now)
@@ -165,8 +169,8 @@ class CallSession(FrameSink):
         """A datagram on the call's RTP port. Only the route sends there: the adapter's sockets are connected to
         it (symmetric RTP), so the kernel drops anyone else's."""
         counters = self.counters
-        if self.state is not CallState.ANSWERED:
-            counters.rtp_dropped["not_answered" if self.state is CallState.AWAITING_CONNECT else "after_hangup"] += 1
+        if self.state is not ANSWERED:
+            counters.rtp_dropped["not_answered" if self.state is AWAITING_CONNECT else "after_hangup"] += 1
             return
         try:
             packet = parse_rtp(data)
@@ -180,7 +184,7 @@ class CallSession(FrameSink):
 
     def on_rtcp(self, data: bytes, now: float) -> None:
         """A datagram on the call's RTCP port (the route's port + 1, connected like the RTP one)."""
-        if self.state is not CallState.ANSWERED:
+        if self.state is not ANSWERED:
             self.counters.rtp_dropped["unexpected_rtcp"] += 1
             return
         try:
@@ -200,12 +204,12 @@ class CallSession(FrameSink):
 
     def on_pacing_tick(self, now: float) -> None:
         """Called every few ms while `pacing_pending`: loss declared by time, audio due to Sinch."""
-        if self.state is CallState.ANSWERED:
+        if self.state is ANSWERED:
             self.return_path.on_tick(now)
 
     def on_tick(self, now: float) -> None:
         """Called by the worker for every call about ten times a second: deadlines, heartbeats, reports."""
-        if self.state is CallState.ANSWERED:
+        if self.state is ANSWERED:
             if self._max_end and now >= self._max_end:
                 self._close(CloseCode.NORMAL, "maximum call duration reached", now)
                 return
@@ -215,7 +219,7 @@ class CallSession(FrameSink):
                 self.counters.heartbeats_sent += 1
             if now >= self._next_rtcp:
                 self._send_sender_report(now)
-        elif self.state is CallState.AWAITING_CONNECT and now >= self._connect_deadline:
+        elif self.state is AWAITING_CONNECT and now >= self._connect_deadline:
             self._close(CloseCode.POLICY_VIOLATION, f"no connect command within {self.config.connect_timeout:g}s",
                         now)
 
@@ -223,18 +227,18 @@ class CallSession(FrameSink):
         """Sinch's connection stopped (or resumed) taking data: TCP backpressure. While paused no audio is sent;
         it waits in the return queue, whose cap bounds the memory a stalled peer can cost."""
         self._output_paused = paused
-        if self.state is CallState.ANSWERED:
+        if self.state is ANSWERED:
             self.return_path.set_paused(paused, now)
 
     def clear(self, now: float) -> None:
         """Barge-in: drop audio not yet played here and ask Sinch to drop what it has buffered."""
-        if self.state is CallState.ANSWERED:
+        if self.state is ANSWERED:
             self.return_path.clear()
             self._send_command(commands.CLEAR, now)
 
     def shutdown(self, code: int, reason: str, now: float) -> None:
         """The gateway ends the call (drain deadline, shutdown)."""
-        if self.state is not CallState.CLOSED:
+        if self.state is not CLOSED:
             self._close(code, reason, now)
 
     @property
@@ -280,7 +284,7 @@ class CallSession(FrameSink):
         self._budget = UpstreamBudget(call_rate * 2, config.audio_speed_limit, config.audio_burst_seconds, now)
         self._policed_bytes_limit = call_rate * 2 * config.audio_burst_seconds
         self.call_id = connect.call_id
-        self.state = CallState.ANSWERED
+        self.state = ANSWERED
         self.outcome = "answer"
         self.answered_at = now
         self._max_end = now + self.config.max_call_duration if self.config.max_call_duration else 0.0
@@ -343,9 +347,9 @@ class CallSession(FrameSink):
         self.output.close(code, reason)
 
     def _end(self, code: int, reason: str, now: float) -> None:
-        if self.state is CallState.ANSWERED and self.packetizer.packet_count:
+        if self.state is ANSWERED and self.packetizer.packet_count:
             self.output.send_rtcp(build_bye(self.packetizer.ssrc, self.call_id, reason[:255]))
-        self.state = CallState.CLOSED
+        self.state = CLOSED
         if self.return_path is not None:
             self.return_path.stop()
         self.close_code = code

@@ -37,9 +37,9 @@ if cython.compiled:  # C-level names for the compiled data plane; the Python one
     from cython.cimports.libc.stdlib import free, malloc
     from cython.cimports.posix.unistd import close as close_fd
 
-MAX_DATAGRAM = 65535
-MAX_EVENTS = 64  # sockets served per wakeup; more ready ones wait for the next round
-DATAGRAM_FLAG = 1 << 32  # in an epoll event's data: set for RTCP, the file descriptor below it
+MAX_DATAGRAM = cython.declare(cython.Py_ssize_t, 65535)
+MAX_EVENTS = cython.declare(cython.int, 64)  # sockets served per wakeup; more ready ones wait for the next round
+RTCP_FLAG = cython.declare(cython.ulonglong, 1 << 32)  # in an epoll event's data: RTCP; the descriptor below it
 
 
 class DatagramReader:
@@ -60,7 +60,7 @@ class DatagramReader:
         if cython.compiled:
             event = cython.declare(epoll_event)
             event.events = EPOLLIN
-            event.data.u64 = fd | (DATAGRAM_FLAG if rtcp else 0)
+            event.data.u64 = fd | (RTCP_FLAG if rtcp else 0)
             if epoll_ctl(self._epoll, EPOLL_CTL_ADD, fd, cython.address(event)) < 0:
                 del self._calls[fd]
                 raise OSError(errno, "epoll_ctl")
@@ -97,10 +97,10 @@ class DatagramReader:
         ready = epoll_wait(self._epoll, self._events, MAX_EVENTS, 0)
         for index in range(ready):
             tag = self._events[index].data.u64
-            fd = tag & (DATAGRAM_FLAG - 1)
+            fd = tag & (RTCP_FLAG - 1)
             size = recv(fd, self._buffer, MAX_DATAGRAM, MSG_DONTWAIT)
             if size < 0:
                 continue  # EAGAIN, or ECONNREFUSED from an earlier ICMP error
             call = self._calls.get(fd)
             if call is not None:
-                call.on_datagram(PyBytes_FromStringAndSize(self._buffer, size), tag >= DATAGRAM_FLAG, now)
+                call.on_datagram(PyBytes_FromStringAndSize(self._buffer, size), tag >= RTCP_FLAG, now)

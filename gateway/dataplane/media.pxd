@@ -16,6 +16,7 @@ cdef class CallAdapter(WSListener):
     cdef object _fragments, _fragments_type
     cdef bint _output_paused
     cdef object _clock
+    cdef int _rtp_fd, _rtcp_fd
 
     cpdef on_ws_connected(self, WSTransport transport)
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame)
@@ -33,4 +34,4 @@ cdef class CallAdapter(WSListener):
 cpdef tick_calls(tuple calls, double now, bint pacing_only)
 
 
-cpdef bint _sent(sock, bytes packet)
+cpdef bint _sent(sock, int fd, bytes packet)

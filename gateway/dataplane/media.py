@@ -80,6 +80,7 @@ class CallAdapter(WSListener):
         rtcp.connect((route.host, route.port + 1))
         self.rtp = rtp
         self.rtcp = rtcp
+        self._rtp_fd, self._rtcp_fd = rtp.fileno(), rtcp.fileno()
         self.rtp_inode = socket_inode(rtp)
         self.telemetry = CallTelemetry(route, worker.call_events, worker.metric_totals)
         self._audio_frames = 0
@@ -193,11 +194,11 @@ class CallAdapter(WSListener):
         self.transport.send(WSMsgType.BINARY, pcm)
 
     def send_rtp(self, packet: bytes) -> None:
-        if not _sent(self.rtp, packet):
+        if not _sent(self.rtp, self._rtp_fd, packet):
             self.session.counters.rtp_dropped["send_error"] += 1  # ICMP unreachable, buffer full: UDP loses
 
     def send_rtcp(self, packet: bytes) -> None:
-        if not _sent(self.rtcp, packet):
+        if not _sent(self.rtcp, self._rtcp_fd, packet):
             self.session.counters.rtp_dropped["rtcp_send_error"] += 1
 
     def admit(self) -> bool:
@@ -325,11 +326,11 @@ def tick_calls(calls: tuple[CallAdapter, ...], now: float, pacing_only: bool) ->
             call.tick(now, pacing_only)
 
 
-def _sent(sock: socket.socket, packet: bytes) -> bool:
-    """One datagram on a connected socket; False when the kernel refused it. Compiled, the system call itself,
-    with no Python call or exception in between."""
+def _sent(sock: socket.socket, fd: int, packet: bytes) -> bool:
+    """One datagram on a connected socket (`fd` is its descriptor); False when the kernel refused it. Compiled,
+    the system call itself, with no Python call or exception in between."""
     if cython.compiled:
-        return send(sock.fileno(), PyBytes_AS_STRING(packet), len(packet), 0) >= 0
+        return send(fd, PyBytes_AS_STRING(packet), len(packet), 0) >= 0
     try:
         sock.send(packet)
     except OSError:
