@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gateway.core import commands
+from gateway.core.call import CallOutput
 from gateway.core.rtp import RtpPacketizer, build_bye, bye_sources, parse_rtcp, parse_rtp
 from gateway.core.session import CallSession, CallState, CloseCode
 from gateway.shared.config import Config, Route
@@ -20,7 +21,7 @@ FRAME = (np.arange(320, dtype="<i2") * 50).tobytes()  # 20 ms at 16 kHz, as Sinc
 WIRE_FRAME = np.frombuffer(FRAME, "<i2").astype(">i2").tobytes()  # the same on the wire (RFC 3551 §4.5.11)
 
 
-class Recorder:
+class Recorder(CallOutput):
     def __init__(self) -> None:
         self.commands: list[dict] = []
         self.audio: list[bytes] = []

@@ -8,3 +8,13 @@ cdef class CallCounters:
 
 cdef class FrameSink:
     cpdef send_frame(self, bytes frame, double now)
+
+
+cdef class CallOutput:
+    cpdef send_command(self, bytes message)
+    cpdef send_audio(self, bytes pcm)
+    cpdef send_rtp(self, bytes packet)
+    cpdef send_rtcp(self, bytes packet)
+    cpdef bint admit(self)
+    cpdef answered(self, connect, long sample_rate)
+    cpdef close(self, long code, str reason)

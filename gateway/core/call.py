@@ -4,8 +4,39 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.core.commands import Connect
 
 FRAME_SECONDS = 0.020  # audio to Sinch goes in 20 ms frames (protocol notes §2.4)
+
+
+class CallOutput:
+    """What the session asks its adapter to do; calls happen synchronously inside session methods. A base class
+    rather than a Protocol: compiled, the session calls it at C level. The adapter implements it, and so do the
+    tests' recording doubles."""
+
+    def send_command(self, message: bytes) -> None:
+        raise NotImplementedError
+
+    def send_audio(self, pcm: bytes) -> None:
+        raise NotImplementedError
+
+    def send_rtp(self, packet: bytes) -> None:
+        raise NotImplementedError
+
+    def send_rtcp(self, packet: bytes) -> None:
+        raise NotImplementedError
+
+    def admit(self) -> bool:
+        raise NotImplementedError
+
+    def answered(self, connect: Connect, sample_rate: int) -> None:
+        raise NotImplementedError
+
+    def close(self, code: int, reason: str) -> None:
+        raise NotImplementedError
 
 
 class FrameSink:

@@ -1,5 +1,5 @@
 # Types for the compiled data plane (Cython pure Python mode: session.py is the source).
-from gateway.core.call cimport CallCounters, FrameSink
+from gateway.core.call cimport CallCounters, CallOutput, FrameSink
 from gateway.core.codec cimport UpstreamEncoder
 from gateway.core.policing cimport UpstreamBudget
 from gateway.core.return_path cimport ReturnPath
@@ -7,7 +7,8 @@ from gateway.core.rtp cimport RtpPacket, RtpPacketizer
 
 
 cdef class CallSession(FrameSink):
-    cdef public object config, route, output, url_rate, state, close_code, outcome, format
+    cdef public CallOutput output
+    cdef public object config, route, url_rate, state, close_code, outcome, format
     cdef public double unix_offset, started_at, answered_at, ended_at
     cdef public str expected_call_id, call_id, close_reason
     cdef public CallCounters counters

@@ -7,10 +7,9 @@ tests drive it with a fake clock and a recording output. States: awaiting connec
 from __future__ import annotations
 
 import enum
-from typing import Protocol
 
 from gateway.core import commands
-from gateway.core.call import CallCounters, FrameSink, MediaFormat
+from gateway.core.call import CallCounters, CallOutput, FrameSink, MediaFormat
 from gateway.core.codec import DownstreamDecoder, UpstreamEncoder
 from gateway.core.commands import CommandError, Connect
 from gateway.core.policing import UpstreamBudget
@@ -55,18 +54,6 @@ class CallState(enum.Enum):
 
 # The states as module names: a global the compiled module caches, not an attribute looked up on every packet.
 AWAITING_CONNECT, ANSWERED, CLOSED = CallState.AWAITING_CONNECT, CallState.ANSWERED, CallState.CLOSED
-
-
-class CallOutput(Protocol):
-    """What the session asks its adapter to do. Calls happen synchronously inside session methods."""
-
-    def send_command(self, message: bytes) -> None: ...
-    def send_audio(self, pcm: bytes) -> None: ...
-    def send_rtp(self, packet: bytes) -> None: ...
-    def send_rtcp(self, packet: bytes) -> None: ...
-    def admit(self) -> bool: ...
-    def answered(self, connect: Connect, sample_rate: int) -> None: ...
-    def close(self, code: int, reason: str) -> None: ...
 
 
 class CallSession(FrameSink):

@@ -3,7 +3,12 @@
 cimport cython
 from picows.picows cimport WSFrame, WSListener, WSMsgType, WSTransport
 
+from gateway.core.call cimport CallOutput
 from gateway.core.session cimport CallSession
+
+
+cdef class _SessionOutput(CallOutput):
+    cdef CallAdapter _adapter
 
 
 cdef class CallAdapter(WSListener):
@@ -24,9 +29,13 @@ cdef class CallAdapter(WSListener):
     cpdef pause_writing(self)
     cpdef resume_writing(self)
     cpdef on_datagram(self, bytes data, bint rtcp, double now)
+    cpdef send_command(self, bytes message)
     cpdef send_audio(self, bytes pcm)
     cpdef send_rtp(self, bytes packet)
     cpdef send_rtcp(self, bytes packet)
+    cpdef bint admit(self)
+    cpdef answered(self, connect, long sample_rate)
+    cpdef close(self, long code, str reason)
     cpdef tick(self, double now, bint pacing_only=*)
 
 

@@ -15,6 +15,7 @@ from typing import Protocol
 import cython
 from picows import WSCloseCode
 
+from gateway.core.call import CallOutput
 from gateway.core.commands import Connect
 from gateway.core.session import CallSession, CloseCode
 from gateway.dataplane.call_events import CallEvents
@@ -35,7 +36,7 @@ log = logging.getLogger("gateway.call")
 CLOSE_TIMEOUT = 2.0  # seconds to wait for the peer's close frame before dropping the connection
 MAX_CLOSE_REASON = 123  # RFC 6455 §5.5: control frame payload <= 125 bytes, 2 of them the code
 NO_STATUS_RECEIVED = 1005  # RFC 6455 §7.4.1: recorded for a close frame that carried no code, never sent
-LATENCY_SAMPLE_MASK = 15  # time one audio frame in 16 from receipt to RTP send
+LATENCY_SAMPLE_MASK = cython.declare(cython.long, 15)  # time one audio frame in 16 from receipt to RTP send
 # What may wait in one connection's write buffer once it is past its high-water mark (64 KiB) and the peer has
 # stopped reading: commands and pongs go there (audio waits in the session's capped return queue instead).
 MAX_OUTPUT_BYTES = 256 * 1024
@@ -63,6 +64,35 @@ class CallHost(Protocol):
     def call_started(self, call: CallAdapter) -> None: ...
     def call_answered(self, call: CallAdapter) -> None: ...
     def call_ended(self, call: CallAdapter, answered: bool) -> None: ...
+
+
+class _SessionOutput(CallOutput):
+    """The adapter as its session's CallOutput: a compiled class has a single base, and the adapter's is picows's
+    WSListener, so this forwards, at C level, what the session asks."""
+
+    def __init__(self, adapter: CallAdapter) -> None:
+        self._adapter = adapter
+
+    def send_command(self, message: bytes) -> None:
+        self._adapter.send_command(message)
+
+    def send_audio(self, pcm: bytes) -> None:
+        self._adapter.send_audio(pcm)
+
+    def send_rtp(self, packet: bytes) -> None:
+        self._adapter.send_rtp(packet)
+
+    def send_rtcp(self, packet: bytes) -> None:
+        self._adapter.send_rtcp(packet)
+
+    def admit(self) -> bool:
+        return self._adapter.admit()
+
+    def answered(self, connect: Connect, sample_rate: int) -> None:
+        self._adapter.answered(connect, sample_rate)
+
+    def close(self, code: int, reason: str) -> None:
+        self._adapter.close(code, reason)
 
 
 class CallAdapter(WSListener):
@@ -97,7 +127,7 @@ class CallAdapter(WSListener):
         self._clock = loop.time  # one call per frame, not two attribute lookups on the worker
         self.transport = transport
         self.session = CallSession(
-            self.worker.config, self.route, self, loop.time(), self.url_rate, self.worker.unix_offset,
+            self.worker.config, self.route, _SessionOutput(self), loop.time(), self.url_rate, self.worker.unix_offset,
             self.expected_call_id,
         )
         self.worker.datagrams.add(self.rtp, self, False)

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from gateway.core.call import CallOutput
 from gateway.core.commands import Connect
 from gateway.core.rtp import RtpPacketizer
 from gateway.core.session import CallSession
@@ -16,7 +17,7 @@ from gateway.shared.config import Config, Route
 FRAMES = 50_000
 
 
-class _Discard:
+class _Discard(CallOutput):
     def send_command(self, message: bytes) -> None: ...
     def send_audio(self, pcm: bytes) -> None: ...
     def send_rtp(self, packet: bytes) -> None: ...
