@@ -10,7 +10,7 @@ import asyncio
 import logging
 import socket
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cython
 from picows import WSCloseCode
@@ -18,12 +18,14 @@ from picows import WSCloseCode
 from gateway.core.call import CallOutput
 from gateway.core.commands import Connect
 from gateway.core.session import CallSession, CloseCode
-from gateway.dataplane.call_events import CallEvents
 from gateway.dataplane.telemetry import CallTelemetry, MetricTotals
 from gateway.dataplane.udpstats import socket_inode
 from gateway.shared import metrics
 from gateway.shared.config import Config, Route
 from gateway.shared.logs import log_event
+
+if TYPE_CHECKING:  # aiohttp, behind call events, is imported only when call_events_url is set
+    from gateway.dataplane.call_events import CallEvents
 
 if cython.compiled:  # C-level names for the compiled data plane (media.pxd cimports picows's types)
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING

@@ -11,14 +11,16 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.core.commands import Connect
 from gateway.core.session import CallSession, CallState
-from gateway.dataplane.call_events import CallEvents
 from gateway.shared import metrics
 from gateway.shared.config import Route
 from gateway.shared.logs import log_event
+
+if TYPE_CHECKING:  # aiohttp, behind call events, is imported only when call_events_url is set
+    from gateway.dataplane.call_events import CallEvents
 
 # CallCounters field -> (metric, direction label or None)
 log = logging.getLogger("gateway.call")
