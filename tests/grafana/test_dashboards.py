@@ -313,14 +313,21 @@ def test_compose_wiring_matches_prometheus_and_grafana_config(yaml_files):
 
 
 def test_dockerfile_builds_from_files_that_exist():
+    """A builder stage with a C compiler builds the package's wheel (the compiled data plane); the image, from
+    the same base, installs that wheel and carries no compiler."""
     lines = [line.split() for line in (ROOT / "Dockerfile").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
-    assert lines[0] == ["FROM", "python:3.11-slim"]
+    stages = [words for words in lines if words[0] == "FROM"]
+    assert stages == [["FROM", "python:3.11-slim", "AS", "build"], ["FROM", "python:3.11-slim"]]
+    build = lines[:lines.index(stages[1])]
+    assert any(words[0] == "RUN" and "gcc" in words for words in build)
+    assert ["RUN", "pip", "wheel", "--no-cache-dir", "--wheel-dir", "/wheels", "."] in build
     for words in lines:
-        if words[0] == "COPY":
+        if words[0] == "COPY" and not words[1].startswith("--from"):
             for source in words[1:-1]:
                 assert (ROOT / source).exists(), source
-    assert ["RUN", "pip", "install", "--no-cache-dir", "."] in lines
+    assert any(words[:4] == ["RUN", "pip", "install", "--no-cache-dir"] and "/wheels/*.whl" in words
+               for words in lines[lines.index(stages[1]):])
     entrypoint = next(words for words in lines if words[0] == "ENTRYPOINT")
     assert " ".join(entrypoint[1:]) == '["gateway", "serve"]'
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
