@@ -57,6 +57,12 @@ AWAITING_CONNECT, ANSWERED, CLOSED = CallState.AWAITING_CONNECT, CallState.ANSWE
 
 
 class CallSession(FrameSink):
+    """One call's state machine. Larger than the project's ~250-line guide on purpose: it is the one place that
+    decides what every input means for the call (connect, audio, commands, RTP, RTCP, time), so each decision
+    reads in one file; what it delegates already has a class of its own (ReturnPath, UpstreamBudget,
+    RtpPacketizer, the codecs), and it is compiled as one extension type, so splitting it further would add
+    calls on the per-frame path."""
+
     def __init__(
         self,
         config: Config,

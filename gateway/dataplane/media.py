@@ -98,6 +98,10 @@ class _SessionOutput(CallOutput):
 
 
 class CallAdapter(WSListener):
+    """One call's adapter: picows's listener for its websocket and the owner of its two UDP sockets. At the
+    project's ~250-line guide because everything a websocket peer can do arrives here (frames, fragments,
+    pings, closes, backpressure) and must be answered here, before the session sees anything."""
+
     def __init__(
         self, worker: CallHost, route: Route, url_rate: int | None, rtp: socket.socket, rtcp: socket.socket,
         expected_call_id: str = "",

@@ -1,8 +1,8 @@
 """One worker process: a uvloop loop, a picows server, the calls it carries, and their shared timers.
 `run_worker` is its entry point, which the supervisor names as a target and imports only after the fork.
 
-The listener factory is the router: it maps `/stream/{route}?rate=HZ` to a route and refuses the upgrade with
-an HTTP status otherwise (404 unknown route, 400 bad query, 503 draining, no RTP port or no descriptors).
+The listener factory is gateway.dataplane.router: it maps `/stream/{route}` to a new call or refuses the upgrade
+with an HTTP status.
 
 Capacity: each call holds three descriptors; at start the worker measures what it holds at idle and, from its
 open-files limit, how many calls it can carry (gateway.shared.host_limits). Past that, upgrades get 503 `no_fds`
@@ -20,7 +20,6 @@ Signals (sent by the supervisor, or by hand to a lone worker):
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import signal
@@ -28,25 +27,23 @@ import socket
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs
 
 import uvloop
-from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener, ws_create_server
+from picows import ws_create_server
 
-from gateway.core import tokens
-from gateway.core.request_target import TargetError, parse_origin_form
 from gateway.core.session import CloseCode
-from gateway.core.tokens import Claims, TokenError
 from gateway.dataplane.datagrams import DatagramReader
 from gateway.dataplane.echo import EchoService
-from gateway.dataplane.listener import OUT_OF_DESCRIPTORS, PausableListener
+from gateway.dataplane.errors import count_internal_error
+from gateway.dataplane.listener import PausableListener
 from gateway.dataplane.media import CallAdapter, tick_calls
-from gateway.dataplane.ports import NoPortAvailable, bind_udp_pair, pairs_taken
+from gateway.dataplane.ports import pairs_taken
+from gateway.dataplane.router import UpgradeRouter
 from gateway.dataplane.telemetry import MetricTotals
 from gateway.dataplane.udpstats import udp_sockets
 from gateway.shared import host_limits, metrics
 from gateway.shared.build import data_plane
-from gateway.shared.config import EMBEDDED_ECHO_ROUTE, SINCH_RATES, Config, Route
+from gateway.shared.config import EMBEDDED_ECHO_ROUTE, Config, Route
 from gateway.shared.exit_codes import EXIT_BOOT_FAILURE
 from gateway.shared.logs import RateLimitedEvent, log_event
 from gateway.shared.replay import ReplayGuard
@@ -58,10 +55,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.worker")
 
-STREAM_PREFIX = "/stream/"
 HANDSHAKE_TIMEOUT = 5.0
 READ_BUFFER = 4096  # per connection, grown by picows for a larger frame: a 20 ms frame is 3,840 bytes at 96 kHz
-WEBSOCKET_VERSION = "13"  # RFC 6455 §4.1: the only version upgraded
 HOUSEKEEPING_INTERVAL = 0.5  # heartbeat to the supervisor
 FLUSH_EVERY = 2  # housekeeping rounds between metric flushes (1 s)
 UDP_TABLE_EVERY = 10  # housekeeping rounds between /proc/net/udp reads (5 s): kernel drops, RTP ports taken
@@ -99,7 +94,7 @@ class Worker:
         self._calls_gauge = metrics.WORKER_CALLS_ACTIVE.labels(slot)
         self.calls_by_descriptors = 0  # set once serving, from the descriptors held at idle
         self._listener: PausableListener
-        self._no_fds_log = RateLimitedEvent(log, logging.WARNING, "upgrade.declined")
+        self.router = UpgradeRouter(self)
         self._accept_paused_log = RateLimitedEvent(log, logging.WARNING, "worker.accept_paused")
 
     async def run(self, sock: socket.socket | None = None) -> None:
@@ -116,21 +111,7 @@ class Worker:
         loop.add_signal_handler(signal.SIGTERM, self._terminate)
         loop.add_signal_handler(signal.SIGUSR1, self.drain, False)
         loop.add_signal_handler(signal.SIGINT, self.stop_now)
-        if sock is None:  # a lone worker (tests): no supervisor bound the listener for it
-            host, port = self.config.listen_address
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sock = socket.create_server((host, port), family=family, backlog=host_limits.LISTEN_BACKLOG)
-        self._listener = PausableListener(sock, self._out_of_descriptors)
-        listen = {}
-        if tls := server_context(self.config.tls_cert, self.config.tls_key):
-            listen.update(ssl=tls, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
-        # aiofastnet, whose server accepts through PausableListener.accept(); it listen()s again with `backlog`.
-        self._server = await ws_create_server(
-            self.route_request, sock=self._listener, backlog=host_limits.LISTEN_BACKLOG, use_aiofastnet=True,
-            **listen, max_frame_size=self.config.max_frame_bytes, websocket_handshake_timeout=HANDSHAKE_TIMEOUT,
-            read_buffer_init_size=READ_BUFFER,
-            enable_auto_pong=False,  # pongs are written by the adapter, under its output cap
-        )
+        self._server = await self._listen(sock)
         bound = self._server.sockets[0].getsockname()
         capacity = self._size_capacity()
         self.state = WorkerState.SERVING
@@ -150,83 +131,25 @@ class Worker:
             await self.call_events.close()
         log_event(log, logging.INFO, "worker.stopped", slot=self.slot)
 
-    # ---- routing and admission -------------------------------------------------------------------------
+    async def _listen(self, sock: socket.socket | None) -> asyncio.Server:
+        """picows's server on the listener the supervisor bound (or one of its own: a lone worker in tests)."""
+        if sock is None:  # a lone worker (tests): no supervisor bound the listener for it
+            host, port = self.config.listen_address
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.create_server((host, port), family=family, backlog=host_limits.LISTEN_BACKLOG)
+        self._listener = PausableListener(sock, self._out_of_descriptors)
+        listen = {}
+        if tls := server_context(self.config.tls_cert, self.config.tls_key):
+            listen.update(ssl=tls, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+        # aiofastnet, whose server accepts through PausableListener.accept(); it listen()s again with `backlog`.
+        return await ws_create_server(
+            self.router.route_request, sock=self._listener, backlog=host_limits.LISTEN_BACKLOG, use_aiofastnet=True,
+            **listen, max_frame_size=self.config.max_frame_bytes, websocket_handshake_timeout=HANDSHAKE_TIMEOUT,
+            read_buffer_init_size=READ_BUFFER,
+            enable_auto_pong=False,  # pongs are written by the adapter, under its output cap
+        )
 
-    def route_request(self, request: WSUpgradeRequest) -> CallAdapter | WSUpgradeResponseWithListener:
-        """picows's listener factory. An exception here would reach picows as a bare 500: it is counted and
-        logged, and the upgrade declined with 500, like any other decline."""
-        try:
-            return self._route(request)
-        except Exception:
-            _count_error("routing")
-            return _decline(500, "internal_error", "internal error")
-
-    def _route(self, request: WSUpgradeRequest) -> CallAdapter | WSUpgradeResponseWithListener:
-        try:
-            path, query_text = parse_origin_form(request.path)
-        except TargetError as exc:
-            return _decline(400, exc.reason, str(exc))
-        if path == "/healthz":
-            return WSUpgradeResponseWithListener(WSUpgradeResponse.create_ok_response(b"ok\n"), None)
-        if not path.startswith(STREAM_PREFIX):
-            return _decline(404, "not_found", "not found")
-        route = self.routes.get(path[len(STREAM_PREFIX):])
-        if route is None:
-            return _decline(404, "unknown_route", "unknown route")
-        version = request.headers.get("sec-websocket-version")
-        if version != WEBSOCKET_VERSION:  # RFC 6455 §4.2.2: 426 names the version the server speaks
-            if version is None:
-                return _decline(400, "bad_version", "not a websocket upgrade: no Sec-WebSocket-Version")
-            return _decline(426, "bad_version", f"websocket version {WEBSOCKET_VERSION} only",
-                            headers={"Sec-WebSocket-Version": WEBSOCKET_VERSION})
-        if self.state is not WorkerState.SERVING:
-            return _decline(503, "draining", "gateway draining")
-        query = parse_qs(query_text, keep_blank_values=True)
-        try:
-            url_rate = _rate_from_query(query)
-        except ValueError as exc:
-            return _decline(400, "bad_query", str(exc))
-        try:
-            claims = self._authenticate(route, query.get("token", [None])[-1])
-        except TokenError as exc:
-            metrics.STREAM_AUTH_FAILED.labels(exc.reason).inc()
-            return _decline(exc.status, "auth", exc.reason.replace("_", " "))
-        if claims is not None:
-            url_rate = claims.rate
-        if len(self.calls) >= self.calls_by_descriptors:
-            return self._decline_no_fds("calls hold every descriptor the open-files limit leaves")
-        family = socket.AF_INET6 if ":" in self.config.rtp_host else socket.AF_INET
-        try:
-            rtp, rtcp = bind_udp_pair(family, self.config.rtp_host, self.config.rtp_port_range,
-                                      self.config.udp_rcvbuf_bytes)
-        except NoPortAvailable:
-            return _decline(503, "no_rtp_port", "no RTP port available")
-        except OSError as exc:
-            if exc.errno not in OUT_OF_DESCRIPTORS:
-                raise
-            return self._decline_no_fds(exc.strerror)
-        return CallAdapter(self, route, url_rate, rtp, rtcp, claims.call_id if claims else "")
-
-    def _authenticate(self, route: Route, token: str | None) -> Claims | None:
-        """Stream authentication (the upgrade carries no headers: protocol notes §2.1). With a token key, a
-        signed single-use token; a route's static token also passes; with neither configured, no check."""
-        if route.token and token and hmac.compare_digest(token.encode(), route.token.encode()):
-            return None
-        key = self.config.token_key
-        if not key:
-            if route.token:
-                raise TokenError(401 if not token else 403, "missing_token" if not token else "forged_token")
-            return None
-        now = time.time()
-        claims = tokens.verify(key, token, route.name, now, self.config.token_key_previous)
-        if not self.replay_guard.claim(tokens.digest(token), claims.expires, now):
-            raise TokenError(403, "replayed_token")
-        return claims
-
-    def _decline_no_fds(self, detail: str) -> WSUpgradeResponseWithListener:
-        """503 `no_fds`: counted as any decline, logged at most once a second (it comes in floods)."""
-        return _decline(503, "no_fds", "no descriptors available", self._no_fds_log, cause=detail,
-                        calls=len(self.calls), calls_by_descriptors=self.calls_by_descriptors)
+    # ---- admission -------------------------------------------------------------------------------------
 
     def _out_of_descriptors(self, exc: OSError) -> None:
         """accept() found no descriptor: the listener has paused; try again when a call ends or shortly."""
@@ -246,6 +169,11 @@ class Worker:
         metrics.CALLS_CAPACITY.set(capacity)
         return {"open_files": soft, "descriptors_at_idle": idle, "calls_by_descriptors": self.calls_by_descriptors,
                 "calls_capacity": capacity}
+
+    @property
+    def serving(self) -> bool:
+        """New calls are taken (not booting, not draining)."""
+        return self.state is WorkerState.SERVING
 
     def admit(self) -> bool:
         """Admission control at connect time: over the caps, the call is answered busy."""
@@ -337,7 +265,7 @@ class Worker:
             self._ticks += 1
             tick_calls(tuple(self.calls), now, pacing_only=self._ticks % SLOW_TICK_EVERY != 0)
         except Exception:
-            _count_error("tick")
+            count_internal_error(log, "worker.error", "tick")
 
     def _housekeeping(self) -> None:
         """Heartbeat from the loop itself (a stuck loop stops beating and is replaced), plus slow work. Re-armed
@@ -410,38 +338,8 @@ def run_worker(
     return 0
 
 
-def _count_error(where: str) -> None:
-    metrics.INTERNAL_ERRORS.labels(where).inc()
-    log.exception("worker.error", extra={"fields": {"where": where}})
-
-
 def _guarded(where: str, task: Callable[[], None]) -> None:
     try:
         task()
     except Exception:
-        _count_error(where)
-
-
-def _rate_from_query(params: dict[str, list[str]]) -> int | None:
-    if "rate" not in params:
-        return None
-    value = params["rate"][-1]
-    if not value.isdigit() or int(value) not in SINCH_RATES:
-        raise ValueError(f"rate must be one of {', '.join(map(str, SINCH_RATES))}")
-    return int(value)
-
-
-def _decline(
-    status: int, reason: str, text: str, report: RateLimitedEvent | None = None,
-    headers: dict[str, str] | None = None, **fields: object
-) -> WSUpgradeResponseWithListener:
-    """Refuse an upgrade with an HTTP status (and `headers`), counted by reason and logged (through `report` if
-    it is given)."""
-    metrics.UPGRADES_DECLINED.labels(reason).inc()
-    if report is None:
-        log_event(log, logging.INFO, "upgrade.declined", status=status, reason=reason, detail=text, **fields)
-    else:
-        report(status=status, reason=reason, detail=text, **fields)
-    response = WSUpgradeResponse.create_error_response(status, text.encode() + b"\n")
-    response.headers.update(headers or {})
-    return WSUpgradeResponseWithListener(response, None)
+        count_internal_error(log, "worker.error", where)

@@ -176,8 +176,20 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ice_rate: int = 8000
 
     def __post_init__(self) -> None:
-        parse_host_port(self.listen, "listen")
-        parse_host_port(self.metrics_listen, "metrics_listen")
+        self._check_listeners_and_urls()
+        self._check_media()
+        self._check_credentials()
+        self._check_ice()
+
+    def _check_listeners_and_urls(self) -> None:
+        for key in ("listen", "metrics_listen", "callback_listen"):
+            parse_host_port(getattr(self, key), key)
+        if self.call_events_url and urlsplit(self.call_events_url).scheme not in ("http", "https"):
+            raise ValueError("call_events_url: expected http://... or https://...")
+        if self.public_url and urlsplit(self.public_url).scheme not in ("ws", "wss"):
+            raise ValueError("public_url: expected ws://HOST[:PORT] or wss://HOST[:PORT]")
+
+    def _check_media(self) -> None:
         if 0 < self.audio_speed_limit < 1:
             raise ValueError("audio_speed_limit: 0 (off) or at least 1 (times real time)")
         if self.default_rate not in SINCH_RATES:
@@ -195,11 +207,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if ipaddress.ip_address(route.host).version != rtp_family:
                 raise ValueError(f"routes.{name}: an IPv{6 if rtp_family == 4 else 4} media service needs an "
                                  f"IPv{6 if rtp_family == 4 else 4} rtp_host (now {self.rtp_host!r})")
-        parse_host_port(self.callback_listen, "callback_listen")
-        if self.call_events_url and urlsplit(self.call_events_url).scheme not in ("http", "https"):
-            raise ValueError("call_events_url: expected http://... or https://...")
-        if self.public_url and urlsplit(self.public_url).scheme not in ("ws", "wss"):
-            raise ValueError("public_url: expected ws://HOST[:PORT] or wss://HOST[:PORT]")
+
+    def _check_credentials(self) -> None:
         if self.token_key and len(self.token_key) < 16:
             raise ValueError("token_key: at least 16 characters")
         if self.token_key_previous and not self.token_key:
@@ -214,6 +223,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 base64.b64decode(self.sinch_application_secret, validate=True)
             except ValueError:  # binascii.Error, or a character that is not ASCII
                 raise ValueError("sinch_application_secret: not base64 (use the secret as Sinch issues it)") from None
+
+    def _check_ice(self) -> None:
         if self.ice_rate not in SINCH_RATES:
             raise ValueError(f"ice_rate: must be one of {SINCH_RATES}")
         known = set(self.routes) or {EMBEDDED_ECHO_ROUTE}

@@ -60,7 +60,7 @@ def route(case: tuple[bytes, str | None, WorkerState]) -> None:
     upgrade.method, upgrade.version, upgrade.path = b"GET", b"HTTP/1.1", target
     upgrade.headers = CIMultiDict({"Upgrade": "websocket"} | ({"Sec-WebSocket-Version": version} if version else {}))
     WORKER.state = state
-    result = WORKER.route_request(upgrade)
+    result = WORKER.router.route_request(upgrade)
     if isinstance(result, CallAdapter):
         result.rtp.close()
         result.rtcp.close()
