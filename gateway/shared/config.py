@@ -150,7 +150,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     workers: Annotated[int, msgspec.Meta(ge=0, le=128)] = 0  # 0 = one per CPU
     accept: Literal["shared", "reuseport"] = "shared"  # one accept queue for all workers, or one each
     metrics_listen: str = "0.0.0.0:9100"  # control process: /metrics, /healthz, /readyz
-    drain_timeout: Seconds = 30.0  # SIGTERM/SIGHUP: how long calls in progress may go on
+    drain_timeout: Seconds = 30.0  # SIGTERM: how long calls in progress may go on
+    reload_drain_timeout: Seconds = 14400.0  # SIGHUP: how long retiring workers wait for their calls (4 h: Sinch's longest)
     worker_timeout: PositiveSeconds = 10.0  # a worker whose loop has not beaten for this long is replaced
     max_calls: Annotated[int, msgspec.Meta(ge=0)] = 0  # per worker; over it a connect is answered busy; 0 = no cap
     max_cpu_percent: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.0  # busy while a worker is this busy; 0 = off
@@ -518,8 +519,11 @@ KEY_DOCS: dict[str, KeyDoc] = {
     "accept": KeyDoc("MODE", "shared: one accept queue for all workers; reuseport: one SO_REUSEPORT socket and "
                              "accept queue per worker"),
     "metrics_listen": KeyDoc("HOST:PORT", "the control process's /metrics, /healthz and /readyz (keep it internal)"),
-    "drain_timeout": KeyDoc("SECONDS", "on SIGTERM and SIGHUP, how long calls in progress may go on before they "
-                                       "are closed with 1001"),
+    "drain_timeout": KeyDoc("SECONDS", "on SIGTERM, how long calls in progress may go on before they are closed "
+                                       "with 1001"),
+    "reload_drain_timeout": KeyDoc("SECONDS", "after a reload (SIGHUP, SIGTTOU), how long retiring workers wait for "
+                                              "their calls before closing them with 1001; by default 4 hours, the "
+                                              "longest call Sinch allows, so a reload never cuts a call"),
     "worker_timeout": KeyDoc("SECONDS", "a worker whose event loop has sent no heartbeat for this long is killed "
                                         "and replaced"),
     "max_calls": KeyDoc("CALLS", "calls per worker; a connect over it is answered busy; 0 = no cap"),
