@@ -43,9 +43,22 @@ def _rates(value: str) -> int | list[int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loadtest", description="Load tests for the stream gateway")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_run_options(commands.add_parser("run", help="drive calls, write DIR/report.json, report.md and plots",
+                                         epilog=EXIT_STATUSES))
+    _add_media_options(commands.add_parser("media", help="run a media simulator (downstream RTP service)"))
+    _add_relay_options(commands.add_parser("relay", help="lossy/delaying UDP relay for RTP+RTCP"))
+    _add_merge_options(commands.add_parser("merge", help="combine several runs' report.json into one"))
+    _add_compare_options(commands.add_parser(
+        "compare", help="the change of every figure from report A to report B",
+        epilog=f"exit status: {EXIT_OK} no regression; {EXIT_FAILED} a figure regressed; {EXIT_USAGE} bad input"))
+    _add_bench_options(commands.add_parser("bench", help="the gateway against the naive baseline, in alternation"))
+    _add_setup_bench_options(commands.add_parser(
+        "setup-bench", help="call-setup churn: shared accept queue against SO_REUSEPORT"))
+    commands.add_parser("session-bench", help="the gateway's per-frame Python cost, without sockets")
+    return parser
 
-    run = commands.add_parser("run", help="drive calls, write DIR/report.json, report.md and plots",
-                              epilog=EXIT_STATUSES)
+
+def _add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--scenario", metavar="FILE", help="TOML scenario; flags given override its keys")
     run.add_argument("--out", required=True, metavar="DIR")
     run.add_argument("--sample-rate", "--rate", dest="rate", type=_rates, metavar="HZ",
@@ -62,13 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--start-at", type=float, metavar="UNIX_TIME", help="start together with other generators")
     run.add_argument("--no-plots", action="store_true")
 
-    media = commands.add_parser("media", help="run a media simulator (downstream RTP service)")
+
+def _add_media_options(media: argparse.ArgumentParser) -> None:
     media.add_argument("kind", choices=KINDS)
     media.add_argument("--listen", default="127.0.0.1:40100", help="HOST:PORT, even port (RTCP on the next)")
     media.add_argument("--duration", type=float, default=0.0, help="seconds, 0 = until SIGINT/SIGTERM")
     media.add_argument("--interval", type=float, default=5.0, help="seconds between status lines")
 
-    relay = commands.add_parser("relay", help="lossy/delaying UDP relay for RTP+RTCP")
+
+def _add_relay_options(relay: argparse.ArgumentParser) -> None:
     relay.add_argument("--listen", required=True, help="HOST:PORT (even) the gateway's route points to")
     relay.add_argument("--to", required=True, help="HOST:PORT of the media service")
     relay.add_argument("--drop-every", type=int, default=0, help="drop every Nth RTP packet (per direction)")
@@ -77,20 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("--duration", type=float, default=0.0, help="seconds, 0 = until SIGINT/SIGTERM")
     relay.add_argument("--interval", type=float, default=5.0)
 
-    merge = commands.add_parser("merge", help="combine several runs' report.json into one")
+
+def _add_merge_options(merge: argparse.ArgumentParser) -> None:
     merge.add_argument("dirs", nargs="+", metavar="DIR")
     merge.add_argument("--out", required=True, metavar="DIR")
     merge.add_argument("--no-plots", action="store_true")
 
-    compare = commands.add_parser("compare", help="the change of every figure from report A to report B",
-                                  epilog=f"exit status: {EXIT_OK} no regression; {EXIT_FAILED} a figure regressed; "
-                                         f"{EXIT_USAGE} bad input")
+
+def _add_compare_options(compare: argparse.ArgumentParser) -> None:
     compare.add_argument("before", metavar="A", help="the baseline: a report.json or its directory")
     compare.add_argument("after", metavar="B", help="the run to judge: a report.json or its directory")
     compare.add_argument("--tolerance", type=float, default=0.10, metavar="FRACTION",
                          help="a figure that got worse by more than this share is a regression (default 0.10)")
 
-    bench = commands.add_parser("bench", help="the gateway against the naive baseline, in alternation")
+
+def _add_bench_options(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--calls", type=int, default=50)
     bench.add_argument("--sample-rate", "--rate", dest="rate", type=int, default=16000, metavar="HZ",
                        help="audio sample rate of every call (not calls per second)")
@@ -100,13 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--procs", type=int, default=1, help="load generator processes")
     bench.add_argument("--out", metavar="DIR", help="also write bench.json, bench.md and each round's report")
     bench.add_argument("--profile", metavar="DIR", help="py-spy the gateway during its first round (needs py-spy)")
-    setup = commands.add_parser("setup-bench", help="call-setup churn: shared accept queue against SO_REUSEPORT")
+
+
+def _add_setup_bench_options(setup: argparse.ArgumentParser) -> None:
     setup.add_argument("--workers", type=int, default=2)
     setup.add_argument("--clients", type=int, default=16, help="concurrent clients, each one call at a time")
     setup.add_argument("--seconds", type=float, default=8.0)
     setup.add_argument("--rounds", type=int, default=3)
-    commands.add_parser("session-bench", help="the gateway's per-frame Python cost, without sockets")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
