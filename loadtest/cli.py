@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from loadtest.media.simulator import KINDS
@@ -128,43 +129,7 @@ def _add_setup_bench_options(setup: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "media":
-            from loadtest.media.standalone import serve_media
-
-            host, port = parse_host_port(args.listen)
-            return serve_media(args.kind, host, port, args.duration, args.interval)
-        if args.command == "relay":
-            from loadtest.media.standalone import serve_relay
-
-            return serve_relay(parse_host_port(args.listen), parse_host_port(args.to), args.drop_every,
-                               args.delay_ms, args.direction, args.duration, args.interval)
-        if args.command == "merge":
-            from loadtest.report.merge import merge_reports
-            from loadtest.report.output import read_report, write_outputs
-
-            merged = merge_reports([read_report(d) for d in args.dirs])
-            write_outputs(merged, args.out, not args.no_plots)
-            return _judged(merged)
-        if args.command == "compare":
-            from loadtest.report.compare import compare, render
-            from loadtest.report.output import read_report
-
-            changes = compare(read_report(args.before), read_report(args.after), args.tolerance)
-            print(render(changes, args.tolerance))
-            return EXIT_FAILED if any(change.regression for change in changes) else EXIT_OK
-        if args.command == "session-bench":
-            from loadtest.bench.session_bench import run_session_bench
-
-            return run_session_bench()
-        if args.command == "setup-bench":
-            from loadtest.bench.setup_bench import run_setup_bench
-
-            return run_setup_bench(args.workers, args.clients, args.seconds, args.rounds)
-        from loadtest.bench.bridge_bench import run_bench
-
-        return run_bench(args)
+        return COMMANDS[args.command](args)
     except (ScenarioError, ValueError, RuntimeError, OSError) as exc:
         print(f"loadtest: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -212,3 +177,60 @@ def _judged(report: dict[str, Any]) -> int:
     for verdict in report["thresholds"]:
         print(verdict_line(verdict))
     return EXIT_OK if all(verdict["held"] for verdict in report["thresholds"]) else EXIT_FAILED
+
+
+def _media(args: argparse.Namespace) -> int:
+    from loadtest.media.standalone import serve_media
+
+    host, port = parse_host_port(args.listen)
+    return serve_media(args.kind, host, port, args.duration, args.interval)
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from loadtest.media.standalone import serve_relay
+
+    return serve_relay(parse_host_port(args.listen), parse_host_port(args.to), args.drop_every, args.delay_ms,
+                       args.direction, args.duration, args.interval)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from loadtest.report.merge import merge_reports
+    from loadtest.report.output import read_report, write_outputs
+
+    merged = merge_reports([read_report(d) for d in args.dirs])
+    write_outputs(merged, args.out, not args.no_plots)
+    return _judged(merged)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from loadtest.report.compare import compare, render
+    from loadtest.report.output import read_report
+
+    changes = compare(read_report(args.before), read_report(args.after), args.tolerance)
+    print(render(changes, args.tolerance))
+    return EXIT_FAILED if any(change.regression for change in changes) else EXIT_OK
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from loadtest.bench.bridge_bench import run_bench
+
+    return run_bench(args)
+
+
+def _setup_bench(args: argparse.Namespace) -> int:
+    from loadtest.bench.setup_bench import run_setup_bench
+
+    return run_setup_bench(args.workers, args.clients, args.seconds, args.rounds)
+
+
+def _session_bench(args: argparse.Namespace) -> int:
+    from loadtest.bench.session_bench import run_session_bench
+
+    return run_session_bench()
+
+
+# Each command's handler; each imports its modules when it runs, so a command loads only what it uses.
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run, "media": _media, "relay": _relay, "merge": _merge, "compare": _compare, "bench": _bench,
+    "setup-bench": _setup_bench, "session-bench": _session_bench,
+}
