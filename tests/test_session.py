@@ -9,10 +9,10 @@ import pytest
 
 from gateway.core import commands
 from gateway.core.call import CallOutput
-from gateway.core.rtp import RtpPacketizer, build_bye, bye_sources, parse_rtcp, parse_rtp
+from gateway.core.rtp import RtpPacketizer, build_app, build_bye, bye_sources, parse_rtcp, parse_rtp
 from gateway.core.session import CallSession, CallState, CloseCode
 from gateway.shared.config import Config, Route
-from tests.rtcp import build_app, sdes_cname
+from tests.rtcp import sdes_cname
 
 ROUTE = Route(name="asr", host="127.0.0.1", port=5004)
 MEDIA_SSRC = 0xABCD  # the stream the media service sends back
@@ -30,6 +30,7 @@ class Recorder(CallOutput):
         self.closed: tuple[int, str] | None = None
         self.answered_with = None
         self.at_capacity = False
+        self.marks: list[tuple[int, int, str]] = []
 
     def send_command(self, message: bytes) -> None:
         self.commands.append(json.loads(message))
@@ -45,6 +46,9 @@ class Recorder(CallOutput):
 
     def admit(self) -> bool:
         return not self.at_capacity
+
+    def mark_settled(self, mark_id: int, timestamp: int, outcome: str) -> None:
+        self.marks.append((mark_id, timestamp, outcome))
 
     def answered(self, connect, sample_rate) -> None:
         self.answered_with = (connect.call_id, sample_rate)
@@ -362,3 +366,20 @@ def test_audio_at_real_time_is_never_policed():
     for index in range(500):
         session.on_audio(bytes(640), 100.5 + index * 0.02)
     assert session.counters.policed_bytes == 0 and output.closed is None
+
+
+@pytest.mark.parametrize("text", [b'{"event":"dtmf","digit":"5"}', b"[1, 2]", b"not json", b'"a string"'])
+def test_text_that_is_no_command_after_the_answer_is_counted_and_the_call_goes_on(text):
+    """Issue 12.1: Sinch may add messages to the stream at any time; they hung up the call with 1007."""
+    session, output = answered_session()
+    session.on_text(text, 100.1)
+    session.on_audio(FRAME, 100.1)
+    assert output.closed is None and len(output.rtp) == 1
+    assert session.counters.ignored_commands["not_a_command"] == 1
+
+
+def test_text_that_is_no_command_before_the_connect_is_still_rejected():
+    session, output = new_session()
+    session.on_text(b'{"event":"dtmf"}', 100.0)
+    assert output.commands == [{"command": "reject"}]
+    assert output.closed[0] == CloseCode.INVALID_PAYLOAD
