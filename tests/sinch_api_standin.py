@@ -49,7 +49,8 @@ class CalloutsStandIn:
     async def _callouts(self, request: web.Request) -> web.Response:
         body = await request.read()
         try:
-            signing.verify(request.headers.get("Authorization"), self.key, self.secret, "POST", body,
+            signing.verify(request.headers.get("Authorization"),
+                           [signing.Signer(signing.APPLICATION, self.key, self.secret)], "POST", body,
                            request.headers.get("Content-Type", ""), request.headers.get("x-timestamp"),
                            request.path, datetime.now(UTC), 600)
         except signing.SignatureError as exc:

@@ -23,7 +23,8 @@ def headers(body: bytes, at: float = NOW, secret: str = SECRET) -> CIMultiDict:
     stamp = signing.utc_timestamp(datetime.fromtimestamp(at, UTC))
     return CIMultiDict({
         "Content-Type": "application/json", "x-timestamp": stamp,
-        "Authorization": signing.authorization(KEY, secret, "POST", body, "application/json", stamp, CALLBACK_PATH),
+        "Authorization": signing.authorization(signing.Signer(signing.APPLICATION, KEY, secret), "POST", body,
+                                               "application/json", stamp, CALLBACK_PATH),
     })
 
 

@@ -12,6 +12,7 @@ BODY = (b'{"event":"ace","callid":"822aa4b7-05b4-4d83-87c7-1f835ee0b6f6_257",'
 STAMP = "2014-09-24T10:59:41Z"
 PATH = "/sinch/callback/ace"
 NOW = datetime(2014, 9, 24, 10, 59, 41, tzinfo=UTC)
+APPLICATION = signing.Signer(signing.APPLICATION, KEY, SECRET)
 
 
 def test_documented_vector():
@@ -26,11 +27,11 @@ def test_no_body_signs_an_empty_md5():
 
 
 def verify(header, stamp=STAMP, body=BODY, now=NOW):
-    signing.verify(header, KEY, SECRET, "POST", body, "application/json", stamp, PATH, now, 300)
+    signing.verify(header, [APPLICATION], "POST", body, "application/json", stamp, PATH, now, 300)
 
 
 def test_verify_accepts_the_vector():
-    verify(signing.authorization(KEY, SECRET, "POST", BODY, "application/json", STAMP, PATH))
+    verify(signing.authorization(APPLICATION, "POST", BODY, "application/json", STAMP, PATH))
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,16 @@ class CommandError(InputError):
     """A text message that is not a usable command."""
 
 
+class _Header(msgspec.Struct):
+    key: str
+    value: str | None = None
+
+
+# Call headers as the AsyncAPI spec has them ({"k": "v"}), a value left out as null (Voice API 2.0's callHeaders
+# take an optional value), or listed as SVAML lists them ([{"key": "k", "value": "v"}]).
+_Headers = dict[str, str | None] | list[_Header] | None
+
+
 class _ConnectFields(msgspec.Struct):
     """The connect command with keys lower-cased; every spelling from the protocol notes is a field."""
 
@@ -23,8 +33,8 @@ class _ConnectFields(msgspec.Struct):
     callid: str | None = None
     applicationid: str | None = None
     applicationkey: str | None = None
-    headers: dict[str, str] | None = None
-    callheaders: dict[str, str] | None = None
+    headers: _Headers = None
+    callheaders: _Headers = None
     version: int | None = None
     codec: str | None = None
     samplerate: int | None = None
@@ -100,8 +110,14 @@ def _connect_from(fields: _ConnectFields) -> Connect:
     return Connect(
         call_id=fields.callid,
         application=fields.applicationkey or fields.applicationid or "",
-        headers=fields.callheaders or fields.headers or {},
+        headers=_header_dict(fields.callheaders or fields.headers or {}),
         sample_rate=fields.samplerate,
         codec=codec,
         version=fields.version,
     )
+
+
+def _header_dict(headers: dict[str, str | None] | list[_Header]) -> dict[str, str]:
+    if isinstance(headers, list):
+        return {header.key: header.value or "" for header in headers}
+    return {key: value or "" for key, value in headers.items()}
