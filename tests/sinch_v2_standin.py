@@ -151,6 +151,7 @@ class SinchV2StandIn(StandIn):
         self.token_lifetime = token_lifetime
         self.tokens: dict[str, bool] = {}  # access token: still valid
         self.calls: list[dict[str, Any]] = []  # accepted requests: body, serviceId, Idempotency-Key, auth scheme
+        self.expired: list[str] = []  # the Idempotency-Keys of requests refused for an expired token
         self._answers: dict[str, dict[str, Any]] = {}  # by Idempotency-Key
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
@@ -175,6 +176,7 @@ class SinchV2StandIn(StandIn):
         authorization = request.headers.get("Authorization", "")
         scheme, _, token = authorization.partition(" ")
         if scheme == "Bearer" and self.tokens.get(token) is False:
+            self.expired.append(request.headers.get("Idempotency-Key", ""))
             return web.json_response({"error": "invalid_token"}, status=401, headers={
                 "WWW-Authenticate": 'Bearer error="invalid_token", error_description="The access token expired"'})
         if not (scheme == "Bearer" and self.tokens.get(token)) and authorization != self.credentials:
