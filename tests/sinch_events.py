@@ -13,13 +13,13 @@ def ice_event(call_id: str = "c-1", **fields: Any) -> dict[str, Any]:
 
 
 def incoming_event(call_id: str = "in-1", session_id: str = "session-1", service_id: str = "service-1",
-                   to: str = "+46812345678", cli: str = "+46700000001", **call: Any) -> dict[str, Any]:
+                   called: str = "+46812345678", caller: str = "+46700000001", **call: Any) -> dict[str, Any]:
     """Voice API 2.0's call.incoming, with every field Sinch's SDK requires of a call (sinch 2.3's Call model):
-    a phone call from `cli` to `to`. `call` adds to or replaces fields of `call` (a SIP `to` with callHeaders...)."""
+    a phone call from `caller` to `called`. `call` adds to or replaces fields of `call` (a SIP `to`, ...)."""
     return {"event": "call.incoming", "call": {
         "callId": call_id, "projectId": "project-1", "serviceId": service_id, "sessionId": session_id,
         "startTime": "2026-01-01T12:00:00Z", "callType": "PHONE", "callResult": "IN_PROGRESS",
         "originationType": "PHONE", "direction": "INBOUND", "callRate": {"currencyCode": "EUR", "amount": "0.0100"},
         "callResourceUrl": f"https://voice.api.sinch.com/v2/projects/project-1/calls/{call_id}",
-        "from": {"type": "PHONE", "phone": {"number": cli}}, "to": {"type": "PHONE", "phone": {"number": to}},
+        "from": {"type": "PHONE", "phone": {"number": caller}}, "to": {"type": "PHONE", "phone": {"number": called}},
         **call}}

@@ -91,7 +91,7 @@ def test_call_incoming_gets_a_stream_leg_that_carries_the_call_once(gateway):
 
 
 def test_no_matching_rule_hangs_up_the_caller(gateway):
-    assert answered(gateway, incoming_event("in-2", "session-2", SERVICE_ID, to="+15550100")) == {
+    assert answered(gateway, incoming_event("in-2", "session-2", SERVICE_ID, called="+15550100")) == {
         "commands": [{"command": "hangup"}]}
     gateway.wait_for("callback.call.incoming", call_id="in-2", route="no_match")
 
