@@ -195,6 +195,11 @@ def test_secrets_can_come_from_files(tmp_path):
                               "SINCH_APPLICATION_SECRET_FILE": str(application_secret)})
     assert config.token_key == "k" * 20  # without the newline editors and `echo` add
     assert config.sinch_application_secret == "c2VjcmV0"
+    service_id = tmp_path / "service_id"
+    service_id.write_text("service-1\n")
+    service = load_config(env={"SINCH_SERVICE_ID_FILE": str(service_id),
+                               "SINCH_SERVICE_SECRET_FILE": str(application_secret)})
+    assert (service.sinch_service_id, service.sinch_service_secret) == ("service-1", "c2VjcmV0")
 
 
 @pytest.mark.parametrize(
