@@ -16,7 +16,6 @@ API 2.0 is a public preview); the points we could not confirm are listed in docs
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import secrets
@@ -30,6 +29,7 @@ from aiohttp import web
 from sinch.domains.voice.models.v2.calls.internal.request.start_call_request import StartCallRequest
 from sinch.domains.voice.models.v2.sinch_events.voice_sinch_event_response import VoiceSinchEventResponse
 
+from gateway.control.oauth import basic
 from gateway.core import signing
 from gateway.shared.config import MAX_CALL_HEADERS, SINCH_RATES, call_header_problem
 from tests.sinch_api_standin import StandIn
@@ -135,10 +135,6 @@ async def stream_leg(dial: dict[str, Any], call_id: str, service_id: str) -> tup
     reply = await call.connect(call_id, rate=stream["streamOptions"]["sampleRate"], applicationKey=service_id,
                                callHeaders=headers)
     return call, reply
-
-
-def basic(key_id: str, key_secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{key_id}:{key_secret}".encode()).decode()
 
 
 class SinchV2StandIn(StandIn):
