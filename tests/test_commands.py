@@ -23,12 +23,12 @@ def test_every_documented_connect_spelling(text):
     assert connect.headers == {"Header1": "Value1"}
 
 
-def test_call_headers_without_a_value_or_listed_as_svaml_lists_them():
-    """Voice API 2.0's callHeaders take an optional value; SVAML lists headers as [{key, value}]."""
+def test_call_headers_with_a_null_value():
+    """Voice API 2.0's callHeaders take an optional value, which may come as null in either shape."""
     assert parse_command(b'{"command":"connect","callId":"c","callHeaders":{"a":null,"b":"1"}}').headers == {
         "a": "", "b": "1"}
-    assert parse_command(b'{"command":"connect","callId":"c","callHeaders":[{"key":"a"},{"key":"b","value":"1"}]}'
-                         ).headers == {"a": "", "b": "1"}
+    assert parse_command(b'{"command":"connect","callId":"c","callHeaders":[{"key":"a","value":null}]}'
+                         ).headers == {"a": ""}
 
 
 def test_sample_rate_is_optional():
@@ -61,3 +61,11 @@ def test_bad_commands_have_specific_reasons(text, reason):
     with pytest.raises(CommandError) as info:
         parse_command(text)
     assert info.value.reason == reason
+
+
+def test_headers_as_a_list_of_key_value_pairs_as_svaml_writes_them():
+    """Issue 12.2: SVAML's callHeaders shape was refused with bad_connect; both shapes are accepted."""
+    listed = parse_command(b'{"command":"connect","callId":"c","callHeaders":[{"key":"a","value":"1"},{"key":"b"}]}')
+    assert listed.headers == {"a": "1", "b": ""}
+    keyed = parse_command(b'{"command":"connect","callId":"c","Headers":{"a":"1"}}')
+    assert keyed.headers == {"a": "1"}

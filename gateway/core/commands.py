@@ -17,13 +17,16 @@ class CommandError(InputError):
 
 
 class _Header(msgspec.Struct):
+    """One pair of the list form SVAML's callHeaders uses: {"key": ..., "value": ...}."""
+
     key: str
-    value: str | None = None
+    value: str | None = ""
 
 
-# Call headers as the AsyncAPI spec has them ({"k": "v"}), a value left out as null (Voice API 2.0's callHeaders
-# take an optional value), or listed as SVAML lists them ([{"key": "k", "value": "v"}]).
-_Headers = dict[str, str | None] | list[_Header] | None
+# Sinch documents the connect message's headers as an object; SVAML's callHeaders is a list of pairs: both are
+# accepted (a tolerant reader: Sinch may send either). Voice API 2.0's callHeaders take an optional value, so a
+# value may also be null.
+Headers = dict[str, str | None] | list[_Header] | None
 
 
 class _ConnectFields(msgspec.Struct):
@@ -33,8 +36,8 @@ class _ConnectFields(msgspec.Struct):
     callid: str | None = None
     applicationid: str | None = None
     applicationkey: str | None = None
-    headers: _Headers = None
-    callheaders: _Headers = None
+    headers: Headers = None
+    callheaders: Headers = None
     version: int | None = None
     codec: str | None = None
     samplerate: int | None = None
@@ -58,6 +61,7 @@ class Other(msgspec.Struct, frozen=True):
 
 # Commands Sinch or a future protocol version might plausibly send; any other name is counted as "other".
 KNOWN_COMMANDS = ("dtmf", "mark", "start", "stop", "media", "clear", "heartbeat", "answer", "busy", "reject")
+NOT_A_COMMAND = "not_a_command"  # counted like an ignored command: a text message after the answer that is none
 
 
 _decode_json = msgspec.json.Decoder().decode
@@ -110,14 +114,14 @@ def _connect_from(fields: _ConnectFields) -> Connect:
     return Connect(
         call_id=fields.callid,
         application=fields.applicationkey or fields.applicationid or "",
-        headers=_header_dict(fields.callheaders or fields.headers or {}),
+        headers=_as_dict(fields.callheaders or fields.headers),
         sample_rate=fields.samplerate,
         codec=codec,
         version=fields.version,
     )
 
 
-def _header_dict(headers: dict[str, str | None] | list[_Header]) -> dict[str, str]:
+def _as_dict(headers: Headers) -> dict[str, str]:
     if isinstance(headers, list):
         return {header.key: header.value or "" for header in headers}
-    return {key: value or "" for key, value in headers.items()}
+    return {key: value or "" for key, value in (headers or {}).items()}

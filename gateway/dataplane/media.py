@@ -96,6 +96,9 @@ class _SessionOutput(CallOutput):
     def close(self, code: int, reason: str) -> None:
         self._adapter.close(code, reason)
 
+    def mark_settled(self, mark_id: int, timestamp: int, outcome: str) -> None:
+        self._adapter.telemetry.mark_settled(self._adapter.session, mark_id, timestamp, outcome)
+
 
 class CallAdapter(WSListener):
     """One call's adapter: picows's listener for its websocket and the owner of its two UDP sockets. At the

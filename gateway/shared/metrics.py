@@ -37,7 +37,8 @@ WS_CLOSES = Counter("gateway_ws_closes_total", "Websocket closes by code and by 
 CONNECTIONS_ABORTED = Counter("gateway_connections_aborted_total", "Websocket connections dropped without waiting "
                               "for what was queued: output_overflow (the peer stopped reading), close_timeout (no "
                               "close handshake, or no drain, within 2 s)", ["reason"])
-COMMANDS_IGNORED = Counter("gateway_commands_ignored_total", "Well-formed commands the gateway has no use for",
+COMMANDS_IGNORED = Counter("gateway_commands_ignored_total", "Text messages the gateway has no use for: well-formed "
+                           "commands by name (unknown names as other), and not_a_command after the answer",
                            ["command"])
 
 # ---- websocket and RTP traffic -----------------------------------------------------------------------
