@@ -18,12 +18,13 @@ from gateway.control.svaml_v2 import BRIDGE
 from gateway.process.supervisor import Supervisor
 from gateway.shared import logs
 from gateway.shared.build import data_plane, package_version
-from gateway.shared.config import EMBEDDED_ECHO_ROUTE, SECRET_KEYS, Config, ConfigError, config_keys, load_config
+from gateway.shared.config import EMBEDDED_ECHO_ROUTE, SECRET_KEYS, Config, ConfigError, config_keys
 from gateway.shared.config_reference import reference
 from gateway.shared.config_warnings import config_warnings
 from gateway.shared.exit_codes import EXIT_CONFIG_ERROR
 from gateway.shared.host_limits import read_host_limits
 from gateway.shared.logs import log_event
+from gateway.shared.resolve import load_resolved_config
 
 MASK = "***"
 log = logging.getLogger("gateway.cli")
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {key: getattr(args, key, None) for key in config_keys()} if args.command != "callout" else {}
     try:
-        config = load_config(args.config, overrides=overrides)
+        config = load_resolved_config(args.config, overrides)
     except ConfigError as exc:
         print(f"gateway: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(config.log_level)
     for warning in warnings:
         log_event(log, logging.WARNING, "config.warning", key=warning.key, message=warning.message, fix=warning.fix)
-    return Supervisor(config, reload=lambda: load_config(args.config, overrides=overrides)).run()
+    return Supervisor(config, reload=lambda: load_resolved_config(args.config, overrides)).run()
 
 
 def masked(config: Config) -> dict[str, object]:

@@ -30,9 +30,10 @@ class MediaPeer:
         self.gateway_rtcp: tuple[str, int] | None = None
         self._arrivals = asyncio.Condition()
 
-    async def start(self) -> MediaPeer:
+    async def start(self, port: int | None = None) -> MediaPeer:
+        """On a free port pair, or on `port` (a restart where a closed peer was)."""
         loop = asyncio.get_running_loop()
-        rtp, rtcp = bind_udp_pair(socket.AF_INET, "127.0.0.1", (50000, 59999))
+        rtp, rtcp = bind_udp_pair(socket.AF_INET, "127.0.0.1", (port, port + 1) if port else (50000, 59999))
         self.port = rtp.getsockname()[1]
         self.rtp_transport, _ = await loop.create_datagram_endpoint(lambda: _Endpoint(self, False), sock=rtp)
         self.rtcp_transport, _ = await loop.create_datagram_endpoint(lambda: _Endpoint(self, True), sock=rtcp)

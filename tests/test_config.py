@@ -50,7 +50,9 @@ def test_l16_packet_duration_fits_mtu_budget(rate, ptime, pt):
         ("asr=rtp://127.0.0.1:5004?ptime=7", "ptime"),
         ("asr=rtp://127.0.0.1:5004?bogus=1", "unknown option 'bogus'"),
         ("asr=http://127.0.0.1:5004", "expected rtp://"),
-        ("asr=rtp://media.example:5004", "IP address"),
+        ("asr=rtp://media_example:5004", "IP address or a DNS name"),
+        ("asr=rtp://127.0.0.1:5004,127.0.0.1:5004", "listed twice"),
+        ("asr=rtp://127.0.0.1:5004?policy=random", "policy"),
         ("rtp://127.0.0.1:5004", "expected NAME=rtp://"),
     ],
 )
@@ -242,3 +244,20 @@ def test_a_previous_token_key_is_as_strong_as_a_current_one():
     with pytest.raises(ConfigError, match="token_key_previous: at least 16 characters"):
         load_config(env={"GATEWAY_TOKEN_KEY": "k" * 20, "GATEWAY_TOKEN_KEY_PREVIOUS": "short",
                          "GATEWAY_VERIFY_CALLBACKS": "false"})
+
+
+def test_a_route_of_several_targets_with_a_policy():
+    route = parse_route("pool=rtp://10.0.0.5:5004,media.example:6000,[::1]:7000?policy=least_calls&rtp_timeout=2")
+    assert [str(target) for target in route.targets] == ["10.0.0.5:5004", "media.example:6000", "[::1]:7000"]
+    assert (route.policy, route.rtp_timeout) == ("least_calls", 2.0)
+    assert route.url() == "rtp://10.0.0.5:5004,media.example:6000,[::1]:7000?codec=L16"
+    with pytest.raises(ConfigError, match=r"routes.pool: expected rtp://HOST:PORT"):
+        parse_route("pool=rtp://10.0.0.5:5004,?codec=PCMU")
+
+
+def test_env_routes_list_with_pools():
+    config = load_config(env={"GATEWAY_ROUTES": "a=rtp://127.0.0.1:6000,127.0.0.1:6002?codec=PCMA, "
+                                                "b=rtp://127.0.0.1:6004,127.0.0.1:6006"})
+    assert [str(target) for target in config.routes["a"].targets] == ["127.0.0.1:6000", "127.0.0.1:6002"]
+    assert config.routes["a"].codec == "PCMA"
+    assert len(config.routes["b"].targets) == 2

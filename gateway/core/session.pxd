@@ -35,6 +35,8 @@ cdef class CallSession(FrameSink):
     cpdef mark_settled(self, long long mark_id, long long timestamp, bint played)
     cdef _on_app(self, bytes name, long subtype, bytes data, double now)
     cpdef shutdown(self, long code, str reason, double now)
+    cpdef restart_stream(self, double now)
+    cdef _new_stream(self, double now)
     cdef _police(self, long size, double now)
     cdef bytes _keep_whole_samples(self, pcm)
     cdef _send_rtp(self, payload, double now)

@@ -288,15 +288,8 @@ class CallSession(FrameSink):
         )
         self._packet_bytes = fmt.packet_bytes
         self._packet_samples = fmt.packet_samples
-        ssrc, sequence, timestamp = random_stream_origin()
-        self.packetizer = RtpPacketizer(fmt.payload_type, ssrc, sequence, timestamp)
+        self._new_stream(now)
         config = self.config
-        self.return_path = ReturnPath(
-            DownstreamDecoder(route.codec, call_rate, wire_rate), wire_rate, fmt.frame_bytes, self.counters,
-            self, now, jitter_max_wait=config.jitter_max_wait,
-            pacing_lead_frames=config.pacing_lead_frames, queue_seconds=config.return_queue_seconds,
-        )
-        self.return_path.paused = self._output_paused
         self._budget = UpstreamBudget(call_rate * 2, config.audio_speed_limit, config.audio_burst_seconds, now)
         self._policed_bytes_limit = call_rate * 2 * config.audio_burst_seconds
         self.call_id = connect.call_id
@@ -307,6 +300,25 @@ class CallSession(FrameSink):
         self._next_rtcp = now + self.config.rtcp_interval
         self._send_command(commands.ANSWER, now)
         self.output.answered(connect, call_rate)
+
+    def restart_stream(self, now: float) -> None:
+        """The call moved to another media service (failover): a new RTP stream to it, with its own SSRC and
+        origin (RFC 3550 §8.2: a new source), and a new return path latched on the new service's stream."""
+        if self.state is ANSWERED:
+            self.return_path.stop()  # marks pending are answered (cleared) before the old stream goes
+            self._new_stream(now)
+
+    def _new_stream(self, now: float) -> None:
+        fmt = self.format
+        ssrc, sequence, timestamp = random_stream_origin()
+        self.packetizer = RtpPacketizer(fmt.payload_type, ssrc, sequence, timestamp)
+        config = self.config
+        self.return_path = ReturnPath(
+            DownstreamDecoder(self.route.codec, fmt.call_rate, fmt.wire_rate), fmt.wire_rate, fmt.frame_bytes,
+            self.counters, self, now, jitter_max_wait=config.jitter_max_wait,
+            pacing_lead_frames=config.pacing_lead_frames, queue_seconds=config.return_queue_seconds,
+        )
+        self.return_path.paused = self._output_paused
 
     def _police(self, size: int, now: float) -> None:
         """Audio over the call's budget is dropped; a call that keeps sending that fast (another burst's worth

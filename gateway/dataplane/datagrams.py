@@ -33,7 +33,7 @@ if cython.compiled:  # C-level names for the compiled data plane; the Python one
         epoll_wait,
         recv,
     )
-    from cython.cimports.libc.errno import errno
+    from cython.cimports.libc.errno import ECONNREFUSED, errno
     from cython.cimports.libc.stdlib import free, malloc
     from cython.cimports.posix.unistd import close as close_fd
 
@@ -87,8 +87,11 @@ class DatagramReader:
         """As Python: one socket is readable."""
         try:
             data = sock.recv(MAX_DATAGRAM)
+        except ConnectionRefusedError:
+            call.on_unreachable()  # ICMP port unreachable for an earlier datagram
+            return
         except OSError:
-            return  # EAGAIN after a spurious wakeup, or ECONNREFUSED from an earlier ICMP error
+            return  # EAGAIN after a spurious wakeup
         call.on_datagram(data, rtcp, self._loop.time())
 
     def _drain(self) -> None:
@@ -99,8 +102,10 @@ class DatagramReader:
             tag = self._events[index].data.u64
             fd = tag & (RTCP_FLAG - 1)
             size = recv(fd, self._buffer, MAX_DATAGRAM, MSG_DONTWAIT)
-            if size < 0:
-                continue  # EAGAIN, or ECONNREFUSED from an earlier ICMP error
             call = self._calls.get(fd)
-            if call is not None:
+            if call is None:
+                continue
+            if size >= 0:
                 call.on_datagram(PyBytes_FromStringAndSize(self._buffer, size), tag >= RTCP_FLAG, now)
+            elif errno == ECONNREFUSED:
+                call.on_unreachable()  # ICMP port unreachable for an earlier datagram; else EAGAIN

@@ -12,7 +12,7 @@ cdef class _SessionOutput(CallOutput):
 
 
 cdef class CallAdapter(WSListener):
-    cdef public object worker, route, url_rate, rtp, rtcp, telemetry
+    cdef public object worker, route, target, url_rate, rtp, rtcp, telemetry
     cdef public str expected_call_id
     cdef public long long rtp_inode
     cdef long _audio_frames
@@ -32,8 +32,12 @@ cdef class CallAdapter(WSListener):
     cpdef on_datagram(self, bytes data, bint rtcp, double now)
     cpdef send_command(self, bytes message)
     cpdef send_audio(self, bytes pcm)
+    @cython.locals(error=int)
     cpdef send_rtp(self, bytes packet)
+    @cython.locals(error=int)
     cpdef send_rtcp(self, bytes packet)
+    cdef _send_failed(self, str reason, int error)
+    cpdef on_unreachable(self)
     cpdef bint admit(self)
     cpdef answered(self, connect, long sample_rate)
     cpdef close(self, long code, str reason)
@@ -44,4 +48,4 @@ cdef class CallAdapter(WSListener):
 cpdef tick_calls(tuple calls, double now, bint pacing_only)
 
 
-cpdef bint _sent(sock, int fd, bytes packet)
+cpdef int _sent(sock, int fd, bytes packet)

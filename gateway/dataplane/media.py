@@ -7,6 +7,7 @@ exception inside one call closes that call with 1011, never the worker.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import time
@@ -17,7 +18,8 @@ from picows import WSCloseCode
 
 from gateway.core.call import CallOutput
 from gateway.core.commands import Connect
-from gateway.core.session import CallSession, CloseCode
+from gateway.core.pool import PoolTarget
+from gateway.core.session import CallSession, CallState, CloseCode
 from gateway.dataplane.telemetry import CallTelemetry, MetricTotals
 from gateway.dataplane.udpstats import socket_inode
 from gateway.shared import metrics
@@ -30,6 +32,7 @@ if TYPE_CHECKING:  # aiohttp, behind call events, is imported only when call_eve
 if cython.compiled:  # C-level names for the compiled data plane (media.pxd cimports picows's types)
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING
     from cython.cimports.gateway.dataplane.libc_net import send
+    from cython.cimports.libc.errno import errno as c_errno
 else:
     from picows import WSFrame, WSListener, WSMsgType, WSTransport
 
@@ -42,6 +45,14 @@ LATENCY_SAMPLE_MASK = cython.declare(cython.long, 15)  # time one audio frame in
 # What may wait in one connection's write buffer once it is past its high-water mark (64 KiB) and the peer has
 # stopped reading: commands and pongs go there (audio waits in the session's capped return queue instead).
 MAX_OUTPUT_BYTES = 256 * 1024
+
+
+class TargetPools(Protocol):
+    """The worker's media service pools (gateway.dataplane.pools): which target a call is on, and its health."""
+
+    def call_started(self, call: CallAdapter) -> None: ...
+    def call_ended(self, call: CallAdapter) -> None: ...
+    def unreachable(self, call: CallAdapter) -> None: ...
 
 
 class DatagramSink(Protocol):
@@ -60,6 +71,7 @@ class CallHost(Protocol):
     latency_samples: list[float]
     call_events: CallEvents | None
     datagrams: DatagramSink
+    pools: TargetPools
     metric_totals: MetricTotals  # published by the worker once a second
 
     def admit(self) -> bool: ...
@@ -106,19 +118,17 @@ class CallAdapter(WSListener):
     pings, closes, backpressure) and must be answered here, before the session sees anything."""
 
     def __init__(
-        self, worker: CallHost, route: Route, url_rate: int | None, rtp: socket.socket, rtcp: socket.socket,
-        expected_call_id: str = "",
+        self, worker: CallHost, route: Route, target: PoolTarget, url_rate: int | None, rtp: socket.socket,
+        rtcp: socket.socket, expected_call_id: str = "",
     ) -> None:
         self.worker = worker
         self.route = route
+        self.target = target
         self.url_rate = url_rate
         self.expected_call_id = expected_call_id
-        # Connected to the route (RFC 3550 symmetric RTP): the kernel keeps out datagrams from anyone else, and
-        # send/recv need no address.
-        rtp.connect((route.host, route.port))
-        rtcp.connect((route.host, route.port + 1))
         self.rtp = rtp
         self.rtcp = rtcp
+        self._connect(target)
         self._rtp_fd, self._rtcp_fd = rtp.fileno(), rtcp.fileno()
         self.rtp_inode = socket_inode(rtp)
         self.telemetry = CallTelemetry(route, worker.call_events, worker.metric_totals)
@@ -143,6 +153,7 @@ class CallAdapter(WSListener):
         self.worker.datagrams.add(self.rtp, self, False)
         self.worker.datagrams.add(self.rtcp, self, True)
         self.worker.call_started(self)
+        self.worker.pools.call_started(self)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         session = self.session
@@ -236,21 +247,31 @@ class CallAdapter(WSListener):
     def send_rtp(self, packet: bytes) -> None:
         if self._held_rtp is not None:
             self._held_rtp.append((False, packet))
-        elif not _sent(self.rtp, self._rtp_fd, packet):
-            self.session.counters.rtp_dropped["send_error"] += 1  # ICMP unreachable, buffer full: UDP loses
+        else:
+            error = _sent(self.rtp, self._rtp_fd, packet)
+            if error:
+                self._send_failed("send_error", error)  # ICMP unreachable, buffer full: UDP loses
 
     def send_rtcp(self, packet: bytes) -> None:
         if self._held_rtp is not None:
             self._held_rtp.append((True, packet))
-        elif not _sent(self.rtcp, self._rtcp_fd, packet):
-            self.session.counters.rtp_dropped["rtcp_send_error"] += 1
+        else:
+            error = _sent(self.rtcp, self._rtcp_fd, packet)
+            if error:
+                self._send_failed("rtcp_send_error", error)
+
+    def _send_failed(self, reason: str, error: int) -> None:
+        self.session.counters.rtp_dropped[reason] += 1
+        if error == errno.ECONNREFUSED:
+            self.on_unreachable()
 
     def admit(self) -> bool:
         return self.worker.admit()
 
     def answered(self, connect: Connect, sample_rate: int) -> None:
         self.worker.call_answered(self)
-        started = self.telemetry.answered(self.session, connect, sample_rate, self.rtp.getsockname()[1])
+        started = self.telemetry.answered(self.session, connect, sample_rate, self.rtp.getsockname()[1],
+                                          self.target.name)
         wait = self.worker.config.call_started_wait
         if wait and started is not None:  # issue 12.7: the media service learns of the call before its audio
             self._held_rtp = []
@@ -304,6 +325,40 @@ class CallAdapter(WSListener):
             self.session.on_closed(CloseCode.ABNORMAL, "output over its cap: the peer does not read", now,
                                    by_peer=False)
             self._abort("output_overflow")
+
+    # ---- the call's target (gateway.dataplane.pools) ----------------------------------------------------
+
+    def _connect(self, target: PoolTarget) -> None:
+        """Connect both sockets to the target (RFC 3550 symmetric RTP): the kernel keeps out datagrams from anyone
+        else, and send/recv need no address. An error pending from the previous target is read off (SO_ERROR
+        clears it), or the first send to this one would report it."""
+        host, port = target.address
+        for sock, to in ((self.rtp, (host, port)), (self.rtcp, (host, port + 1))):
+            sock.connect(to)
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+    def on_unreachable(self) -> None:
+        """ICMP port unreachable from the target (ECONNREFUSED on a send or a receive): it is marked down."""
+        try:
+            self.worker.pools.unreachable(self)
+        except Exception:
+            self._fail("failover", self.worker.loop.time())
+
+    def fail_over(self, old: PoolTarget, reason: str) -> None:
+        """The pools moved this call to `self.target`, `old` having gone down: the sockets connect to it, and an
+        answered call starts a new RTP stream there (a new SSRC: RFC 3550 §8.2), announced by call events."""
+        session = self.session
+        now = self.worker.loop.time()
+        self._connect(self.target)
+        datagrams = self.worker.datagrams
+        for sock, rtcp in ((self.rtp, False), (self.rtcp, True)):  # libuv stops polling a socket after POLLERR
+            datagrams.remove(sock)
+            datagrams.add(sock, self, rtcp)
+        log_event(log, logging.WARNING, "call.failover", call_id=session.call_id, route=self.route.name,
+                  target=self.target.name, previous=old.name, reason=reason)
+        if session.state is CallState.ANSWERED:
+            session.restart_stream(now)
+            self.telemetry.failed_over(session, old.name, self.target.name, self.rtp.getsockname()[1], now)
 
     # ---- internals -------------------------------------------------------------------------------------
 
@@ -377,6 +432,7 @@ class CallAdapter(WSListener):
         for sock in (self.rtp, self.rtcp):
             self.worker.datagrams.remove(sock)
             sock.close()
+        self.worker.pools.call_ended(self)
         try:
             self.telemetry.ended(self.session)
         except Exception:
@@ -393,16 +449,18 @@ def tick_calls(calls: tuple[CallAdapter, ...], now: float, pacing_only: bool) ->
             call.tick(now, pacing_only)
 
 
-def _sent(sock: socket.socket, fd: int, packet: bytes) -> bool:
-    """One datagram on a connected socket (`fd` is its descriptor); False when the kernel refused it. Compiled,
-    the system call itself, with no Python call or exception in between."""
+def _sent(sock: socket.socket, fd: int, packet: bytes) -> int:
+    """One datagram on a connected socket (`fd` is its descriptor); 0, or the errno of the kernel's refusal.
+    Compiled, the system call itself, with no Python call or exception in between."""
     if cython.compiled:
-        return send(fd, PyBytes_AS_STRING(packet), len(packet), 0) >= 0
+        if send(fd, PyBytes_AS_STRING(packet), len(packet), 0) >= 0:
+            return 0
+        return c_errno
     try:
         sock.send(packet)
-    except OSError:
-        return False
-    return True
+    except OSError as exc:
+        return exc.errno or errno.EIO
+    return 0
 
 
 def _valid_close_code(code: int) -> bool:

@@ -21,6 +21,7 @@ from gateway.core.tokens import Claims, TokenError
 from gateway.dataplane.errors import count_internal_error
 from gateway.dataplane.listener import OUT_OF_DESCRIPTORS
 from gateway.dataplane.media import CallAdapter, CallHost
+from gateway.dataplane.pools import MediaPools
 from gateway.dataplane.ports import NoPortAvailable, bind_udp_pair
 from gateway.shared import metrics
 from gateway.shared.config import SINCH_RATES, Route
@@ -37,6 +38,7 @@ class RouterHost(CallHost, Protocol):
     """What the router needs of its worker, besides what a call's adapter needs."""
 
     routes: dict[str, Route]
+    pools: MediaPools
     replay_guard: ReplayGuard
     calls: set[CallAdapter]
     calls_by_descriptors: int  # the calls the open-files limit leaves room for
@@ -105,7 +107,7 @@ class UpgradeRouter:
             if exc.errno not in OUT_OF_DESCRIPTORS:
                 raise
             return self._decline_no_fds(exc.strerror)
-        return CallAdapter(worker, route, rate, rtp, rtcp, call_id)
+        return CallAdapter(worker, route, worker.pools.pick(route.name), rate, rtp, rtcp, call_id)
 
     def _authenticate(self, route: Route, token: str | None) -> Claims | None:
         """Stream authentication (the upgrade carries no headers: protocol notes §2.1). With a token key, a

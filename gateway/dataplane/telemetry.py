@@ -78,6 +78,8 @@ class CallTelemetry:
         self._lost = 0
         self._reordered = 0
         self.kernel_drops = 0
+        self._target = ""  # the target the call is on, once answered
+        self._started: dict[str, Any] = {}  # its call.started event, again for a failover
 
     def flush(self, session: CallSession) -> None:
         counters = session.counters
@@ -113,23 +115,40 @@ class CallTelemetry:
                 reported[key] = value
 
     def answered(
-        self, session: CallSession, connect: Connect, sample_rate: int, rtp_port: int,
+        self, session: CallSession, connect: Connect, sample_rate: int, rtp_port: int, target: str,
     ) -> asyncio.Task[None] | None:
         fmt = session.format
+        self._target = target
         metrics.CALLS_ACTIVE.labels(self.route).inc()
         log_event(
             log, logging.INFO, "call.answered", call_id=connect.call_id, route=self.route, sample_rate=sample_rate,
             codec=self._codec, wire_rate=fmt.wire_rate, ptime_ms=fmt.ptime_ms, payload_type=fmt.payload_type,
-            rtp_port=rtp_port, headers=sorted(connect.headers),
+            rtp_port=rtp_port, target=target, headers=sorted(connect.headers),
         )
         if self._call_events:  # the post's task, for call_started_wait
-            return self._call_events.post({
+            self._started = {
                 "event": "call.started", "call_id": connect.call_id, "route": self.route,
                 "application": connect.application, "headers": connect.headers, "sample_rate": sample_rate,
                 "codec": self._codec, "wire_rate": fmt.wire_rate, "payload_type": fmt.payload_type,
                 "ptime_ms": fmt.ptime_ms, "ssrc": session.packetizer.ssrc, "gateway_rtp_port": rtp_port,
-            })
+                "target": target,
+            }
+            return self._call_events.post(self._started)
         return None
+
+    def failed_over(self, session: CallSession, old: str, new: str, rtp_port: int, now: float) -> None:
+        """The call moved to another target: call.ended tells the old one, call.started (reason failover, the
+        new stream's SSRC) the new one."""
+        self._target = new
+        if self._call_events:
+            self._call_events.post({
+                "event": "call.ended", "call_id": session.call_id, "route": self.route, "target": old,
+                "reason": "failover", "close_code": None, "by_sinch": False,
+                "seconds": round(now - session.answered_at, 3),
+            })
+            self._call_events.post(self._started | {
+                "target": new, "reason": "failover", "ssrc": session.packetizer.ssrc, "gateway_rtp_port": rtp_port,
+            })
 
     def mark_settled(self, session: CallSession, mark_id: int, timestamp: int, outcome: str) -> None:
         """A playback mark was played or cleared: the RTCP answer is the session's; this is the call event."""
@@ -161,7 +180,8 @@ class CallTelemetry:
         )
         if self._call_events and answered:
             self._call_events.post({
-                "event": "call.ended", "call_id": session.call_id, "route": route, "close_code": session.close_code,
+                "event": "call.ended", "call_id": session.call_id, "route": route, "target": self._target,
+                "close_code": session.close_code,
                 "reason": session.close_reason, "by_sinch": session.closed_by_peer,
                 "seconds": round(session.ended_at - session.answered_at, 3),
             })

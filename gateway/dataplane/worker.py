@@ -38,6 +38,7 @@ from gateway.dataplane.echo import EchoService
 from gateway.dataplane.errors import count_internal_error
 from gateway.dataplane.listener import PausableListener
 from gateway.dataplane.media import CallAdapter, tick_calls
+from gateway.dataplane.pools import MediaPools
 from gateway.dataplane.ports import pairs_taken
 from gateway.dataplane.router import UpgradeRouter
 from gateway.dataplane.telemetry import MetricTotals
@@ -75,6 +76,7 @@ class Worker:
         self.scoreboard = scoreboard
         self.replay_guard = replay_guard
         self.routes: dict[str, Route] = dict(config.routes)
+        self.pools = MediaPools(config)
         self.calls: set[CallAdapter] = set()
         self.answered_calls = 0
         self.state = WorkerState.BOOTING
@@ -108,7 +110,9 @@ class Worker:
             self._echo = EchoService()
             port = await self._echo.start()
             self.routes[EMBEDDED_ECHO_ROUTE] = Route(name=EMBEDDED_ECHO_ROUTE, host="127.0.0.1", port=port)
+            self.pools.add(self.routes[EMBEDDED_ECHO_ROUTE])
         metrics.create_worker_series(list(self.routes))
+        self.pools.start(loop)
         self.datagrams = DatagramReader(loop)
         loop.add_signal_handler(signal.SIGTERM, self._terminate)
         loop.add_signal_handler(signal.SIGUSR1, self.drain, False, self.config.reload_drain_timeout)

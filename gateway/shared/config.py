@@ -53,17 +53,36 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the key."""
 
 
+Policy = Literal["round_robin", "least_calls"]  # how a new call picks one of a route's targets
+POLICIES: tuple[Policy, ...] = get_args(Policy)
+# RFC 1123 §2.1 host names (letters, digits, hyphens, dots), or an IP address
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+class Target(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One media service of a route, as written: its host is an IP address or a DNS name."""
+
+    host: str
+    port: Port
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
 class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A downstream media service: where a call's RTP goes and in which format."""
+    """A downstream media service, or a pool of them: where a call's RTP goes and in which format."""
 
     name: str
-    host: str
+    host: str  # the first target; more_targets are the rest of `rtp://HOST:PORT,HOST:PORT,...`
     port: Port
     codec: Codec = "L16"
     rate: int = 0  # wire sample rate; 0 = the call's own rate (L16 only)
     ptime_ms: int = 0  # packet duration; 0 = the largest of 20/10/5 ms that fits the MTU budget
     payload_type: int = -1  # -1 = static PT where RFC 3551 has one, else dynamic 96
     token: str = ""  # a static stream token for users who write their own ICE handler
+    more_targets: tuple[Target, ...] = ()
+    policy: Policy = "round_robin"
+    rtp_timeout: Seconds = 0.0  # a target that sends no RTP back for this long to a call sending it is down; 0 = off
 
     def __post_init__(self) -> None:
         if self.codec != "L16" and self.rate not in (0, G711_RATE):
@@ -74,10 +93,15 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"route {self.name}: ptime must be one of 5, 10, 20, 30, 40, 60 ms")
         if not -1 <= self.payload_type <= 127:
             raise ValueError(f"route {self.name}: payload type must be 0..127")
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            raise ValueError(f"route {self.name}: host must be an IP address, got {self.host!r}") from None
+        for target in self.targets:
+            if not (is_ip_address(target.host) or _HOST_NAME.fullmatch(target.host)):
+                raise ValueError(f"route {self.name}: host must be an IP address or a DNS name, got {target.host!r}")
+        if len(set(self.targets)) != len(self.targets):
+            raise ValueError(f"route {self.name}: a target is listed twice")
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return (Target(self.host, self.port), *self.more_targets)
 
     def wire_rate(self, call_rate: int) -> int:
         if self.codec != "L16":
@@ -103,7 +127,15 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return next(ms for ms in (20, 10, 5) if ms * bytes_per_ms <= mtu_budget or ms == 5)
 
     def url(self) -> str:
-        return f"rtp://{self.host}:{self.port}?codec={self.codec}"
+        return f"rtp://{','.join(map(str, self.targets))}?codec={self.codec}"
+
+
+def is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 # Sinch's callHeaders (Voice API 2.0 CallHeader): at most 16, a key of 1-255 and a value of at most 255 printable
@@ -174,6 +206,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     call_events_timeout: PositiveSeconds = 2.0
     # The call's RTP waits (at most this long) for the receiver to answer its call.started; 0 = RTP at once
     call_started_wait: Annotated[float, msgspec.Meta(ge=0, le=5)] = 0.0
+    route_resolve_interval: Seconds = 60.0  # DNS names of routes resolved again this often; 0 = at load only
+    target_probe_interval: PositiveSeconds = 1.0  # a target marked down is probed this often
     # ---- processes (prefork server) ----
     workers: Annotated[int, msgspec.Meta(ge=0, le=128)] = 0  # 0 = one per CPU
     accept: Literal["shared", "reuseport"] = "shared"  # one accept queue for all workers, or one each
@@ -245,7 +279,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         for name, route in self.routes.items():
             if name != route.name:
                 raise ValueError(f"routes.{name}: name mismatch")
-            if ipaddress.ip_address(route.host).version != rtp_family:
+            if any(is_ip_address(target.host) and ipaddress.ip_address(target.host).version != rtp_family
+                   for target in route.targets):
                 raise ValueError(f"routes.{name}: an IPv{6 if rtp_family == 4 else 4} media service needs an "
                                  f"IPv{6 if rtp_family == 4 else 4} rtp_host (now {self.rtp_host!r})")
 
@@ -358,29 +393,43 @@ def parse_route(spec: object) -> Route:
 
 
 def route_from_url(name: str, url: object) -> Route:
+    """`rtp://HOST:PORT,HOST:PORT,...?OPTIONS`: the targets separated by commas in the URL's authority."""
     try:
         parts = urlsplit(url) if isinstance(url, str) else None
-        port = parts.port if parts else None
-    except ValueError as exc:  # a port that is no number in 0-65535, an IPv6 host without its "]"
+    except ValueError as exc:  # an IPv6 host without its "]"
         raise ConfigError(f"routes.{name}: {exc}, in {url!r}") from None
-    if parts is None or parts.scheme != "rtp" or not parts.hostname or port is None:
+    if parts is None or parts.scheme != "rtp" or not parts.netloc:
         raise ConfigError(f"routes.{name}: expected rtp://HOST:PORT?..., got {url!r}")
-    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    fields = {"name": name, "host": parts.hostname, "port": port}
-    renames = {"codec": "codec", "rate": "rate", "ptime": "ptime_ms", "pt": "payload_type", "token": "token"}
-    for key, value in query.items():
+    targets = [_target_from(name, text, url) for text in parts.netloc.split(",")]
+    fields: dict[str, Any] = {"name": name, "host": targets[0].host, "port": targets[0].port,
+                              "more_targets": targets[1:]}
+    renames = {"codec": "codec", "rate": "rate", "ptime": "ptime_ms", "pt": "payload_type", "token": "token",
+               "policy": "policy", "rtp_timeout": "rtp_timeout"}
+    for key, values in parse_qs(parts.query).items():
         if key not in renames:
             raise ConfigError(f"routes.{name}: unknown option {key!r} (known: {', '.join(renames)})")
-        fields[renames[key]] = value.upper() if key == "codec" else value
+        fields[renames[key]] = values[-1].upper() if key == "codec" else values[-1]
     try:
         return msgspec.convert(fields, Route, strict=False)
     except (msgspec.ValidationError, ValueError) as exc:
         raise ConfigError(f"routes.{name}: {exc}") from None
 
 
+def _target_from(name: str, text: str, url: str) -> Target:
+    """One `HOST:PORT` of a route's authority (`[IPv6]:PORT` for an IPv6 address)."""
+    try:
+        parts = urlsplit(f"//{text}")
+        port = parts.port
+    except ValueError as exc:  # a port that is no number in 0-65535, an IPv6 host without its "]"
+        raise ConfigError(f"routes.{name}: {exc}, in {url!r}") from None
+    if not parts.hostname or port is None:
+        raise ConfigError(f"routes.{name}: expected rtp://HOST:PORT?..., got {url!r}")
+    return Target(parts.hostname, port)
+
+
 def _routes_value(value: Any) -> dict[str, Route]:
-    if isinstance(value, str):
-        value = [spec for spec in value.replace(",", " ").split() if spec]
+    if isinstance(value, str):  # "a=rtp://...,b=rtp://H:P,H:P": a comma before NAME= separates routes
+        value = [spec for spec in re.split(r"\s*,\s*(?=[^,=/:?&\s]+=)|\s+", value) if spec]
     if isinstance(value, list):
         routes = [parse_route(spec) for spec in value]
         return {route.name: route for route in routes}
@@ -425,6 +474,7 @@ def load_config(
     except (msgspec.ValidationError, TlsError) as exc:
         raise ConfigError(with_hint(name_the_key(exc))) from None
     return config
+
 
 
 def _refuse_undecodable(key: str, value: object) -> None:
@@ -544,7 +594,8 @@ class KeyDoc(NamedTuple):
 KEY_DOCS: dict[str, KeyDoc] = {
     "listen": KeyDoc("HOST:PORT", "the websocket listener, where Sinch's connectStream connects"),
     "routes": KeyDoc("NAME=rtp://HOST:PORT?OPTIONS",
-                     "the downstream media services, by name (repeatable); none = the embedded echo route"),
+                     "the downstream media services, by name (repeatable); several targets, rtp://HOST:PORT,HOST:PORT,"
+                     "..., make a pool; none = the embedded echo route"),
     "default_rate": KeyDoc("HZ", "the call's sample rate when neither the connect command nor the stream URL says",
                            SINCH_RATES),
     "rtp_host": KeyDoc("IP", "local IP address the per-call RTP sockets bind to (the family of the routes: :: for "
@@ -577,6 +628,11 @@ KEY_DOCS: dict[str, KeyDoc] = {
     "call_started_wait": KeyDoc("SECONDS", "hold each call's RTP until the receiver has answered its call.started "
                                            "(so a media service knows the call's SSRC, port and headers before "
                                            "its audio), at most this long (0-5); 0 = off, RTP at once"),
+    "route_resolve_interval": KeyDoc("SECONDS", "how often the DNS names of route targets are resolved again "
+                                                "(besides at start and on SIGHUP); 0 = never again"),
+    "target_probe_interval": KeyDoc("SECONDS", "how often a route target marked down is probed (an empty RTCP "
+                                               "receiver report to its RTCP port); no ICMP port unreachable back "
+                                               "marks it up"),
     "workers": KeyDoc("N", "worker processes (at most 128); 0 = one per CPU"),
     "accept": KeyDoc("MODE", "shared: one accept queue for all workers; reuseport: one SO_REUSEPORT socket and "
                              "accept queue per worker"),

