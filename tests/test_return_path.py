@@ -163,3 +163,20 @@ def test_audio_sent_before_a_barge_in_arriving_after_it_holds_up_nothing():
     return_path.receive(stream[7], 332, 1.06)
     assert frame_numbers(sent) == [0, 1, 2, 7]
     assert return_path.jitter_buffer.lost_packets == 0
+
+
+def test_holding_paces_silence_until_the_media_services_first_audio_plays():
+    """A failover: the new target has sent nothing yet, and Sinch hears silence at real time meanwhile."""
+    return_path, sent = path()
+    return_path.hold()
+    for tick in range(11):
+        return_path.on_tick(tick * 0.01)
+    assert [frame for frame, _ in sent] == [bytes(FRAME)] * 8  # the 3-frame lead, then one per 20 ms
+    assert return_path.pending
+    for index, packet in enumerate(packets(5)):
+        return_path.receive(packet, 172, 0.1 + index * 0.02)
+        return_path.on_tick(0.1 + index * 0.02)
+    for tick in range(20):
+        return_path.on_tick(0.2 + tick * 0.01)
+    assert frame_numbers(sent[8:]) == [0, 1, 2, 3, 4]  # no silence between or after the audio
+    assert not return_path.pending

@@ -15,7 +15,7 @@ cdef class ReturnPath:
     cdef object _on_played_out
     cdef bytearray _queue
     cdef FrameSink _sink
-    cdef bint _waiting_for_gap, _done
+    cdef bint _waiting_for_gap, _done, _holding
     cdef public CallCounters counters
     cdef public JitterBuffer jitter_buffer
     cdef public ReceiveStats receive_stats
@@ -30,6 +30,7 @@ cdef class ReturnPath:
     cpdef clear_received(self)
     cpdef clear_through(self, long long through)
     cpdef add_mark(self, long long mark_id, long long timestamp)
+    cpdef hold(self)
     cpdef stop(self)
     cdef _play_now(self, bytes payload, long long timestamp, long samples, double now)
     cdef _settle_marks(self, long long cleared_through)
@@ -37,3 +38,4 @@ cdef class ReturnPath:
     cdef _trim_queue(self)
     cdef _accrue_credit(self, double now, long extra_frames)
     cdef _send_due(self, double now)
+    cdef _send_silence(self, double now)

@@ -43,6 +43,7 @@ class ReturnPath:
         "_frame_bytes",
         "_frame_ts",
         "_head_ts",
+        "_holding",
         "_lead",
         "_marks",
         "_on_played_out",
@@ -90,6 +91,7 @@ class ReturnPath:
         self._received_until = NO_TS  # just after the latest audio received
         self._discard_until = NO_TS  # a barge-in's point: packets at or before it are never played
         self._marks: list[tuple[int, int]] = []  # (mark id, timestamp) not yet answered
+        self._holding = False  # silence is paced to Sinch until the first frame of the media service's audio
         self.paused = False  # Sinch's connection is not taking data (TCP backpressure)
         self.pending = False  # audio or a gap waits on the clock: the worker's fast tick is needed
 
@@ -181,10 +183,17 @@ class ReturnPath:
         self._marks.append((mark_id, timestamp))
         self._settle_marks(NO_TS)
 
+    def hold(self) -> None:
+        """Pace silence to Sinch until the media service's first audio is played (a failover: the call's new
+        target has sent nothing yet), so Sinch hears the call go on."""
+        self._holding = True
+        self.pending = True
+
     def stop(self) -> None:
         """The call is over: nothing more is played, the clock is no longer needed, and every mark still
         pending is answered cleared."""
         self._on_played_out = None
+        self._holding = False
         self.pending = False
         marks, self._marks = self._marks, []
         for mark_id, timestamp in marks:
@@ -266,7 +275,19 @@ class ReturnPath:
             on_played_out, self._on_played_out = self._on_played_out, None
             on_played_out(now)
             return
-        self.pending = len(queue) >= frame_bytes or self._waiting_for_gap or self._on_played_out is not None
+        if self._holding:
+            self._send_silence(now)
+        self.pending = (len(queue) >= frame_bytes or self._waiting_for_gap or self._on_played_out is not None
+                        or self._holding)
+
+    def _send_silence(self, now: float) -> None:
+        """While holding: a frame of silence in each 20 ms slot real time has earned and no audio took."""
+        if self._played_until != NO_TS:
+            self._holding = False  # the media service's audio is playing
+            return
+        while self._frame_due and not self.paused and len(self._queue) < self._frame_bytes:
+            self._credit -= 1.0
+            self._sink.send_frame(bytes(self._frame_bytes), now)
 
     def _settle_marks(self, cleared_through: int) -> None:
         """Answer the marks whose frame has been sent (played), and those at or before `cleared_through` (a

@@ -307,6 +307,7 @@ class CallSession(FrameSink):
         if self.state is ANSWERED:
             self.return_path.stop()  # marks pending are answered (cleared) before the old stream goes
             self._new_stream(now)
+            self.return_path.hold()  # Sinch hears silence until the new target's audio
 
     def _new_stream(self, now: float) -> None:
         fmt = self.format

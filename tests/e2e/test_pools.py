@@ -150,3 +150,30 @@ def test_calls_move_to_the_other_target_when_one_stops_and_come_back_when_it_res
             second.close()
 
     run(scenario())
+
+
+def test_a_target_that_stops_sending_rtp_back_is_marked_down_after_rtp_timeout():
+    async def scenario() -> None:
+        first, second = await MediaPeer().start(), await MediaPeer().start()
+        targets = [f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"]
+        gateway = await asyncio.to_thread(GatewayProcess(
+            "--route", f"pool=rtp://{','.join(targets)}?rtp_timeout=0.3").start)
+        try:
+            calls = [await TalkingCall.start(gateway.url + "/stream/pool", f"quiet-{index}") for index in range(2)]
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(call.frames_after(loop.time(), 10) for call in calls))
+            first.echo = False  # listening, but no RTP back: only the timeout can tell
+            moved = await asyncio.to_thread(gateway.wait_for, "call.failover", call_id="quiet-0")
+            assert (moved["previous"], moved["target"], moved["reason"]) == (*targets, "no_rtp")
+            await calls[0].frames_after(loop.time(), 10)  # the other target's audio, on the same call
+            assert calls[0].longest_gap() < 1.0  # silence paced to Sinch from the failover to that audio
+            assert value(scrape(gateway), "gateway_target_down_total", route="pool", target=targets[0],
+                         reason="no_rtp") == 1
+            for call in calls:
+                await call.hang_up()
+        finally:
+            gateway.stop()
+            first.close()
+            second.close()
+
+    run(scenario())
