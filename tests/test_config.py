@@ -51,7 +51,7 @@ def test_l16_packet_duration_fits_mtu_budget(rate, ptime, pt):
         ("asr=rtp://127.0.0.1:5004?bogus=1", "unknown option 'bogus'"),
         ("asr=http://127.0.0.1:5004", "expected rtp://"),
         ("asr=rtp://media_example:5004", "IP address or a DNS name"),
-        ("asr=rtp://127.0.0.1:5004,127.0.0.1:5004", "listed twice"),
+        ("asr=rtp://127.0.0.1:5004,127.0.0.1:5004", "target or fork is listed twice"),
         ("asr=rtp://127.0.0.1:5004?policy=random", "policy"),
         ("rtp://127.0.0.1:5004", "expected NAME=rtp://"),
     ],

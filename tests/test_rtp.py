@@ -21,6 +21,8 @@ from gateway.core.rtp import (
     parse_rtcp,
     parse_rtp,
     random_stream_origin,
+    rtcp_with_ssrc,
+    rtp_with_ssrc,
     seq_distance,
 )
 from tests.rtcp import sdes_cname
@@ -503,3 +505,17 @@ def test_jitter_buffer_drop_through_everything_held_continues_after_the_last_cle
     buffer.drop_through(320)
     assert len(buffer) == 0
     assert buffer.take_in_order(packet(4, 480), 160)  # the next one plays in order
+
+
+def test_a_forks_copy_differs_only_in_its_ssrc():
+    packet = RtpPacketizer(0, 0x11111111, 5, 800).pack(bytes(range(160)), 160)
+    copy = parse_rtp(rtp_with_ssrc(packet, 0x22222222))
+    original = parse_rtp(packet)
+    assert (copy.ssrc, copy.sequence, copy.timestamp, copy.payload) == (
+        0x22222222, original.sequence, original.timestamp, original.payload)
+    for compound in (build_sender_report(0x11111111, ntp_from_unix(0.0), 800, 1, 160, "call-1"),
+                     build_bye(0x11111111, "call-1", "hangup")):
+        rewritten = parse_rtcp(rtcp_with_ssrc(compound, 0x22222222))
+        assert [packet.packet_type for packet in rewritten] == [packet.packet_type for packet in parse_rtcp(compound)]
+        assert {int.from_bytes(packet.body[:4], "big") for packet in rewritten} == {0x22222222}
+        assert bye_sources(rewritten) in (None, {0x22222222})

@@ -262,11 +262,32 @@ def build_sender_report(
 def build_bye(ssrc: int, cname: str, reason: str = "") -> bytes:
     """Compound RTCP ending a stream: empty RR + SDES CNAME + BYE with optional reason
     (RFC 3550 §6.6, §6.1: a compound packet starts with SR/RR and carries a CNAME)."""
-    rr = RTCP_SSRC_HEADER.pack(V2, RTCP_RR_TYPE, 1, ssrc)
+    rr = build_empty_receiver_report(ssrc)
     text = _sdes_text(reason)
     reason_field = bytes((len(text),)) + text + bytes(-(1 + len(text)) % 4) if text else b""
     bye = RTCP_SSRC_HEADER.pack(V2 | 1, RTCP_BYE_TYPE, 1 + len(reason_field) // 4, ssrc)
     return b"".join((rr, _sdes_cname_packet(ssrc, cname), bye, reason_field))
+
+
+def build_empty_receiver_report(ssrc: int) -> bytes:
+    """An RR without report blocks (RFC 3550 §6.4.2): says nothing, harmless to any RTCP receiver."""
+    return RTCP_SSRC_HEADER.pack(V2, RTCP_RR_TYPE, 1, ssrc)
+
+
+def rtp_with_ssrc(packet: bytes, ssrc: int) -> bytes:
+    """An RTP packet as another stream's (a fork's copy): the same but for its SSRC (RFC 3550 §5.1)."""
+    return packet[:8] + ssrc.to_bytes(4, "big") + packet[12:]
+
+
+def rtcp_with_ssrc(compound: bytes, ssrc: int) -> bytes:
+    """A compound RTCP packet the gateway built (SR or RR, SDES of one chunk, BYE of one source) as another
+    stream's: the SSRC each of its packets starts with replaced (RFC 3550 §6.4.1, §6.5, §6.6)."""
+    data = bytearray(compound)
+    at = 0
+    while at + 8 <= len(data):
+        data[at + 4:at + 8] = ssrc.to_bytes(4, "big")
+        at += (RTCP_HEADER.unpack_from(data, at)[2] + 1) * 4
+    return bytes(data)
 
 
 def parse_rtcp(data: bytes | memoryview) -> list[RtcpPacket]:

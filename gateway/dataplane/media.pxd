@@ -12,7 +12,7 @@ cdef class _SessionOutput(CallOutput):
 
 
 cdef class CallAdapter(WSListener):
-    cdef public object worker, route, target, url_rate, rtp, rtcp, telemetry
+    cdef public object worker, route, target, url_rate, rtp, rtcp, telemetry, forks
     cdef public str expected_call_id
     cdef public long long rtp_inode
     cdef long _audio_frames
@@ -37,6 +37,7 @@ cdef class CallAdapter(WSListener):
     @cython.locals(error=int)
     cpdef send_rtcp(self, bytes packet)
     cdef _send_failed(self, str reason, int error)
+    cdef _count_fork_drops(self, long missed)
     cpdef on_unreachable(self)
     cpdef bint admit(self)
     cpdef answered(self, connect, long sample_rate)

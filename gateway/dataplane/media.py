@@ -28,6 +28,7 @@ from gateway.shared.logs import log_event
 
 if TYPE_CHECKING:  # aiohttp, behind call events, is imported only when call_events_url is set
     from gateway.dataplane.call_events import CallEvents
+    from gateway.dataplane.forks import Forks
 
 if cython.compiled:  # C-level names for the compiled data plane (media.pxd cimports picows's types)
     from cython.cimports.cpython.bytes import PyBytes_AS_STRING
@@ -128,6 +129,7 @@ class CallAdapter(WSListener):
         self.expected_call_id = expected_call_id
         self.rtp = rtp
         self.rtcp = rtcp
+        self.forks: Forks | None = None  # the route's fork=HOST:PORT copies, set by the router
         self._connect(target)
         self._rtp_fd, self._rtcp_fd = rtp.fileno(), rtcp.fileno()
         self.rtp_inode = socket_inode(rtp)
@@ -203,8 +205,7 @@ class CallAdapter(WSListener):
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if self.session is None:  # the upgrade failed after routing: only the sockets to give back
-            self.rtp.close()
-            self.rtcp.close()
+            self._close_sockets()
             return
         now = self.worker.loop.time()
         try:
@@ -251,6 +252,8 @@ class CallAdapter(WSListener):
             error = _sent(self.rtp, self._rtp_fd, packet)
             if error:
                 self._send_failed("send_error", error)  # ICMP unreachable, buffer full: UDP loses
+            if self.forks is not None:
+                self._count_fork_drops(self.forks.send_rtp(packet))
 
     def send_rtcp(self, packet: bytes) -> None:
         if self._held_rtp is not None:
@@ -259,6 +262,12 @@ class CallAdapter(WSListener):
             error = _sent(self.rtcp, self._rtcp_fd, packet)
             if error:
                 self._send_failed("rtcp_send_error", error)
+            if self.forks is not None:
+                self._count_fork_drops(self.forks.send_rtcp(packet))
+
+    def _count_fork_drops(self, missed: int) -> None:
+        if missed:
+            self.session.counters.rtp_dropped["fork_send_error"] += missed
 
     def _send_failed(self, reason: str, error: int) -> None:
         self.session.counters.rtp_dropped[reason] += 1
@@ -357,6 +366,8 @@ class CallAdapter(WSListener):
         log_event(log, logging.WARNING, "call.failover", call_id=session.call_id, route=self.route.name,
                   target=self.target.name, previous=old.name, reason=reason)
         if session.state is CallState.ANSWERED:
+            if self.forks is not None:
+                self.forks.restart()
             session.restart_stream(now)
             self.telemetry.failed_over(session, old.name, self.target.name, self.rtp.getsockname()[1], now)
 
@@ -426,12 +437,18 @@ class CallAdapter(WSListener):
         except Exception:
             self._fail("tick", now)
 
+    def _close_sockets(self) -> None:
+        self.rtp.close()
+        self.rtcp.close()
+        if self.forks is not None:
+            self.forks.close()
+
     def _release(self) -> None:
         """The call is over: its sockets and its place in the worker are given back whatever reporting does."""
         self._send_held_rtp("")  # the call ended first: what it sent, its BYE included, still goes out
         for sock in (self.rtp, self.rtcp):
             self.worker.datagrams.remove(sock)
-            sock.close()
+        self._close_sockets()
         self.worker.pools.call_ended(self)
         try:
             self.telemetry.ended(self.session)

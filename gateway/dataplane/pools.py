@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import struct
 from typing import TYPE_CHECKING
 
 from gateway.core.pool import PoolTarget, TargetPool
+from gateway.core.rtp import build_empty_receiver_report
 from gateway.core.session import CallState
 from gateway.shared import metrics
 from gateway.shared.config import Config, Route, is_ip_address
@@ -31,8 +31,7 @@ log = logging.getLogger("gateway.pools")
 
 HEALTH_INTERVAL = 0.1  # seconds between rtp_timeout checks (and probe and resolve deadlines)
 PROBE_WAIT = 0.2  # an ICMP port unreachable answers within this on any network a media service is on
-# RFC 3550 §6.4.2: a receiver report with no report blocks (V=2, RC=0, PT=201, length 1 word), from SSRC 0.
-PROBE_PACKET = struct.pack("!BBHI", 0x80, 201, 1, 0)
+PROBE_PACKET = build_empty_receiver_report(0)
 
 
 class MediaPools:
@@ -40,6 +39,7 @@ class MediaPools:
         self._config = config
         self._family = rtp_family(config)
         self.pools: dict[str, TargetPool] = {}
+        self.forks: dict[str, tuple[PoolTarget, ...]] = {}  # by route: where copies of its calls' RTP go
         self._routes: dict[str, Route] = {}
         self._silence: dict[CallAdapter, tuple[int, int, float]] = {}  # RTP in seen, RTP out then, since
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -51,6 +51,7 @@ class MediaPools:
         """A route's targets, resolved now (a worker's start: the supervisor checked that they resolve)."""
         targets = [PoolTarget(str(target), resolve(target, self._family)) for target in route.targets]
         self.pools[route.name] = TargetPool(route.policy, targets)
+        self.forks[route.name] = tuple(PoolTarget(str(fork), resolve(fork, self._family)) for fork in route.forks)
         self._routes[route.name] = route
         for target in targets:
             metrics.create_target_series(route.name, target.name)
@@ -165,7 +166,8 @@ class MediaPools:
         """route_resolve_interval: the DNS names of the targets again, in the loop's executor. New calls take
         the new address; calls in progress keep theirs. A name that stopped resolving keeps its last address."""
         for route in self._routes.values():
-            for written, target in zip(route.targets, self.pools[route.name].targets, strict=True):
+            known = (*self.pools[route.name].targets, *self.forks[route.name])
+            for written, target in zip(route.targets + route.forks, known, strict=True):
                 if is_ip_address(written.host):
                     continue
                 try:

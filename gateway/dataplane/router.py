@@ -19,6 +19,7 @@ from gateway.core import tokens
 from gateway.core.request_target import TargetError, parse_origin_form
 from gateway.core.tokens import Claims, TokenError
 from gateway.dataplane.errors import count_internal_error
+from gateway.dataplane.forks import Forks
 from gateway.dataplane.listener import OUT_OF_DESCRIPTORS
 from gateway.dataplane.media import CallAdapter, CallHost
 from gateway.dataplane.pools import MediaPools
@@ -107,7 +108,10 @@ class UpgradeRouter:
             if exc.errno not in OUT_OF_DESCRIPTORS:
                 raise
             return self._decline_no_fds(exc.strerror)
-        return CallAdapter(worker, route, worker.pools.pick(route.name), rate, rtp, rtcp, call_id)
+        call = CallAdapter(worker, route, worker.pools.pick(route.name), rate, rtp, rtcp, call_id)
+        if route.forks:
+            call.forks = Forks.bind(config, family, worker.pools.forks[route.name], route.name)
+        return call
 
     def _authenticate(self, route: Route, token: str | None) -> Claims | None:
         """Stream authentication (the upgrade carries no headers: protocol notes §2.1). With a token key, a

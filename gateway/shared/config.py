@@ -83,6 +83,7 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     more_targets: tuple[Target, ...] = ()
     policy: Policy = "round_robin"
     rtp_timeout: Seconds = 0.0  # a target that sends no RTP back for this long to a call sending it is down; 0 = off
+    forks: tuple[Target, ...] = ()  # get a copy of the upstream RTP (own SSRC and RTCP); their audio is not played
 
     def __post_init__(self) -> None:
         if self.codec != "L16" and self.rate not in (0, G711_RATE):
@@ -93,11 +94,11 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"route {self.name}: ptime must be one of 5, 10, 20, 30, 40, 60 ms")
         if not -1 <= self.payload_type <= 127:
             raise ValueError(f"route {self.name}: payload type must be 0..127")
-        for target in self.targets:
+        for target in self.targets + self.forks:
             if not (is_ip_address(target.host) or _HOST_NAME.fullmatch(target.host)):
                 raise ValueError(f"route {self.name}: host must be an IP address or a DNS name, got {target.host!r}")
-        if len(set(self.targets)) != len(self.targets):
-            raise ValueError(f"route {self.name}: a target is listed twice")
+        if len(set(self.targets + self.forks)) != len(self.targets) + len(self.forks):
+            raise ValueError(f"route {self.name}: a target or fork is listed twice")
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -127,7 +128,8 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return next(ms for ms in (20, 10, 5) if ms * bytes_per_ms <= mtu_budget or ms == 5)
 
     def url(self) -> str:
-        return f"rtp://{','.join(map(str, self.targets))}?codec={self.codec}"
+        forks = "".join(f"&fork={fork}" for fork in self.forks)
+        return f"rtp://{','.join(map(str, self.targets))}?codec={self.codec}{forks}"
 
 
 def is_ip_address(host: str) -> bool:
@@ -401,11 +403,13 @@ def route_from_url(name: str, url: object) -> Route:
     if parts is None or parts.scheme != "rtp" or not parts.netloc:
         raise ConfigError(f"routes.{name}: expected rtp://HOST:PORT?..., got {url!r}")
     targets = [_target_from(name, text, url) for text in parts.netloc.split(",")]
+    query = parse_qs(parts.query)
     fields: dict[str, Any] = {"name": name, "host": targets[0].host, "port": targets[0].port,
-                              "more_targets": targets[1:]}
+                              "more_targets": targets[1:],
+                              "forks": [_target_from(name, text, url) for text in query.pop("fork", [])]}
     renames = {"codec": "codec", "rate": "rate", "ptime": "ptime_ms", "pt": "payload_type", "token": "token",
-               "policy": "policy", "rtp_timeout": "rtp_timeout"}
-    for key, values in parse_qs(parts.query).items():
+               "policy": "policy", "rtp_timeout": "rtp_timeout", "fork": "forks"}
+    for key, values in query.items():
         if key not in renames:
             raise ConfigError(f"routes.{name}: unknown option {key!r} (known: {', '.join(renames)})")
         fields[renames[key]] = values[-1].upper() if key == "codec" else values[-1]

@@ -32,7 +32,7 @@ def load_resolved_config(path: str | None = None, overrides: Mapping[str, Any] |
     config = load_config(path, overrides=overrides)
     family = rtp_family(config)
     for name, route in config.routes.items():
-        for target in route.targets:
+        for target in route.targets + route.forks:
             try:
                 resolve(target, family)
             except OSError as exc:

@@ -10,6 +10,7 @@ import sys
 from tests.aio import run
 from tests.gateway_process import GatewayProcess, scrape, value
 from tests.media_peer import MediaPeer
+from tests.rtcp import sdes_cname
 from tests.sinch_client import FRAME_SECONDS, SinchCall, frames, sine
 
 RATE = 16000
@@ -175,5 +176,33 @@ def test_a_target_that_stops_sending_rtp_back_is_marked_down_after_rtp_timeout()
             gateway.stop()
             first.close()
             second.close()
+
+    run(scenario())
+
+
+def test_a_fork_gets_the_same_audio_as_its_own_stream_and_is_never_heard():
+    async def scenario() -> None:
+        primary, fork = await MediaPeer(echo=False).start(), await MediaPeer().start()  # the fork echoes: unheard
+        gateway = await asyncio.to_thread(GatewayProcess(
+            "--route", f"rec=rtp://127.0.0.1:{primary.port}?codec=PCMU&fork=localhost:{fork.port}").start)
+        try:
+            call = await SinchCall.open(gateway.url + "/stream/rec")
+            assert await call.connect("forked", rate=RATE) == {"command": "answer"}
+            await call.send_paced(sine(RATE, 0.5), RATE)
+            await primary.wait_until(lambda: len(primary.packets) == 25)
+            await fork.wait_until(lambda: len(fork.packets) == 25 and len(fork.rtcp) >= 1)
+            assert [packet.payload for packet in fork.packets] == [packet.payload for packet in primary.packets]
+            assert [packet.sequence for packet in fork.packets] == [packet.sequence for packet in primary.packets]
+            (fork_ssrc,), (primary_ssrc,) = sources(fork), sources(primary)
+            assert fork_ssrc != primary_ssrc and fork.packets[0].payload_type == 0
+            assert [int.from_bytes(packet.body[:4], "big") for packet in fork.rtcp[0]] == [fork_ssrc, fork_ssrc]
+            assert sdes_cname(fork.rtcp[0]) == "forked"  # its own RTCP: an SR and a CNAME of its SSRC
+            await call.ws.close()
+            ended = await asyncio.to_thread(gateway.wait_for, "call.ended", call_id="forked")
+            assert ended["rtp_packets_in"] == 0 and ended["ws_frames_out"] == 1  # the answer; no fork audio
+        finally:
+            gateway.stop()
+            primary.close()
+            fork.close()
 
     run(scenario())
