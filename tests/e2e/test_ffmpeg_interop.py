@@ -20,6 +20,7 @@ import pytest
 
 from tests.aio import run
 from tests.gateway_process import GatewayProcess
+from tests.media_peer import MediaPeer
 from tests.ports import free_port_pair
 from tests.sinch_client import SinchCall
 
@@ -236,6 +237,36 @@ def test_ffmpeg_decodes_what_the_caller_said(tmp_path, codec, rate, payload_type
     else:
         # 16 kHz call -> gateway resamples to 8 kHz -> µ-law -> ffmpeg's own µ-law decoder.
         assert_g711_close(received, wire_rate)
+
+
+def test_a_fork_to_ffmpeg_records_the_audio_the_route_receives(tmp_path):
+    """Issue 15.5: ffmpeg as a route's fork decodes, sample for sample, what the route's own media service got,
+    and ends on the fork's own RTCP BYE."""
+    rate, port = 16000, free_port_pair()
+    sdp = write_sdp(tmp_path / "fork.sdp", port, 96, "L16/16000/1")
+    decoded, log = tmp_path / "decoded.raw", tmp_path / "ffmpeg.log"
+    args = ["-protocol_whitelist", "file,udp,rtp", "-i", str(sdp), "-c:a", "pcm_s16le", "-f", "s16le", str(decoded)]
+    with ffmpeg(args, log, loglevel="debug") as proc:
+        wait_bound(proc, {port, port + 1}, log)
+
+        async def scenario() -> bytes:
+            primary = await MediaPeer(echo=False).start()
+            gateway = await asyncio.to_thread(GatewayProcess(
+                "--route", f"rec=rtp://127.0.0.1:{primary.port}?fork=127.0.0.1:{port}").start)
+            try:
+                call = await SinchCall.open(gateway.url + "/stream/rec")
+                assert await call.connect("fork-to-ffmpeg", rate=rate) == {"command": "answer"}
+                await call.send_paced(l16_signal(rate).astype("<i2").tobytes(), rate)
+                await call.ws.close(1000, "caller hung up")
+                await primary.wait_until(lambda: len(primary.packets) == round(SECONDS * 50))
+                return b"".join(packet.payload for packet in primary.packets)
+            finally:
+                assert gateway.stop() == 0
+                primary.close()
+
+        heard_by_route = np.frombuffer(run(scenario()), ">i2")
+        wait_exit(proc, log, timeout=BYE_TIMEOUT)  # the fork's BYE, under its own SSRC, ends ffmpeg's input
+    assert_bit_exact(heard_by_route, np.fromfile(decoded, "<i2"), rate)
 
 
 # ---- ffmpeg -> gateway -----------------------------------------------------------------------------------
