@@ -106,7 +106,8 @@ def stream_endpoint(config: Config, call_id: str, route: str, rate: int, now: fl
     """`{public_url}/stream/{route}?rate=..&token=..`; the token binds call id, route, rate and expiry."""
     query = {"rate": rate}
     if config.token_key:
-        query["token"] = tokens.issue(config.token_key, call_id, route, rate, int(now + config.token_ttl))
+        query["token"] = tokens.issue(config.token_key, call_id, route, rate, int(now + config.token_ttl),
+                                       config.instance_id)
     return f"{config.stream_base_url}/stream/{route}?{urlencode(query)}"
 
 

@@ -2,7 +2,7 @@
 custom headers (protocol notes §2.1). The ICE answer puts one in the stream URL; the worker checks it.
 
     token = base64url(claims JSON) "." base64url(HMAC-SHA256(token_key, claims JSON))
-    claims = {"c": call id, "r": route, "s": sample rate, "x": expiry (unix seconds)}
+    claims = {"c": call id, "r": route, "s": sample rate, "x": expiry (unix seconds)[, "i": instance id]}
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ from gateway.core.errors import InputError
 MAX_TOKEN_LENGTH = 2048
 
 
-class Claims(msgspec.Struct, frozen=True):
+class Claims(msgspec.Struct, frozen=True, omit_defaults=True):
     """What a stream token says. Short keys on the wire keep the stream URL short, and tokens already issued
-    verify."""
+    verify (an empty instance is left out: such tokens are what they were)."""
 
     call_id: str = msgspec.field(name="c")
     route: str = msgspec.field(name="r")
     rate: int = msgspec.field(name="s")  # sample rate, Hz
     expires: int = msgspec.field(name="x")  # unix seconds
+    instance: str = msgspec.field(name="i", default="")  # the issuing gateway's instance_id; only it accepts it
 
 
 class TokenError(InputError):
@@ -53,14 +54,17 @@ def _mac(key: str, payload: bytes) -> bytes:
     return hmac.new(key.encode(), payload, hashlib.sha256).digest()
 
 
-def issue(key: str, call_id: str, route: str, rate: int, expires: int) -> str:
-    payload = _encode(Claims(call_id=call_id, route=route, rate=rate, expires=expires))
+def issue(key: str, call_id: str, route: str, rate: int, expires: int, instance: str = "") -> str:
+    payload = _encode(Claims(call_id=call_id, route=route, rate=rate, expires=expires, instance=instance))
     return f"{_b64(payload)}.{_b64(_mac(key, payload))}"
 
 
-def verify(key: str, token: str | None, route: str, now: float, previous_key: str = "") -> Claims:
+def verify(
+    key: str, token: str | None, route: str, now: float, previous_key: str = "", instance: str = ""
+) -> Claims:
     """The token's claims if it is well-formed, signed with `key` (or, while a key rotation settles, with
-    `previous_key`), unexpired and for this route; else TokenError with the status and reason."""
+    `previous_key`), unexpired, for this route and issued for this `instance` (instance_id; "" = tokens that name
+    none); else TokenError with the status and reason."""
     if not token:
         raise TokenError(401, "missing_token")
     if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
@@ -85,6 +89,8 @@ def verify(key: str, token: str | None, route: str, now: float, previous_key: st
         raise TokenError(403, "expired_token")
     if claims.route != route:
         raise TokenError(403, "token_for_another_route")
+    if claims.instance != instance:
+        raise TokenError(403, "token_for_another_instance")
     return claims
 
 
