@@ -59,11 +59,15 @@ def build_app(config: Config, scoreboard: Scoreboard) -> web.Application:
 
 async def serve_control(
     config: Config, metrics_sock: socket.socket, callback_sock: socket.socket, scoreboard: Scoreboard,
-    guard: ReplayGuard,
+    replay_guard: ReplayGuard,
 ) -> None:
     metrics.create_control_series()
-    replay: ReplayStore = (AnsweredAtOnce(guard) if config.replay_store == LOCAL_REPLAY_STORE
-                           else FleetReplayStore.from_config(config, "control"))
+    replay: ReplayStore
+    if config.replay_store == LOCAL_REPLAY_STORE:
+        replay = AnsweredAtOnce(replay_guard)
+    else:
+        replay = FleetReplayStore.from_config(config, "control")
+        await replay.connect()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -91,7 +95,7 @@ async def serve_control(
 
 def run_control(
     config: Config, metrics_sock: socket.socket, callback_sock: socket.socket, scoreboard: Scoreboard,
-    guard: ReplayGuard,
+    replay_guard: ReplayGuard,
 ) -> int:
-    uvloop.run(serve_control(config, metrics_sock, callback_sock, scoreboard, guard))
+    uvloop.run(serve_control(config, metrics_sock, callback_sock, scoreboard, replay_guard))
     return 0

@@ -112,6 +112,7 @@ class Worker:
         metrics.create_worker_series(list(self.routes))
         if self.config.replay_store != LOCAL_REPLAY_STORE:
             self.fleet_claims = PendingClaims(FleetReplayStore.from_config(self.config, "worker"), loop)
+            await self.fleet_claims.store.connect()
         self.datagrams = DatagramReader(loop)
         loop.add_signal_handler(signal.SIGTERM, self._terminate)
         loop.add_signal_handler(signal.SIGUSR1, self.drain, False)

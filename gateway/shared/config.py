@@ -38,9 +38,9 @@ ENV_ALIASES = {"SINCH_APPLICATION_KEY": "sinch_application_key", "SINCH_APPLICAT
 EMBEDDED_ECHO_ROUTE = "echo"
 # GATEWAY_* variables that are not config keys: read by gateway/__init__.py before anything else is imported.
 OTHER_ENV = ("GATEWAY_NO_EXTENSIONS",)
-BOOL_VALUES = ("true", "false", "1", "0")
+BOOL_VALUES = ("true", "false", "1", "0")  # what msgspec takes for a bool from a string (any case)
 LOCAL_REPLAY_STORE = "local"
-INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{0,63}")  # what msgspec takes for a bool from a string (any case)
+INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{0,63}")
 
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
 PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]

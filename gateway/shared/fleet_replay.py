@@ -61,6 +61,15 @@ class FleetReplayStore:
         return cls(config.replay_store, config.replay_store_timeout, config.replay_store_unavailable == "fail_open",
                    process)
 
+    async def connect(self) -> None:
+        """Open the first connection before any call needs it (a claim that also had to connect could miss
+        its deadline); a store not answering now is known unavailable, as after a failed claim."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._redis.ping()
+        except STORE_ERRORS as exc:
+            self._lost(exc)
+
     async def claim(self, key: bytes, expires: float, now: float) -> bool:
         """True the first time `key` is claimed before `expires` (unix time), False for a replay (the
         ReplayStore contract). While the store is unavailable: the policy's answer (unavailable_answer)."""
