@@ -1,7 +1,7 @@
 """End to end: gateways sharing a replay store (Debian's redis-server, started and stopped here). A stream token
 or a signed ICE is accepted once whichever gateway it reaches; while the store is down, replay_store_unavailable
 holds (fail_closed: close 1013, then 503 at once; fail_open: answered and counted), and calls are answered again
-once it is back."""
+once it is back. Instance-bound tokens (instance_id) are refused by any other instance."""
 
 from __future__ import annotations
 
@@ -125,3 +125,19 @@ def test_a_connect_sent_before_the_101_is_answered_busy_while_the_claim_is_under
         run(scenario())
     finally:
         gateway.stop()
+
+
+def test_an_instance_bound_token_is_refused_by_another_instance():
+    """instance_id: the token of an ICE answered by one instance names it; another instance refuses it (403)
+    before claiming anything, and the instance that issued it answers the call."""
+    first = GatewayProcess("--instance-id", "gw-1", env=CREDENTIALS).start()
+    second = GatewayProcess("--instance-id", "gw-2", env=CREDENTIALS).start()
+    try:
+        url = stream_url(first, "bound-1")
+        path = urlsplit(url)._replace(scheme="", netloc="").geturl()
+        assert run(declined_status(second.url + path)) == 403
+        assert value(scrape(second), "gateway_stream_auth_failures_total", reason="token_for_another_instance") == 1
+        run(echoed(url, "bound-1"))  # not spent by the refusal
+    finally:
+        first.stop()
+        second.stop()
