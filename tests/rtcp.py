@@ -1,19 +1,11 @@
-"""RTCP from the tests' side of the wire (RFC 3550): the APP packet a media service sends to the gateway, and a
-strict reading of the CNAME the gateway sends. The gateway itself never builds the one nor reads the other."""
+"""RTCP from the tests' side of the wire (RFC 3550): a strict reading of the CNAME the gateway sends, which the
+gateway itself never reads."""
 
 from __future__ import annotations
 
-from gateway.core.rtp import RTCP_APP_TYPE, RTCP_SDES_TYPE, RTCP_SSRC_HEADER, SDES_CNAME, V2, RtcpError, RtcpPacket
+from gateway.core.rtp import RTCP_SDES_TYPE, SDES_CNAME, RtcpError, RtcpPacket
 
 SDES_END = 0
-
-
-def build_app(ssrc: int, name: bytes, data: bytes = b"") -> bytes:
-    """RTCP APP (RFC 3550 §6.7): 4 ASCII octets of name, application data in whole 32-bit words.
-    Sent alone, not in a compound packet, as RFC 3550 §6.1 permits for application-specific signalling."""
-    if len(name) != 4 or len(data) % 4:
-        raise ValueError("APP name is 4 octets and data a multiple of 4")
-    return RTCP_SSRC_HEADER.pack(V2, RTCP_APP_TYPE, 2 + len(data) // 4, ssrc) + name + data
 
 
 def sdes_cname(packets: list[RtcpPacket]) -> str | None:

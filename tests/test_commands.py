@@ -52,3 +52,11 @@ def test_bad_commands_have_specific_reasons(text, reason):
     with pytest.raises(CommandError) as info:
         parse_command(text)
     assert info.value.reason == reason
+
+
+def test_headers_as_a_list_of_key_value_pairs_as_svaml_writes_them():
+    """Issue 12.2: SVAML's callHeaders shape was refused with bad_connect; both shapes are accepted."""
+    listed = parse_command(b'{"command":"connect","callId":"c","callHeaders":[{"key":"a","value":"1"},{"key":"b"}]}')
+    assert listed.headers == {"a": "1", "b": ""}
+    keyed = parse_command(b'{"command":"connect","callId":"c","Headers":{"a":"1"}}')
+    assert keyed.headers == {"a": "1"}

@@ -12,17 +12,18 @@ from gateway.core.rtp import (
     RtpPacket,
     RtpPacketizer,
     SourceLatch,
+    app_messages,
+    build_app,
     build_bye,
     build_sender_report,
     bye_sources,
-    has_app,
     ntp_from_unix,
     parse_rtcp,
     parse_rtp,
     random_stream_origin,
     seq_distance,
 )
-from tests.rtcp import build_app, sdes_cname
+from tests.rtcp import sdes_cname
 
 SSRC = 0x11223344
 
@@ -326,7 +327,7 @@ def test_jitter_buffer_releases_in_order_immediately():
     buffer = JitterBuffer(8000)
     for i in range(5):
         assert buffer.push(packet(10 + i, 160 * i), 160, now=0.02 * i) is PushResult.ACCEPTED
-        assert buffer.pop(0.02 * i) == [((10 + i).to_bytes(2, "big"), 160)]
+        assert buffer.pop(0.02 * i) == [(160 * i, (10 + i).to_bytes(2, "big"), 160)]
     assert len(buffer) == 0
     assert buffer.pop(1.0) == []
 
@@ -334,12 +335,12 @@ def test_jitter_buffer_releases_in_order_immediately():
 def test_jitter_buffer_reorders_within_max_wait():
     buffer = JitterBuffer(8000)
     buffer.push(packet(1, 0), 160, now=0.0)
-    assert buffer.pop(0.0) == [(b"\x00\x01", 160)]
+    assert buffer.pop(0.0) == [(0, b"\x00\x01", 160)]
     buffer.push(packet(3, 320), 160, now=0.02)
     assert buffer.pop(0.05) == []
     assert len(buffer) == 1
     buffer.push(packet(2, 160), 160, now=0.07)
-    assert buffer.pop(0.07) == [(b"\x00\x02", 160), (b"\x00\x03", 160)]
+    assert buffer.pop(0.07) == [(160, b"\x00\x02", 160), (320, b"\x00\x03", 160)]
     assert buffer.lost_packets == 0
 
 
@@ -350,7 +351,7 @@ def test_jitter_buffer_declares_loss_after_max_wait_then_late():
     buffer.push(packet(5, 640), 160, now=1.0)  # 2, 3, 4 missing
     buffer.push(packet(6, 800), 160, now=1.02)
     assert buffer.pop(1.059) == []
-    assert buffer.pop(1.061) == [(None, 480), (b"\x00\x05", 160), (b"\x00\x06", 160)]
+    assert buffer.pop(1.061) == [(160, None, 480), (640, b"\x00\x05", 160), (800, b"\x00\x06", 160)]
     assert buffer.lost_packets == 3
     assert buffer.push(packet(3, 320), 160, now=1.07) is PushResult.LATE
     assert buffer.push(packet(6, 800), 160, now=1.07) is PushResult.LATE  # already played out
@@ -363,9 +364,9 @@ def test_jitter_buffer_loss_duration_from_timestamps():
     buffer.push(packet(1, 1000), 160, now=0.0)
     buffer.pop(0.0)
     buffer.push(packet(3, 1000 + 160 + 240), 160, now=0.0)  # the lost packet carried 240 samples
-    assert buffer.pop(0.1) == [(None, 240), (b"\x00\x03", 160)]
+    assert buffer.pop(0.1) == [(1160, None, 240), (1400, b"\x00\x03", 160)]
     buffer.push(packet(5, 1400), 160, now=0.2)  # timestamp goes backwards: duration clamped to 0
-    assert buffer.pop(0.3) == [(None, 0), (b"\x00\x05", 160)]
+    assert buffer.pop(0.3) == [(1560, None, 0), (1400, b"\x00\x05", 160)]
 
 
 def test_jitter_buffer_duplicate():
@@ -385,17 +386,18 @@ def test_jitter_buffer_capacity_forces_loss():
         buffer.push(packet(seq, 160 * (seq - 1)), 160, now=0.0)
     assert buffer.pop(0.0) == []
     buffer.push(packet(6, 800), 160, now=0.0)
-    assert buffer.pop(0.0) == [(None, 160)] + [(seq.to_bytes(2, "big"), 160) for seq in (3, 4, 5, 6)]
+    expected = [(160 * (seq - 1), seq.to_bytes(2, "big"), 160) for seq in (3, 4, 5, 6)]
+    assert buffer.pop(0.0) == [(160, None, 160), *expected]
     assert buffer.lost_packets == 1
 
 
 def test_jitter_buffer_wraparound_across_gap():
     buffer = JitterBuffer(8000)
     buffer.push(packet(65534, 2**32 - 160), 160, now=0.0)
-    assert buffer.pop(0.0) == [(b"\xff\xfe", 160)]
+    assert buffer.pop(0.0) == [(2**32 - 160, b"\xff\xfe", 160)]
     buffer.push(packet(0, 160), 160, now=0.04)  # 65535 (timestamp 0) missing
     buffer.push(packet(1, 320), 160, now=0.06)
-    assert buffer.pop(0.11) == [(None, 160), (b"\x00\x00", 160), (b"\x00\x01", 160)]
+    assert buffer.pop(0.11) == [(0, None, 160), (160, b"\x00\x00", 160), (320, b"\x00\x01", 160)]
     assert buffer.lost_packets == 1
     assert buffer.push(packet(65535, 0), 160, now=0.12) is PushResult.LATE
 
@@ -406,7 +408,7 @@ def test_jitter_buffer_ssrc_change_resets():
     buffer.pop(0.0)
     buffer.push(packet(3, 320), 160, now=0.01)  # waiting for 2: dropped by the reset
     assert buffer.push(packet(500, 7, ssrc=42), 160, now=0.02) is PushResult.RESET
-    assert buffer.pop(0.02) == [(b"\x01\xf4", 160)]
+    assert buffer.pop(0.02) == [(7, b"\x01\xf4", 160)]
     assert (buffer.resets, buffer.lost_packets, len(buffer)) == (1, 0, 0)
     assert buffer.push(packet(501, 167, ssrc=42), 160, now=0.04) is PushResult.ACCEPTED
 
@@ -425,7 +427,7 @@ def test_jitter_buffer_jump_resets(seq, ts):
     buffer.push(packet(1, 0), 160, now=0.0)
     buffer.pop(0.0)
     assert buffer.push(packet(seq, ts), 160, now=0.02) is PushResult.RESET
-    assert buffer.pop(0.02) == [((seq & 0xFFFF).to_bytes(2, "big"), 160)]
+    assert buffer.pop(0.02) == [(ts & 0xFFFFFFFF, (seq & 0xFFFF).to_bytes(2, "big"), 160)]
     assert buffer.lost_packets == 0
 
 
@@ -434,7 +436,7 @@ def test_jitter_buffer_jump_within_limits_is_concealed():
     buffer.push(packet(1, 0), 160, now=0.0)
     buffer.pop(0.0)
     assert buffer.push(packet(51, 8000), 160, now=0.5) is PushResult.ACCEPTED  # exactly 1 s later
-    assert buffer.pop(0.6) == [(None, 7840), (b"\x00\x33", 160)]
+    assert buffer.pop(0.6) == [(160, None, 7840), (8000, b"\x00\x33", 160)]
     assert buffer.lost_packets == 49
 
 
@@ -442,8 +444,8 @@ def test_app_packet_round_trip():
     packet = build_app(0x01020304, b"CLER", b"\x00\x00\x00\x01")
     assert packet[:4] == bytes((0x80, 204, 0, 3))
     parsed = parse_rtcp(packet)
-    assert has_app(parsed, b"CLER")
-    assert not has_app(parsed, b"ABCD")
+    assert app_messages(parsed) == [(b"CLER", 0, b"\x00\x00\x00\x01")]
+    assert app_messages(parse_rtcp(build_app(5, b"MARK", bytes(8), subtype=2))) == [(b"MARK", 2, bytes(8))]
     with pytest.raises(ValueError):
         build_app(1, b"TOOLONG")
 
@@ -452,13 +454,13 @@ def test_in_order_packets_skip_the_buffer_and_others_do_not():
     jb = JitterBuffer(8000)
     assert not jb.take_in_order(packet(10, 1600), 160)  # the first packet sets the base through push()
     assert jb.push(packet(10, 1600), 160, 0.0) is PushResult.ACCEPTED
-    assert jb.pop(0.0) == [(packet(10, 1600).payload, 160)]
+    assert jb.pop(0.0) == [(1600, packet(10, 1600).payload, 160)]
     assert jb.take_in_order(packet(11, 1760), 160)
     assert not jb.take_in_order(packet(13, 2080), 160)  # a gap: must be buffered
     assert jb.push(packet(13, 2080), 160, 0.0) is PushResult.ACCEPTED
     assert not jb.take_in_order(packet(12, 1920), 160)  # something is held: order goes through the buffer
     assert jb.push(packet(12, 1920), 160, 0.0) is PushResult.ACCEPTED
-    assert [samples for _, samples in jb.pop(0.0)] == [160, 160]
+    assert [samples for _, _, samples in jb.pop(0.0)] == [160, 160]
     assert not jb.take_in_order(packet(14, 2240, ssrc=SSRC + 1), 160)  # another stream: a reset via push()
 
 
@@ -478,3 +480,26 @@ def test_the_source_latch_takes_the_first_ssrc_and_a_new_one_only_as_a_restart()
     assert latch.ssrc == 0xB
     assert not latch.accept(0xA, 12)  # the old stream is now the stray one
     assert latch.accept(0xB, 505)
+
+
+def test_jitter_buffer_drop_through_clears_what_is_held_and_moves_the_playout_point_past_it():
+    buffer = JitterBuffer(8000)
+    buffer.push(packet(1, 0), 160, now=0.0)
+    buffer.pop(0.0)
+    for seq in (4, 3, 6):  # 2 missing: 3 and 4 wait behind it, 6 is later
+        buffer.push(packet(seq, 160 * (seq - 1)), 160, now=0.0)
+    buffer.drop_through(160 * 3)  # packets up to timestamp 480 (seq 4) are cleared, the gap before them too
+    assert buffer.pop(0.0) == [(800, b"\x00\x06", 160)]
+    assert buffer.lost_packets == 0
+    buffer.push(packet(7, 960), 160, now=0.02)
+    assert buffer.pop(0.02) == [(960, b"\x00\x07", 160)]
+
+
+def test_jitter_buffer_drop_through_everything_held_continues_after_the_last_cleared():
+    buffer = JitterBuffer(8000)
+    buffer.push(packet(1, 0), 160, now=0.0)
+    buffer.pop(0.0)
+    buffer.push(packet(3, 320), 160, now=0.0)
+    buffer.drop_through(320)
+    assert len(buffer) == 0
+    assert buffer.take_in_order(packet(4, 480), 160)  # the next one plays in order

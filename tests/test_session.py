@@ -9,10 +9,18 @@ import pytest
 
 from gateway.core import commands
 from gateway.core.call import CallOutput
-from gateway.core.rtp import RtpPacketizer, build_bye, bye_sources, parse_rtcp, parse_rtp
+from gateway.core.rtp import (
+    RtpPacketizer,
+    app_messages,
+    build_app,
+    build_bye,
+    bye_sources,
+    parse_rtcp,
+    parse_rtp,
+)
 from gateway.core.session import CallSession, CallState, CloseCode
 from gateway.shared.config import Config, Route
-from tests.rtcp import build_app, sdes_cname
+from tests.rtcp import sdes_cname
 
 ROUTE = Route(name="asr", host="127.0.0.1", port=5004)
 MEDIA_SSRC = 0xABCD  # the stream the media service sends back
@@ -30,6 +38,7 @@ class Recorder(CallOutput):
         self.closed: tuple[int, str] | None = None
         self.answered_with = None
         self.at_capacity = False
+        self.marks: list[tuple[int, int, str]] = []
 
     def send_command(self, message: bytes) -> None:
         self.commands.append(json.loads(message))
@@ -45,6 +54,9 @@ class Recorder(CallOutput):
 
     def admit(self) -> bool:
         return not self.at_capacity
+
+    def mark_settled(self, mark_id: int, timestamp: int, outcome: str) -> None:
+        self.marks.append((mark_id, timestamp, outcome))
 
     def answered(self, connect, sample_rate) -> None:
         self.answered_with = (connect.call_id, sample_rate)
@@ -299,6 +311,48 @@ def test_rtcp_app_clear_flushes_queue_and_tells_sinch():
     assert output.commands.count({"command": "clear"}) == 1
 
 
+def test_rtcp_app_clear_with_a_timestamp_keeps_the_audio_after_it():
+    session, output = answered_session(pacing_lead_frames=1)
+    for packet in media_packets(5):  # timestamps 5000, 5320, ... : one played, four queued
+        session.on_rtp(packet, 100.5)
+    session.on_rtcp(build_app(77, b"CLER", (5000 + 2 * 320).to_bytes(4, "big")), 100.5)
+    assert session.return_queue_bytes == 2 * 640  # frames 3 and 4 stay
+    assert output.commands[-1] == {"command": "clear"}
+
+
+def test_rtcp_app_mark_is_answered_played_by_rtcp_and_to_the_call_output():
+    session, output = answered_session(pacing_lead_frames=1)
+    for packet in media_packets(2):
+        session.on_rtp(packet, 100.5)
+    session.on_rtcp(build_app(77, b"MARK", (42).to_bytes(4, "big") + (5000 + 320).to_bytes(4, "big")), 100.5)
+    assert output.marks == []
+    session.on_tick(100.52)
+    assert output.marks == [(42, 5320, "played")]
+    answer = [m for m in app_messages(parse_rtcp(output.rtcp[-1])) if m[0] == b"MARK"]
+    assert answer == [(b"MARK", 1, (42).to_bytes(4, "big") + (5320).to_bytes(4, "big"))]
+
+
+def test_a_mark_pending_at_hangup_is_answered_cleared_before_the_bye():
+    session, output = answered_session()
+    session.on_audio(FRAME, 100.02)
+    mark = (7).to_bytes(4, "big") + (9999).to_bytes(4, "big")
+    session.on_rtcp(build_app(77, b"MARK", mark), 100.5)
+    session.on_closed(1000, "caller hung up", 101.0)
+    assert output.marks == [(7, 9999, "cleared")]
+    assert app_messages(parse_rtcp(output.rtcp[-2])) == [(b"MARK", 2, mark)]
+    assert bye_sources(parse_rtcp(output.rtcp[-1]))
+
+
+@pytest.mark.parametrize(
+    "name, subtype, data", [(b"CLER", 0, bytes(8)), (b"MARK", 0, bytes(4)), (b"MARK", 1, bytes(8))],
+)
+def test_our_app_names_out_of_the_documented_layout_are_counted_and_ignored(name, subtype, data):
+    session, output = answered_session()
+    session.on_rtcp(build_app(77, name, data, subtype), 100.5)
+    assert session.counters.rtp_dropped["rtcp_bad_app"] == 1
+    assert output.commands == [{"command": "answer"}] and output.marks == [] and output.closed is None
+
+
 def test_unknown_commands_are_counted():
     session, output = answered_session()
     session.on_text(b'{"command":"dtmf","digit":"1"}', 100.1)
@@ -362,3 +416,20 @@ def test_audio_at_real_time_is_never_policed():
     for index in range(500):
         session.on_audio(bytes(640), 100.5 + index * 0.02)
     assert session.counters.policed_bytes == 0 and output.closed is None
+
+
+@pytest.mark.parametrize("text", [b'{"event":"dtmf","digit":"5"}', b"[1, 2]", b"not json", b'"a string"'])
+def test_text_that_is_no_command_after_the_answer_is_counted_and_the_call_goes_on(text):
+    """Issue 12.1: Sinch may add messages to the stream at any time; they hung up the call with 1007."""
+    session, output = answered_session()
+    session.on_text(text, 100.1)
+    session.on_audio(FRAME, 100.1)
+    assert output.closed is None and len(output.rtp) == 1
+    assert session.counters.ignored_commands["not_a_command"] == 1
+
+
+def test_text_that_is_no_command_before_the_connect_is_still_rejected():
+    session, output = new_session()
+    session.on_text(b'{"event":"dtmf"}', 100.0)
+    assert output.commands == [{"command": "reject"}]
+    assert output.closed[0] == CloseCode.INVALID_PAYLOAD

@@ -8,6 +8,7 @@ cdef class CallCounters:
 
 cdef class FrameSink:
     cpdef send_frame(self, bytes frame, double now)
+    cpdef mark_settled(self, long long mark_id, long long timestamp, bint played)
 
 
 cdef class CallOutput:
@@ -18,3 +19,4 @@ cdef class CallOutput:
     cpdef bint admit(self)
     cpdef answered(self, connect, long sample_rate)
     cpdef close(self, long code, str reason)
+    cpdef mark_settled(self, long long mark_id, long long timestamp, str outcome)

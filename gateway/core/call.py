@@ -38,11 +38,19 @@ class CallOutput:
     def close(self, code: int, reason: str) -> None:
         raise NotImplementedError
 
+    def mark_settled(self, mark_id: int, timestamp: int, outcome: str) -> None:
+        """A playback mark was `played` or `cleared` (for the call events)."""
+        raise NotImplementedError
+
 
 class FrameSink:
-    """Where a call's return path hands each 20 ms frame for Sinch: the session (compiled, a C-level call)."""
+    """Where a call's return path hands each 20 ms frame for Sinch, and says what became of each playback mark:
+    the session (compiled, C-level calls)."""
 
     def send_frame(self, frame: bytes, now: float) -> None:
+        raise NotImplementedError
+
+    def mark_settled(self, mark_id: int, timestamp: int, played: bool) -> None:
         raise NotImplementedError
 
 

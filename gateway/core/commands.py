@@ -16,6 +16,18 @@ class CommandError(InputError):
     """A text message that is not a usable command."""
 
 
+class _Header(msgspec.Struct):
+    """One pair of the list form SVAML's callHeaders uses: {"key": ..., "value": ...}."""
+
+    key: str
+    value: str = ""
+
+
+# Sinch documents the connect message's headers as an object; SVAML's callHeaders is a list of pairs: both are
+# accepted (a tolerant reader: Sinch may send either).
+Headers = dict[str, str] | list[_Header] | None
+
+
 class _ConnectFields(msgspec.Struct):
     """The connect command with keys lower-cased; every spelling from the protocol notes is a field."""
 
@@ -23,8 +35,8 @@ class _ConnectFields(msgspec.Struct):
     callid: str | None = None
     applicationid: str | None = None
     applicationkey: str | None = None
-    headers: dict[str, str] | None = None
-    callheaders: dict[str, str] | None = None
+    headers: Headers = None
+    callheaders: Headers = None
     version: int | None = None
     codec: str | None = None
     samplerate: int | None = None
@@ -48,6 +60,7 @@ class Other(msgspec.Struct, frozen=True):
 
 # Commands Sinch or a future protocol version might plausibly send; any other name is counted as "other".
 KNOWN_COMMANDS = ("dtmf", "mark", "start", "stop", "media", "clear", "heartbeat", "answer", "busy", "reject")
+NOT_A_COMMAND = "not_a_command"  # counted like an ignored command: a text message after the answer that is none
 
 
 _decode_json = msgspec.json.Decoder().decode
@@ -100,8 +113,14 @@ def _connect_from(fields: _ConnectFields) -> Connect:
     return Connect(
         call_id=fields.callid,
         application=fields.applicationkey or fields.applicationid or "",
-        headers=fields.callheaders or fields.headers or {},
+        headers=_as_dict(fields.callheaders or fields.headers),
         sample_rate=fields.samplerate,
         codec=codec,
         version=fields.version,
     )
+
+
+def _as_dict(headers: Headers) -> dict[str, str]:
+    if isinstance(headers, list):
+        return {header.key: header.value for header in headers}
+    return headers or {}

@@ -1,12 +1,14 @@
 # Types for the compiled data plane (Cython pure Python mode: return_path.py is the source).
 from gateway.core.call cimport CallCounters, FrameSink
 from gateway.core.codec cimport DownstreamDecoder
-from gateway.core.rtp cimport JitterBuffer, ReceiveStats, RtpPacket, SourceLatch
+from gateway.core.rtp cimport JitterBuffer, ReceiveStats, RtpPacket, SourceLatch, ts_distance
 
 
 cdef class ReturnPath:
     cdef double _credit, _credit_at
     cdef DownstreamDecoder _decoder
+    cdef long long _frame_ts, _head_ts, _played_until, _received_until, _discard_until
+    cdef list _marks
     cdef long _frame_bytes, _lead, _queue_cap, _stall_frames
     cdef object _on_played_out
     cdef bytearray _queue
@@ -22,9 +24,12 @@ cdef class ReturnPath:
     cpdef play_out_then(self, on_played_out, double now)
     cpdef on_tick(self, double now)
     cpdef set_paused(self, bint paused, double now)
-    cpdef clear(self)
+    cpdef clear_received(self)
+    cpdef clear_through(self, long long through)
+    cpdef add_mark(self, long long mark_id, long long timestamp)
     cpdef stop(self)
-    cdef _play_now(self, bytes payload, double now)
+    cdef _play_now(self, bytes payload, long long timestamp, long samples, double now)
+    cdef _settle_marks(self, long long cleared_through)
     cdef _play_out(self, double now, bint flush=*)
     cdef _trim_queue(self)
     cdef _accrue_credit(self, double now, long extra_frames)

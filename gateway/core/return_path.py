@@ -4,6 +4,11 @@ receive statistics, jitter buffer), decoded into a capped queue, paced out as 20
 Kept apart from the call's state machine (gateway.core.session) as aioquic keeps its pacer apart from the
 connection: the session decides what a packet is and when the call ends; this decides when audio is heard.
 Frames leave through a FrameSink (the session); `now` is passed in and never goes backwards.
+
+It also knows which of the media service's RTP timestamps Sinch has been sent: the queue's head has one, each
+20 ms frame is `wire_rate / 50` of them, so a playback mark is answered once the frame that holds its timestamp
+has gone out, and a barge-in can drop exactly the audio at or before a timestamp, queued, held or still to come
+(issue 12: RTCP APP `MARK` and `CLER`).
 """
 
 from __future__ import annotations
@@ -17,8 +22,15 @@ from gateway.core.call import FRAME_SECONDS, CallCounters, FrameSink
 from gateway.core.codec import DownstreamDecoder
 from gateway.core.rtp import JitterBuffer, PushResult, ReceiveStats, RtpPacket, SourceLatch
 
+if cython.compiled:  # a C call when compiled
+    from cython.cimports.gateway.core.rtp import ts_distance
+else:
+    from gateway.core.rtp import ts_distance
+
 CREDIT_EPSILON = cython.declare(cython.double, 1e-6)  # float timer arithmetic: 0.02 s later is one whole frame
 FRAME = cython.declare(cython.double, FRAME_SECONDS)  # a C value when compiled: used on every packet
+NO_TS = cython.declare(cython.longlong, -1)  # no timestamp yet (RTP timestamps are 32 bits unsigned)
+TS_MASK = cython.declare(cython.longlong, 0xFFFFFFFF)
 
 
 class ReturnPath:
@@ -26,12 +38,18 @@ class ReturnPath:
         "_credit",
         "_credit_at",
         "_decoder",
+        "_discard_until",
         "_done",
         "_frame_bytes",
+        "_frame_ts",
+        "_head_ts",
         "_lead",
+        "_marks",
         "_on_played_out",
+        "_played_until",
         "_queue",
         "_queue_cap",
+        "_received_until",
         "_sink",
         "_stall_frames",
         "_waiting_for_gap",
@@ -52,6 +70,7 @@ class ReturnPath:
         self._decoder = decoder
         self.wire_bytes_per_sample = decoder.bytes_per_sample
         self._frame_bytes = frame_bytes
+        self._frame_ts = wire_rate // 50  # RTP timestamp units in one 20 ms frame, at every rate Sinch allows
         self._queue_cap = round(queue_seconds / FRAME_SECONDS) * frame_bytes
         self._queue = bytearray()
         self._sink = sink
@@ -66,6 +85,11 @@ class ReturnPath:
         self._waiting_for_gap = False
         self._on_played_out: Callable[[float], None] | None = None
         self._done = False  # the media service said BYE: no more of its RTP is taken
+        self._head_ts = NO_TS  # the RTP timestamp of the queue's first byte, while it holds any
+        self._played_until = NO_TS  # just after the last audio sent to Sinch
+        self._received_until = NO_TS  # just after the latest audio received
+        self._discard_until = NO_TS  # a barge-in's point: packets at or before it are never played
+        self._marks: list[tuple[int, int]] = []  # (mark id, timestamp) not yet answered
         self.paused = False  # Sinch's connection is not taking data (TCP backpressure)
         self.pending = False  # audio or a gap waits on the clock: the worker's fast tick is needed
 
@@ -87,9 +111,17 @@ class ReturnPath:
         counters.rtp_packets_in += 1
         counters.rtp_bytes_in += size
         self.receive_stats.update(packet, now)
+        timestamp = packet.timestamp
         samples = len(packet.payload) // self.wire_bytes_per_sample
+        if self._discard_until != NO_TS and ts_distance(timestamp, self._discard_until) <= 0:
+            counters.rtp_dropped["cleared"] += 1  # sent before a barge-in's point, arriving after it
+            self.jitter_buffer.pass_over(packet, samples)
+            return
+        end = (timestamp + samples) & TS_MASK
+        if self._received_until == NO_TS or ts_distance(end, self._received_until) > 0:
+            self._received_until = end
         if self.jitter_buffer.take_in_order(packet, samples):
-            self._play_now(packet.payload, now)
+            self._play_now(packet.payload, timestamp, samples, now)
             return
         result = self.jitter_buffer.push(packet, samples, now)
         if result is PushResult.LATE or result is PushResult.DUPLICATE:
@@ -122,25 +154,57 @@ class ReturnPath:
             self._accrue_credit(now, 0)
             self._send_due(now)
 
-    def clear(self) -> None:
-        """Barge-in: audio not yet played is dropped."""
-        self._queue.clear()
+    def clear_received(self) -> None:
+        """Barge-in without a timestamp: everything received so far is never played."""
+        if self._received_until != NO_TS:  # else nothing was received: nothing to clear
+            self.clear_through((self._received_until - 1) & TS_MASK)
+
+    def clear_through(self, through: int) -> None:
+        """Barge-in: the audio at or before RTP timestamp `through` is never played, whether queued here, held
+        by the jitter buffer or arriving later. Marks in it are answered cleared."""
+        queue = self._queue
+        if queue and ts_distance(through, self._head_ts) >= 0:
+            frames = ts_distance(through, self._head_ts) // self._frame_ts + 1  # whole frames, from the head
+            drop = min(frames * self._frame_bytes, len(queue))
+            del queue[:drop]
+            self._head_ts = (self._head_ts + frames * self._frame_ts) & TS_MASK
+        self.jitter_buffer.drop_through(through)
+        self._decoder.forget_last()
+        self._waiting_for_gap = bool(self.jitter_buffer)
+        self._discard_until = through
+        self._settle_marks(through)
+        self.pending = len(queue) >= self._frame_bytes or self._waiting_for_gap or self._on_played_out is not None
+
+    def add_mark(self, mark_id: int, timestamp: int) -> None:
+        """A playback mark: answered played once the frame holding `timestamp` has been sent to Sinch, or
+        cleared when a barge-in (or the queue's cap, or the call's end) drops it first."""
+        self._marks.append((mark_id, timestamp))
+        self._settle_marks(NO_TS)
 
     def stop(self) -> None:
-        """The call is over: nothing more is played, and the clock is no longer needed."""
+        """The call is over: nothing more is played, the clock is no longer needed, and every mark still
+        pending is answered cleared."""
         self._on_played_out = None
         self.pending = False
+        marks, self._marks = self._marks, []
+        for mark_id, timestamp in marks:
+            self._sink.mark_settled(mark_id, timestamp, False)
 
     # ---- internals ---------------------------------------------------------------------------------------
 
-    def _play_now(self, payload: bytes, now: float) -> None:
+    def _play_now(self, payload: bytes, timestamp: int, samples: int, now: float) -> None:
         """An in-order packet with nothing held back: straight to Sinch when it is one whole frame and due."""
         pcm = self._decoder.decode(payload)
         self._accrue_credit(now, 0)
         if not self._queue and len(pcm) == self._frame_bytes and self._frame_due and not self.paused:
             self._credit -= 1.0
             self._sink.send_frame(pcm, now)
+            self._played_until = (timestamp + samples) & TS_MASK
+            if self._marks:
+                self._settle_marks(NO_TS)
             return
+        if not self._queue:
+            self._head_ts = timestamp
         self._queue += pcm
         self._trim_queue()
         self._send_due(now)
@@ -152,7 +216,9 @@ class ReturnPath:
         self._accrue_credit(now, self._stall_frames if self._waiting_for_gap else 0)
         decoder = self._decoder
         queue = self._queue
-        for payload, samples in self.jitter_buffer.pop(math.inf if flush else now):
+        for timestamp, payload, samples in self.jitter_buffer.pop(math.inf if flush else now):
+            if not queue:
+                self._head_ts = timestamp
             queue += decoder.decode(payload) if payload is not None else decoder.conceal(samples)
         self._waiting_for_gap = bool(self.jitter_buffer)
         self._trim_queue()
@@ -165,6 +231,9 @@ class ReturnPath:
             overflow += -overflow % self._frame_bytes  # drop whole frames, oldest first
             del queue[:overflow]
             self.counters.return_queue_dropped_bytes += overflow
+            self._head_ts = (self._head_ts + overflow // self._frame_bytes * self._frame_ts) & TS_MASK
+            if self._marks:
+                self._settle_marks((self._head_ts - 1) & TS_MASK)  # never to be played: cleared
 
     def _accrue_credit(self, now: float, extra_frames: int) -> None:
         credit = self._credit + (now - self._credit_at) / FRAME
@@ -187,6 +256,9 @@ class ReturnPath:
             del queue[:frame_bytes]
             self._credit -= 1.0
             self._sink.send_frame(frame, now)
+            self._head_ts = self._played_until = (self._head_ts + self._frame_ts) & TS_MASK
+            if self._marks:
+                self._settle_marks(NO_TS)
         if self._on_played_out is not None and len(queue) < frame_bytes and self._frame_due:
             if queue:  # the last partial frame, padded with silence
                 self._sink.send_frame(bytes(queue) + bytes(frame_bytes - len(queue)), now)
@@ -195,3 +267,16 @@ class ReturnPath:
             on_played_out(now)
             return
         self.pending = len(queue) >= frame_bytes or self._waiting_for_gap or self._on_played_out is not None
+
+    def _settle_marks(self, cleared_through: int) -> None:
+        """Answer the marks whose frame has been sent (played), and those at or before `cleared_through` (a
+        barge-in's point: cleared), each exactly once."""
+        pending: list[tuple[int, int]] = []
+        for mark_id, timestamp in self._marks:
+            if self._played_until != NO_TS and ts_distance(timestamp, self._played_until) < 0:
+                self._sink.mark_settled(mark_id, timestamp, True)
+            elif cleared_through != NO_TS and ts_distance(timestamp, cleared_through) <= 0:
+                self._sink.mark_settled(mark_id, timestamp, False)
+            else:
+                pending.append((mark_id, timestamp))
+        self._marks = pending

@@ -2,7 +2,7 @@
 cimport cython
 
 cpdef long seq_distance(long a, long b)
-cpdef long long _ts_distance(long long a, long long b)
+cpdef long long ts_distance(long long a, long long b)
 
 
 cdef class RtpPacket:
@@ -62,3 +62,5 @@ cdef class JitterBuffer:
     cdef _rebase(self, RtpPacket packet)
     cdef long _first_buffered(self)
     cpdef list pop(self, double now)
+    cpdef drop_through(self, long long timestamp)
+    cpdef pass_over(self, RtpPacket packet, long samples)

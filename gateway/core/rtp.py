@@ -72,7 +72,7 @@ def seq_distance(a: int, b: int) -> int:
     return ((a - b + 0x8000) & 0xFFFF) - 0x8000
 
 
-def _ts_distance(a: int, b: int) -> int:
+def ts_distance(a: int, b: int) -> int:
     """Signed distance a - b between 32-bit RTP timestamps."""
     return ((a - b + 0x80000000) & 0xFFFFFFFF) - 0x80000000
 
@@ -305,8 +305,18 @@ def bye_sources(packets: list[RtcpPacket]) -> set[int] | None:
     return sources
 
 
-def has_app(packets: list[RtcpPacket], name: bytes) -> bool:
-    return any(packet.packet_type == RTCP_APP_TYPE and packet.body[4:8] == name for packet in packets)
+def build_app(ssrc: int, name: bytes, data: bytes = b"", subtype: int = 0) -> bytes:
+    """RTCP APP (RFC 3550 §6.7): a 5-bit subtype, 4 ASCII octets of name, application data in whole 32-bit
+    words. Sent alone, not in a compound packet, as RFC 3550 §6.1 permits for application-specific signalling."""
+    if len(name) != 4 or len(data) % 4 or not 0 <= subtype <= COUNT_MASK:
+        raise ValueError("APP name is 4 octets, data a multiple of 4, subtype 0-31")
+    return RTCP_SSRC_HEADER.pack(V2 | subtype, RTCP_APP_TYPE, 2 + len(data) // 4, ssrc) + name + data
+
+
+def app_messages(packets: list[RtcpPacket]) -> list[tuple[bytes, int, bytes]]:
+    """(name, subtype, data) of each APP packet (RFC 3550 §6.7); one too short to hold a name is left out."""
+    return [(packet.body[4:8], packet.count, packet.body[8:])
+            for packet in packets if packet.packet_type == RTCP_APP_TYPE and len(packet.body) >= 8]
 
 
 # --- Which stream a call plays ----------------------------------------------------------------------------
@@ -447,7 +457,7 @@ class ReceiveStats:
         self.received += 1
         # RFC 3550 A.8: D(i-1,i) = (Rj - Ri) - (Sj - Si) in timestamp units; J += (|D| - J) / 16.
         if self._last_arrival >= 0:
-            transit_delta = (arrival - self._last_arrival) * self._clock_rate - _ts_distance(
+            transit_delta = (arrival - self._last_arrival) * self._clock_rate - ts_distance(
                 packet.timestamp, self._last_timestamp
             )
             self._jitter += (abs(transit_delta) - self._jitter) / 16
@@ -530,7 +540,7 @@ class JitterBuffer:
             if (
                 packet.ssrc != self._ssrc
                 or abs(distance) > MAX_DROPOUT
-                or abs(_ts_distance(packet.timestamp, self._expected_timestamp)) > self._max_gap
+                or abs(ts_distance(packet.timestamp, self._expected_timestamp)) > self._max_gap
             ):
                 self._ssrc = packet.ssrc
                 self._rebase(packet)
@@ -552,7 +562,7 @@ class JitterBuffer:
             self._packets
             or packet.sequence != self._next_seq
             or packet.ssrc != self._ssrc
-            or abs(_ts_distance(packet.timestamp, self._expected_timestamp)) > self._max_gap
+            or abs(ts_distance(packet.timestamp, self._expected_timestamp)) > self._max_gap
         ):
             return False
         self._next_seq = (self._next_seq + 1) & 0xFFFF
@@ -573,8 +583,10 @@ class JitterBuffer:
                 first, nearest = seq, distance
         return first
 
-    def pop(self, now: float) -> list[tuple[bytes | None, int]]:
-        ready: list[tuple[bytes | None, int]] = []
+    def pop(self, now: float) -> list[tuple[int, bytes | None, int]]:
+        """What is ready now, in order: (timestamp, payload, samples) for a packet, (timestamp, None, samples)
+        for a gap declared lost."""
+        ready: list[tuple[int, bytes | None, int]] = []
         packets = self._packets
         while packets:
             buffered = packets.pop(self._next_seq, None)
@@ -584,12 +596,42 @@ class JitterBuffer:
                     break
                 # Declare the gap up to the first present packet lost.
                 first_seq = self._first_buffered()
-                gap = _ts_distance(packets[first_seq].timestamp, self._expected_timestamp)
-                ready.append((None, min(max(gap, 0), self._max_gap)))
+                gap = ts_distance(packets[first_seq].timestamp, self._expected_timestamp)
+                ready.append((self._expected_timestamp, None, min(max(gap, 0), self._max_gap)))
                 self.lost_packets += seq_distance(first_seq, self._next_seq)
                 self._next_seq = first_seq
                 continue
-            ready.append((buffered.payload, buffered.samples))
+            ready.append((buffered.timestamp, buffered.payload, buffered.samples))
             self._next_seq = (self._next_seq + 1) & 0xFFFF
             self._expected_timestamp = (buffered.timestamp + buffered.samples) & 0xFFFFFFFF
         return ready
+
+    def drop_through(self, timestamp: int) -> None:
+        """Barge-in: what is held with a timestamp at or before `timestamp` is never to be played. The playout
+        point moves past it, so nothing of it is waited for or concealed: a later packet held plays next."""
+        packets = self._packets
+        dropped = [seq for seq, held in packets.items() if ts_distance(held.timestamp, timestamp) <= 0]
+        if dropped:
+            last, furthest = dropped[0], -SEQ_MOD
+            for seq in dropped:  # the one furthest after the playout point
+                if seq_distance(seq, self._next_seq) > furthest:
+                    last, furthest = seq, seq_distance(seq, self._next_seq)
+            held = packets[last]
+            self._next_seq = (last + 1) & 0xFFFF
+            self._expected_timestamp = (held.timestamp + held.samples) & 0xFFFFFFFF
+            for seq in dropped:
+                del packets[seq]
+        if packets and (dropped or ts_distance(self._expected_timestamp, timestamp) <= 0):
+            first = self._first_buffered()  # the audio between is the one cleared, not a loss
+            self._next_seq, self._expected_timestamp = first, packets[first].timestamp
+
+    def pass_over(self, packet: RtpPacket, samples: int) -> None:
+        """A packet of the stream that is not to be played (at or before a barge-in's point): the playout point
+        moves past it when nothing is held, so what follows it plays without waiting for it."""
+        if (
+            not self._packets
+            and packet.ssrc == self._ssrc
+            and seq_distance(packet.sequence, self._next_seq) >= 0
+        ):
+            self._next_seq = (packet.sequence + 1) & 0xFFFF
+            self._expected_timestamp = (packet.timestamp + samples) & 0xFFFFFFFF

@@ -7,6 +7,7 @@ tests drive it with a fake clock and a recording output. States: awaiting connec
 from __future__ import annotations
 
 import enum
+import struct
 
 from gateway.core import commands
 from gateway.core.call import CallCounters, CallOutput, FrameSink, MediaFormat
@@ -18,10 +19,11 @@ from gateway.core.rtp import (
     RtcpError,
     RtpError,
     RtpPacketizer,
+    app_messages,
+    build_app,
     build_bye,
     build_sender_report,
     bye_sources,
-    has_app,
     ntp_from_unix,
     parse_rtcp,
     parse_rtp,
@@ -29,8 +31,14 @@ from gateway.core.rtp import (
 )
 from gateway.shared.config import Config, Route
 
-# RTCP APP name a media service sends for barge-in: drop queued audio here and `clear` Sinch's buffer.
+# RTCP APP packets (RFC 3550 §6.7) of the documented RTP conventions (docs/protocol.md), on the call's RTCP port:
+# from the media service, CLER (barge-in: data empty, or the RTP timestamp to clear through) and MARK (data: mark
+# id, RTP timestamp), subtype 0; from the gateway, MARK with subtype 1 (played) or 2 (cleared) and the same data.
 CLEAR_APP_NAME = b"CLER"
+MARK_APP_NAME = b"MARK"
+MARK_PLAYED, MARK_CLEARED = 1, 2
+_U32 = struct.Struct("!I")
+_MARK = struct.Struct("!II")
 
 
 class CloseCode(enum.IntEnum):
@@ -104,6 +112,11 @@ class CallSession(FrameSink):
         try:
             command = commands.parse_command(text)
         except CommandError as exc:
+            if self.state is ANSWERED and exc.reason != "bad_connect":
+                # Not a command at all (not JSON, not an object, no "command"): Sinch may add messages to the
+                # stream at any time, so after the answer one is counted and the call goes on.
+                self.counters.ignored_commands[commands.NOT_A_COMMAND] += 1
+                return
             code = CloseCode.INVALID_PAYLOAD if exc.reason != "bad_connect" else CloseCode.POLICY_VIOLATION
             if self.state is AWAITING_CONNECT:
                 self._refuse(commands.REJECT, code, str(exc), now)
@@ -190,8 +203,8 @@ class CallSession(FrameSink):
             self.return_path.play_out_then(self._media_service_done, now)  # what it sent is heard first
         elif byes is not None:
             self.counters.rtp_dropped["rtcp_bye_unknown_ssrc"] += 1  # another stream's goodbye, not this call's
-        elif has_app(packets, CLEAR_APP_NAME):
-            self.clear(now)
+        for name, subtype, data in app_messages(packets):
+            self._on_app(name, subtype, data, now)
 
     # ---- time ------------------------------------------------------------------------------------------
 
@@ -223,11 +236,21 @@ class CallSession(FrameSink):
         if self.state is ANSWERED:
             self.return_path.set_paused(paused, now)
 
-    def clear(self, now: float) -> None:
-        """Barge-in: drop audio not yet played here and ask Sinch to drop what it has buffered."""
+    def clear(self, now: float, through: int | None = None) -> None:
+        """Barge-in: drop the audio received so far (or at or before RTP timestamp `through`) that is not yet
+        played here, queued, held or still to come, and ask Sinch to drop what it has buffered."""
         if self.state is ANSWERED:
-            self.return_path.clear()
+            if through is None:
+                self.return_path.clear_received()
+            else:
+                self.return_path.clear_through(through)
             self._send_command(commands.CLEAR, now)
+
+    def mark_settled(self, mark_id: int, timestamp: int, played: bool) -> None:
+        """The return path's answer to a playback mark: an RTCP APP MARK back to the media service."""
+        self.output.send_rtcp(build_app(self.packetizer.ssrc, MARK_APP_NAME, _MARK.pack(mark_id, timestamp),
+                                        MARK_PLAYED if played else MARK_CLEARED))
+        self.output.mark_settled(mark_id, timestamp, "played" if played else "cleared")
 
     def shutdown(self, code: int, reason: str, now: float) -> None:
         """The gateway ends the call (drain deadline, shutdown)."""
@@ -292,6 +315,15 @@ class CallSession(FrameSink):
         if self.counters.policed_bytes > self._policed_bytes_limit:
             self._close(CloseCode.POLICY_VIOLATION, "audio far faster than real time", now)
 
+    def _on_app(self, name: bytes, subtype: int, data: bytes, now: float) -> None:
+        if name == CLEAR_APP_NAME and subtype == 0 and len(data) in (0, 4):
+            self.clear(now, _U32.unpack(data)[0] if data else None)
+        elif name == MARK_APP_NAME and subtype == 0 and len(data) == 8:
+            mark_id, timestamp = _MARK.unpack(data)
+            self.return_path.add_mark(mark_id, timestamp)
+        elif name in (CLEAR_APP_NAME, MARK_APP_NAME):
+            self.counters.rtp_dropped["rtcp_bad_app"] += 1  # ours, but not in the documented layout
+
     def _media_service_done(self, now: float) -> None:
         self._close(CloseCode.NORMAL, "media service sent RTCP BYE", now)
 
@@ -340,11 +372,11 @@ class CallSession(FrameSink):
         self.output.close(code, reason)
 
     def _end(self, code: int, reason: str, now: float) -> None:
+        if self.return_path is not None:
+            self.return_path.stop()  # marks still pending are answered before the BYE
         if self.state is ANSWERED and self.packetizer.packet_count:
             self.output.send_rtcp(build_bye(self.packetizer.ssrc, self.call_id, reason[:255]))
         self.state = CLOSED
-        if self.return_path is not None:
-            self.return_path.stop()
         self.close_code = code
         self.close_reason = reason
         self.ended_at = now

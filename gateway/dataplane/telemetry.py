@@ -1,9 +1,10 @@
 """Who reports a call: its `call.answered` and `call.ended` log lines, its call events, its metrics.
 
-The call's plain counters become Prometheus metrics as deltas, once a second and at hangup: counting per call
-and flushing periodically keeps metric updates (a lock and an mmap write each, in multiprocess mode) off the
-per-frame path. The deltas of all a worker's calls are summed per series first (MetricTotals), so a flush
-writes each series once, not once per call: at 150 calls, per-call writes were 5 % of the worker's CPU.
+The call's plain counters become Prometheus metrics as deltas, once a second and at hangup (so a scrape after
+a call's `call.ended` line holds all it counted): counting per call and flushing periodically keeps metric
+updates (a lock and an mmap write each, in multiprocess mode) off the per-frame path. The deltas of all a
+worker's calls are summed per series first (MetricTotals), so a flush writes each series once, not once per
+call: at 150 calls, per-call writes were 5 % of the worker's CPU.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.core.commands import Connect
+from gateway.core.commands import NOT_A_COMMAND, Connect
 from gateway.core.session import CallSession, CallState
 from gateway.shared import metrics
 from gateway.shared.config import Route
 from gateway.shared.logs import log_event
 
 if TYPE_CHECKING:  # aiohttp, behind call events, is imported only when call_events_url is set
+    import asyncio
+
     from gateway.dataplane.call_events import CallEvents
 
 # CallCounters field -> (metric, direction label or None)
@@ -86,6 +89,9 @@ class CallTelemetry:
                 totals.add(series, value - reported[name])
                 reported[name] = value
         self._flush_counts(counters.rtp_dropped, self._dropped, lambda why: metrics.RTP_DROPPED.labels(self.route, why))
+        if counters.ignored_commands[NOT_A_COMMAND] and not self._ignored[NOT_A_COMMAND]:
+            log_event(log, logging.INFO, "call.text_ignored", call_id=session.call_id, route=self.route,
+                      reason="a text message after the answer that is not a command (logged once per call)")
         self._flush_counts(counters.ignored_commands, self._ignored, metrics.COMMANDS_IGNORED.labels)
         return_path = session.return_path
         if return_path is None:
@@ -106,7 +112,9 @@ class CallTelemetry:
                 self._totals.add(series(key), value - reported[key])
                 reported[key] = value
 
-    def answered(self, session: CallSession, connect: Connect, sample_rate: int, rtp_port: int) -> None:
+    def answered(
+        self, session: CallSession, connect: Connect, sample_rate: int, rtp_port: int,
+    ) -> asyncio.Task[None] | None:
         fmt = session.format
         metrics.CALLS_ACTIVE.labels(self.route).inc()
         log_event(
@@ -114,18 +122,26 @@ class CallTelemetry:
             codec=self._codec, wire_rate=fmt.wire_rate, ptime_ms=fmt.ptime_ms, payload_type=fmt.payload_type,
             rtp_port=rtp_port, headers=sorted(connect.headers),
         )
-        if self._call_events:
-            self._call_events.post({
+        if self._call_events:  # the post's task, for call_started_wait
+            return self._call_events.post({
                 "event": "call.started", "call_id": connect.call_id, "route": self.route,
                 "application": connect.application, "headers": connect.headers, "sample_rate": sample_rate,
                 "codec": self._codec, "wire_rate": fmt.wire_rate, "payload_type": fmt.payload_type,
                 "ptime_ms": fmt.ptime_ms, "ssrc": session.packetizer.ssrc, "gateway_rtp_port": rtp_port,
             })
+        return None
+
+    def mark_settled(self, session: CallSession, mark_id: int, timestamp: int, outcome: str) -> None:
+        """A playback mark was played or cleared: the RTCP answer is the session's; this is the call event."""
+        if self._call_events:
+            self._call_events.post({"event": f"mark.{outcome}", "call_id": session.call_id, "route": self.route,
+                                    "mark_id": mark_id, "timestamp": timestamp})
 
     def ended(self, session: CallSession) -> None:
         counters = session.counters
         route = self.route
         self.flush(session)
+        self._totals.publish()  # the call's final counts are in the metrics before its call.ended line
         if session.outcome:
             metrics.CALLS.labels(route, session.outcome).inc()
         answered = session.outcome == "answer"

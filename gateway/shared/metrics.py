@@ -37,7 +37,8 @@ WS_CLOSES = Counter("gateway_ws_closes_total", "Websocket closes by code and by 
 CONNECTIONS_ABORTED = Counter("gateway_connections_aborted_total", "Websocket connections dropped without waiting "
                               "for what was queued: output_overflow (the peer stopped reading), close_timeout (no "
                               "close handshake, or no drain, within 2 s)", ["reason"])
-COMMANDS_IGNORED = Counter("gateway_commands_ignored_total", "Well-formed commands the gateway has no use for",
+COMMANDS_IGNORED = Counter("gateway_commands_ignored_total", "Text messages the gateway has no use for: well-formed "
+                           "commands by name (unknown names as other), and not_a_command after the answer",
                            ["command"])
 
 # ---- websocket and RTP traffic -----------------------------------------------------------------------
@@ -136,7 +137,7 @@ DIRECTIONS = ("in", "out")
 DECLINE_REASONS = ("not_found", "unknown_route", "bad_target", "bad_version", "draining", "bad_query", "no_rtp_port",
                    "no_fds", "auth", "replay_store_unavailable", "internal_error")
 DROP_REASONS = ("late", "duplicate", "unexpected_ssrc", "unexpected_payload_type", "too_short",
-                "after_hangup", "rtcp_bye_unknown_ssrc")
+                "after_hangup", "rtcp_bye_unknown_ssrc", "cleared", "rtcp_bad_app")
 AUTH_FAILURES = ("missing_token", "malformed_token", "forged_token", "expired_token", "token_for_another_route",
                  "token_for_another_instance", "replayed_token")
 REPLAY_STORE_OUTCOMES = ("refused", "accepted")
