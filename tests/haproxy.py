@@ -49,7 +49,7 @@ class HAProxy:
     def __init__(self, gateways: list[GatewayProcess], folder: Path) -> None:
         self.binary = shutil.which("haproxy")
         if self.binary is None:
-            pytest.skip("haproxy is not installed (scripts/test installs Debian's)")
+            pytest.skip("haproxy is not installed (scripts/bootstrap test installs Debian's)")
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}"
         servers = "\n".join(f"    server {self.name_of(index)} {gateway.host}:{gateway.port} check port "

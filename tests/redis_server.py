@@ -19,7 +19,7 @@ class RedisServer:
     def __init__(self) -> None:
         self.binary = shutil.which("redis-server")
         if self.binary is None:
-            pytest.skip("redis-server is not installed (scripts/test installs Debian's)")
+            pytest.skip("redis-server is not installed (scripts/bootstrap test installs Debian's)")
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[str] | None = None
