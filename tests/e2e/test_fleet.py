@@ -17,11 +17,11 @@ import websockets
 
 from gateway.core import tokens
 from tests.aio import run
-from tests.e2e.test_replay_store import CREDENTIALS, refused_after_upgrade
+from tests.e2e.test_replay_store import CREDENTIALS
 from tests.gateway_process import GatewayProcess
 from tests.haproxy import HAProxy
 from tests.redis_server import RedisServer
-from tests.sinch_client import SinchCall, sine
+from tests.sinch_client import SinchCall, refused_after_upgrade, sine
 
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 CALL_SECONDS = 1.0  # each steady call's audio, paced at real time

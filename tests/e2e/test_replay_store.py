@@ -17,7 +17,7 @@ from tests.e2e.test_control_plane import KEY, SECRET, TOKEN_KEY, declined_status
 from tests.gateway_process import GatewayProcess, scrape, value
 from tests.raw_websocket import TEXT, RawWebsocket, frame
 from tests.redis_server import RedisServer
-from tests.sinch_client import SinchCall, frames, sine
+from tests.sinch_client import SinchCall, frames, refused_after_upgrade, sine
 
 CREDENTIALS = {"SINCH_APPLICATION_KEY": KEY, "SINCH_APPLICATION_SECRET": SECRET, "GATEWAY_TOKEN_KEY": TOKEN_KEY}
 
@@ -47,14 +47,6 @@ async def echoed(url: str, call_id: str) -> None:
         await call.ws.send(chunk)
     assert await call.receive_audio(len(pcm)) == pcm
     await call.ws.close()
-
-
-async def refused_after_upgrade(url: str) -> tuple[int, str]:
-    """The upgrade is accepted, and the gateway closes before answering anything (the claim's answer)."""
-    call = await SinchCall.open(url)
-    code, reason = await call.closed()
-    assert call.commands == []
-    return code, reason
 
 
 def test_a_token_and_a_signed_ice_are_accepted_once_across_gateways(redis):
