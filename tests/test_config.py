@@ -85,6 +85,11 @@ def test_env_routes_list():
         ({"default_rate": "11025"}, r"default_rate: must be one of"),
         ({"mtu_budget": "100"}, r"^mtu_budget: Expected `int` >= 160"),
         ({"rtp_host": "localhost"}, r"^rtp_host: must be an IP address"),
+        ({"replay_store": "memcached://10.0.0.9:11211"}, r"^replay_store: expected local, redis://HOST:PORT/DB"),
+        ({"replay_store": "redis://"}, r"^replay_store: expected local"),
+        ({"replay_store_unavailable": "shrug"}, r"^replay_store_unavailable: Invalid enum value 'shrug' "
+                                                r"\(accepted: fail_closed, fail_open\)"),
+        ({"instance_id": "gw 1"}, r"^instance_id: up to 63 letters"),
     ],
 )
 def test_invalid_values_name_the_key(overrides, message):
@@ -242,3 +247,9 @@ def test_a_previous_token_key_is_as_strong_as_a_current_one():
     with pytest.raises(ConfigError, match="token_key_previous: at least 16 characters"):
         load_config(env={"GATEWAY_TOKEN_KEY": "k" * 20, "GATEWAY_TOKEN_KEY_PREVIOUS": "short",
                          "GATEWAY_VERIFY_CALLBACKS": "false"})
+
+
+def test_a_replay_store_url_with_its_password_can_come_from_a_file(tmp_path):
+    (tmp_path / "store").write_text("rediss://:hunter2@redis.internal:6380/2\n")
+    config = load_config(env={"GATEWAY_REPLAY_STORE_FILE": str(tmp_path / "store")})
+    assert config.replay_store == "rediss://:hunter2@redis.internal:6380/2"

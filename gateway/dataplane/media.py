@@ -62,7 +62,7 @@ class CallHost(Protocol):
     datagrams: DatagramSink
     metric_totals: MetricTotals  # published by the worker once a second
 
-    def admit(self) -> bool: ...
+    def admit(self, call: CallAdapter) -> bool: ...
     def call_started(self, call: CallAdapter) -> None: ...
     def call_answered(self, call: CallAdapter) -> None: ...
     def call_ended(self, call: CallAdapter, answered: bool) -> None: ...
@@ -246,7 +246,7 @@ class CallAdapter(WSListener):
             self.session.counters.rtp_dropped["rtcp_send_error"] += 1
 
     def admit(self) -> bool:
-        return self.worker.admit()
+        return self.worker.admit(self)
 
     def answered(self, connect: Connect, sample_rate: int) -> None:
         self.worker.call_answered(self)

@@ -33,6 +33,7 @@ import uvloop
 from picows import ws_create_server
 
 from gateway.core.session import CloseCode
+from gateway.dataplane.claims import PendingClaims
 from gateway.dataplane.datagrams import DatagramReader
 from gateway.dataplane.echo import EchoService
 from gateway.dataplane.errors import count_internal_error
@@ -44,8 +45,9 @@ from gateway.dataplane.telemetry import MetricTotals
 from gateway.dataplane.udpstats import udp_sockets
 from gateway.shared import host_limits, metrics
 from gateway.shared.build import data_plane
-from gateway.shared.config import EMBEDDED_ECHO_ROUTE, Config, Route
+from gateway.shared.config import EMBEDDED_ECHO_ROUTE, LOCAL_REPLAY_STORE, Config, Route
 from gateway.shared.exit_codes import EXIT_BOOT_FAILURE
+from gateway.shared.fleet_replay import FleetReplayStore
 from gateway.shared.logs import RateLimitedEvent, log_event
 from gateway.shared.replay import ReplayGuard
 from gateway.shared.scoreboard import Scoreboard, WorkerState
@@ -74,6 +76,7 @@ class Worker:
         self.slot = slot
         self.scoreboard = scoreboard
         self.replay_guard = replay_guard
+        self.fleet_claims: PendingClaims | None = None  # made in run(): a fleet's store (replay_store = redis://)
         self.routes: dict[str, Route] = dict(config.routes)
         self.calls: set[CallAdapter] = set()
         self.answered_calls = 0
@@ -109,6 +112,9 @@ class Worker:
             port = await self._echo.start()
             self.routes[EMBEDDED_ECHO_ROUTE] = Route(name=EMBEDDED_ECHO_ROUTE, host="127.0.0.1", port=port)
         metrics.create_worker_series(list(self.routes))
+        if self.config.replay_store != LOCAL_REPLAY_STORE:
+            self.fleet_claims = PendingClaims(FleetReplayStore.from_config(self.config, "worker"), loop)
+            await self.fleet_claims.store.connect()
         self.datagrams = DatagramReader(loop)
         loop.add_signal_handler(signal.SIGTERM, self._terminate)
         loop.add_signal_handler(signal.SIGUSR1, self.drain, False, self.config.reload_drain_timeout)
@@ -131,6 +137,8 @@ class Worker:
             self._echo.close()
         if self.call_events:
             await self.call_events.close()
+        if self.fleet_claims:
+            await self.fleet_claims.store.close()
         log_event(log, logging.INFO, "worker.stopped", slot=self.slot)
 
     async def _listen(self, sock: socket.socket | None) -> asyncio.Server:
@@ -177,8 +185,11 @@ class Worker:
         """New calls are taken (not booting, not draining)."""
         return self.state is WorkerState.SERVING
 
-    def admit(self) -> bool:
-        """Admission control at connect time: over the caps, the call is answered busy."""
+    def admit(self, call: CallAdapter) -> bool:
+        """Admission control at connect time: over the caps, or before the call's token is claimed (a client
+        that did not wait for the 101: gateway.dataplane.claims), the call is answered busy."""
+        if self.fleet_claims and self.fleet_claims.holds(call):
+            return False
         config = self.config
         if config.max_calls and self.answered_calls >= config.max_calls:
             return False
@@ -186,6 +197,8 @@ class Worker:
 
     def call_started(self, call: CallAdapter) -> None:
         self.calls.add(call)
+        if self.fleet_claims:
+            self.fleet_claims.connected(call)
 
     def call_answered(self, call: CallAdapter) -> None:
         self.answered_calls += 1
@@ -310,6 +323,8 @@ class Worker:
         self._max_lag = 0.0
         wall, cpu = time.monotonic(), time.process_time()
         metrics.WORKER_CPU.labels(self.slot).set(cpu)
+        metrics.WORKER_MEMORY.labels(self.slot).set(host_limits.resident_memory_bytes())
+        metrics.WORKER_FDS.labels(self.slot).set(host_limits.descriptors_in_use())
         then_wall, then_cpu = self._cpu_mark
         self.cpu_percent = 100 * (cpu - then_cpu) / max(wall - then_wall, 1e-6)
         self._cpu_mark = (wall, cpu)

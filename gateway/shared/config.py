@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
+from gateway.shared.cpus import usable_cpus
 from gateway.shared.tls import TlsError, server_context
 
 # Sample rates Sinch's streamingOptions allows (protocol notes §2.4).
@@ -28,10 +29,12 @@ CODECS: tuple[Codec, ...] = get_args(Codec)
 G711_RATE = 8000  # RFC 3551 §4.5.14: PCMU/PCMA are 8 kHz only
 ENV_PREFIX = "GATEWAY_"
 FILE_SUFFIX = "_FILE"  # GATEWAY_TOKEN_KEY_FILE=/run/secrets/token_key reads the value from that file
-# Credentials may come from files (NAME_FILE); the secrets among them are never printed (`gateway check`) or logged.
+# Credentials may come from files (NAME_FILE); the secrets among them are never printed (`gateway check`) or logged,
+# and of replay_store's URL only its password is (cli.masked).
 SECRET_KEYS = ("sinch_application_secret", "sinch_service_secret", "sinch_key_secret", "token_key",
                "token_key_previous")
-CREDENTIAL_KEYS = ("sinch_application_key", "sinch_service_id", "sinch_project_id", "sinch_key_id", *SECRET_KEYS)
+CREDENTIAL_KEYS = ("sinch_application_key", "sinch_service_id", "sinch_project_id", "sinch_key_id", *SECRET_KEYS,
+                   "replay_store")
 # Credentials keep the names Sinch's own tools use.
 ENV_ALIASES = {"SINCH_APPLICATION_KEY": "sinch_application_key", "SINCH_APPLICATION_SECRET": "sinch_application_secret",
                "SINCH_SERVICE_ID": "sinch_service_id", "SINCH_SERVICE_SECRET": "sinch_service_secret",
@@ -43,6 +46,8 @@ EMBEDDED_ECHO_ROUTE = "echo"
 # GATEWAY_* variables that are not config keys: read by gateway/__init__.py before anything else is imported.
 OTHER_ENV = ("GATEWAY_NO_EXTENSIONS",)
 BOOL_VALUES = ("true", "false", "1", "0")  # what msgspec takes for a bool from a string (any case)
+LOCAL_REPLAY_STORE = "local"
+INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{0,63}")
 
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
 PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
@@ -175,7 +180,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The call's RTP waits (at most this long) for the receiver to answer its call.started; 0 = RTP at once
     call_started_wait: Annotated[float, msgspec.Meta(ge=0, le=5)] = 0.0
     # ---- processes (prefork server) ----
-    workers: Annotated[int, msgspec.Meta(ge=0, le=128)] = 0  # 0 = one per CPU
+    workers: Annotated[int, msgspec.Meta(ge=0, le=128)] = 0  # 0 = one per CPU the cgroup's quota allows
     accept: Literal["shared", "reuseport"] = "shared"  # one accept queue for all workers, or one each
     metrics_listen: str = "0.0.0.0:9100"  # control process: /metrics, /healthz, /readyz
     drain_timeout: Seconds = 30.0  # SIGTERM: how long calls in progress may go on
@@ -213,6 +218,11 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ice_no_match: Literal["hangup", "connect"] = "hangup"  # with rules and none matching
     ice_route: str = ""  # route for `connect` answers without a rule; "" = the first route (or echo)
     ice_rate: int = 8000
+    # ---- a fleet (docs/fleet.md) ----
+    replay_store: str = "local"  # where used tokens are remembered: this machine, or redis(s)://HOST:PORT/DB
+    replay_store_unavailable: Literal["fail_closed", "fail_open"] = "fail_closed"
+    replay_store_timeout: PositiveSeconds = 0.25  # a claim's deadline, retry included
+    instance_id: str = ""  # names this instance in the tokens it issues, which only it then accepts; "" = off
 
     def __post_init__(self) -> None:
         self._check_listeners_and_urls()
@@ -229,6 +239,12 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("call_started_wait: needs call_events_url (the call.started it waits for)")
         if self.public_url and urlsplit(self.public_url).scheme not in ("ws", "wss"):
             raise ValueError("public_url: expected ws://HOST[:PORT] or wss://HOST[:PORT]")
+        if self.replay_store != LOCAL_REPLAY_STORE:
+            store = urlsplit(self.replay_store)
+            if store.scheme not in ("redis", "rediss") or not store.hostname:
+                raise ValueError("replay_store: expected local, redis://HOST:PORT/DB or rediss://HOST:PORT/DB")
+        if not INSTANCE_ID.fullmatch(self.instance_id):
+            raise ValueError("instance_id: up to 63 letters, digits, '.', '_' or '-'")
 
     def _check_media(self) -> None:
         if 0 < self.audio_speed_limit < 1:
@@ -332,7 +348,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def worker_count(self) -> int:
-        return self.workers or os.cpu_count() or 1
+        return self.workers or usable_cpus()
 
 
 def even_odd_pairs(port_range: tuple[int, int]) -> tuple[int, int]:
@@ -577,7 +593,8 @@ KEY_DOCS: dict[str, KeyDoc] = {
     "call_started_wait": KeyDoc("SECONDS", "hold each call's RTP until the receiver has answered its call.started "
                                            "(so a media service knows the call's SSRC, port and headers before "
                                            "its audio), at most this long (0-5); 0 = off, RTP at once"),
-    "workers": KeyDoc("N", "worker processes (at most 128); 0 = one per CPU"),
+    "workers": KeyDoc("N", "worker processes (at most 128); 0 = one per CPU this process may use: its CPU "
+                           "affinity, cut to its cgroup's CPU quota (a container's CPU limit), rounded down"),
     "accept": KeyDoc("MODE", "shared: one accept queue for all workers; reuseport: one SO_REUSEPORT socket and "
                              "accept queue per worker"),
     "metrics_listen": KeyDoc("HOST:PORT", "the control process's /metrics, /healthz and /readyz (keep it internal)"),
@@ -638,4 +655,13 @@ KEY_DOCS: dict[str, KeyDoc] = {
     "ice_no_match": KeyDoc("ANSWER", "with rules and none matching: hangup, or connect to ice_route"),
     "ice_route": KeyDoc("ROUTE", "what an ICE is connected to without a rule; empty = the first route (or echo)"),
     "ice_rate": KeyDoc("HZ", "the sample rate of an ICE connected without a rule", SINCH_RATES),
+    "replay_store": KeyDoc("URL", "where used stream tokens and signed callbacks are remembered: local (this "
+                                  "machine's shared memory), or redis://HOST:PORT/DB (rediss:// for TLS) that a "
+                                  "fleet shares, Redis or Valkey 7.0+; a credential (_FILE), its password masked"),
+    "replay_store_unavailable": KeyDoc("POLICY", "when the replay store does not answer: fail_closed refuses new "
+                                                 "calls (503), fail_open accepts them unchecked; both counted"),
+    "replay_store_timeout": KeyDoc("SECONDS", "how long a call setup waits for the replay store before "
+                                              "replay_store_unavailable applies"),
+    "instance_id": KeyDoc("NAME", "names this instance in the stream tokens it issues; other instances refuse "
+                                  "them (403), for fleets whose instances each have a public_url; empty = off"),
 }
