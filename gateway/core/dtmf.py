@@ -211,11 +211,21 @@ class DtmfDetector:
                 events.append(self._event(ended=True))
             self._digit, self._reported = -1, False
 
-    def _event(self, ended: bool) -> DtmfEvent:
+    @property
+    def lasting(self) -> int:
+        """How long the digit recognised and not yet ended has lasted so far, in samples (as its end event will
+        say, should it end now); 0 when there is none."""
+        return self._span()[1] if self._reported else 0
+
+    def _span(self) -> tuple[int, int]:
+        """The digit being seen: its start and duration in samples, from its first and last hit windows."""
         edge = round(EDGE_HOPS * self.hop)
         start = self._first_hit * self.hop + edge
-        end = self._last_hit * self.hop + self.window - edge
-        return DtmfEvent(DIGITS[self._digit], start, end - start, ended, dbm0(self._power_sum / self._hits))
+        return start, self._last_hit * self.hop + self.window - edge - start
+
+    def _event(self, ended: bool) -> DtmfEvent:
+        start, duration = self._span()
+        return DtmfEvent(DIGITS[self._digit], start, duration, ended, dbm0(self._power_sum / self._hits))
 
     def _classify(self, spectrum: list[complex], total: float) -> tuple[int, float]:
         """The digit this window holds (index into DIGITS) and the pair's power, or (-1, 0)."""
