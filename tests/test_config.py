@@ -66,6 +66,7 @@ def test_bad_routes_name_the_route(spec, message):
 def test_dtmf_is_off_by_default_and_takes_a_dynamic_payload_type():
     assert parse_route("asr=rtp://10.0.0.5:5004").dtmf == 0
     assert parse_route("asr=rtp://10.0.0.5:5004?dtmf=101").dtmf == 101
+    assert parse_route("asr=rtp://10.0.0.5:5004?dtmf=101").url() == "rtp://10.0.0.5:5004?codec=L16&dtmf=101"
     assert parse_route("asr=rtp://10.0.0.5:5004?codec=PCMU&dtmf=96").dtmf == 96  # the audio is PT 0
 
 

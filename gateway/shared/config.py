@@ -102,7 +102,7 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return next(ms for ms in (20, 10, 5) if ms * bytes_per_ms <= mtu_budget or ms == 5)
 
     def url(self) -> str:
-        return f"rtp://{self.host}:{self.port}?codec={self.codec}"
+        return f"rtp://{self.host}:{self.port}?codec={self.codec}" + (f"&dtmf={self.dtmf}" if self.dtmf else "")
 
 
 class IceMatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
