@@ -174,7 +174,8 @@ def test_every_metric_with_a_route_label_is_on_the_routes_dashboard(boards):
     used = set()
     for _, target in targets(boards["routes"]):
         used |= metrics_in(target["expr"])
-    per_route = [name for name, labels in declared_labels().items() if "route" in labels]
+    per_route = [name for name, labels in declared_labels().items()
+                 if "route" in labels and name not in PENDING_METRICS]
     kinds = declared_metrics()
     assert len(per_route) >= 12
     missing = [name for name in per_route
