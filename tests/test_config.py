@@ -110,6 +110,15 @@ def test_route_family_must_match_the_rtp_sockets():
         == "::1"
 
 
+def test_call_started_wait_needs_call_events_and_is_bounded():
+    with pytest.raises(ConfigError, match="call_started_wait: needs call_events_url"):
+        load_config(env={"GATEWAY_CALL_STARTED_WAIT": "1"})
+    with pytest.raises(ConfigError, match="call_started_wait"):
+        load_config(env={"GATEWAY_CALL_STARTED_WAIT": "6", "GATEWAY_CALL_EVENTS_URL": "http://127.0.0.1:1/e"})
+    assert load_config(env={"GATEWAY_CALL_STARTED_WAIT": "0.5",
+                            "GATEWAY_CALL_EVENTS_URL": "http://127.0.0.1:1/e"}).call_started_wait == 0.5
+
+
 def test_a_token_key_needs_signed_callbacks():
     with pytest.raises(ConfigError, match="token_key: needs sinch_application_secret"):
         load_config(env={"GATEWAY_TOKEN_KEY": "k" * 20})

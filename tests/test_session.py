@@ -9,7 +9,15 @@ import pytest
 
 from gateway.core import commands
 from gateway.core.call import CallOutput
-from gateway.core.rtp import RtpPacketizer, build_app, build_bye, bye_sources, parse_rtcp, parse_rtp
+from gateway.core.rtp import (
+    RtpPacketizer,
+    app_messages,
+    build_app,
+    build_bye,
+    bye_sources,
+    parse_rtcp,
+    parse_rtp,
+)
 from gateway.core.session import CallSession, CallState, CloseCode
 from gateway.shared.config import Config, Route
 from tests.dtmf_tones import FFMPEG, NOISE_DBM0, ffmpeg_pcm, sequence, white_noise
@@ -307,6 +315,48 @@ def test_rtcp_app_clear_flushes_queue_and_tells_sinch():
     assert output.commands[-1] == {"command": "clear"}
     session.on_rtcp(build_app(77, b"XYZW"), 100.5)
     assert output.commands.count({"command": "clear"}) == 1
+
+
+def test_rtcp_app_clear_with_a_timestamp_keeps_the_audio_after_it():
+    session, output = answered_session(pacing_lead_frames=1)
+    for packet in media_packets(5):  # timestamps 5000, 5320, ... : one played, four queued
+        session.on_rtp(packet, 100.5)
+    session.on_rtcp(build_app(77, b"CLER", (5000 + 2 * 320).to_bytes(4, "big")), 100.5)
+    assert session.return_queue_bytes == 2 * 640  # frames 3 and 4 stay
+    assert output.commands[-1] == {"command": "clear"}
+
+
+def test_rtcp_app_mark_is_answered_played_by_rtcp_and_to_the_call_output():
+    session, output = answered_session(pacing_lead_frames=1)
+    for packet in media_packets(2):
+        session.on_rtp(packet, 100.5)
+    session.on_rtcp(build_app(77, b"MARK", (42).to_bytes(4, "big") + (5000 + 320).to_bytes(4, "big")), 100.5)
+    assert output.marks == []
+    session.on_tick(100.52)
+    assert output.marks == [(42, 5320, "played")]
+    answer = [m for m in app_messages(parse_rtcp(output.rtcp[-1])) if m[0] == b"MARK"]
+    assert answer == [(b"MARK", 1, (42).to_bytes(4, "big") + (5320).to_bytes(4, "big"))]
+
+
+def test_a_mark_pending_at_hangup_is_answered_cleared_before_the_bye():
+    session, output = answered_session()
+    session.on_audio(FRAME, 100.02)
+    mark = (7).to_bytes(4, "big") + (9999).to_bytes(4, "big")
+    session.on_rtcp(build_app(77, b"MARK", mark), 100.5)
+    session.on_closed(1000, "caller hung up", 101.0)
+    assert output.marks == [(7, 9999, "cleared")]
+    assert app_messages(parse_rtcp(output.rtcp[-2])) == [(b"MARK", 2, mark)]
+    assert bye_sources(parse_rtcp(output.rtcp[-1]))
+
+
+@pytest.mark.parametrize(
+    "name, subtype, data", [(b"CLER", 0, bytes(8)), (b"MARK", 0, bytes(4)), (b"MARK", 1, bytes(8))],
+)
+def test_our_app_names_out_of_the_documented_layout_are_counted_and_ignored(name, subtype, data):
+    session, output = answered_session()
+    session.on_rtcp(build_app(77, name, data, subtype), 100.5)
+    assert session.counters.rtp_dropped["rtcp_bad_app"] == 1
+    assert output.commands == [{"command": "answer"}] and output.marks == [] and output.closed is None
 
 
 def test_unknown_commands_are_counted():

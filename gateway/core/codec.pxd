@@ -19,3 +19,4 @@ cdef class DownstreamDecoder:
     cdef long _lost
     cpdef bytes decode(self, bytes payload)
     cpdef bytes conceal(self, long wire_samples)
+    cpdef forget_last(self)

@@ -260,6 +260,10 @@ class DownstreamDecoder:
             return np.frombuffer(payload, ">i2", count=len(payload) // 2).astype(np.int16)
         return self._table.take(np.frombuffer(payload, np.uint8))
 
+    def forget_last(self) -> None:
+        """The last packet was cleared by a barge-in: a loss after it is concealed with silence, not with it."""
+        self._last = b""
+
     def conceal(self, wire_samples: int) -> bytes:
         """Call audio standing in for `wire_samples` lost samples at the wire rate.
 

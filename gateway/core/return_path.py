@@ -112,10 +112,11 @@ class ReturnPath:
         counters.rtp_bytes_in += size
         self.receive_stats.update(packet, now)
         timestamp = packet.timestamp
+        samples = len(packet.payload) // self.wire_bytes_per_sample
         if self._discard_until != NO_TS and ts_distance(timestamp, self._discard_until) <= 0:
             counters.rtp_dropped["cleared"] += 1  # sent before a barge-in's point, arriving after it
+            self.jitter_buffer.pass_over(packet, samples)
             return
-        samples = len(packet.payload) // self.wire_bytes_per_sample
         end = (timestamp + samples) & TS_MASK
         if self._received_until == NO_TS or ts_distance(end, self._received_until) > 0:
             self._received_until = end
@@ -168,6 +169,7 @@ class ReturnPath:
             del queue[:drop]
             self._head_ts = (self._head_ts + frames * self._frame_ts) & TS_MASK
         self.jitter_buffer.drop_through(through)
+        self._decoder.forget_last()
         self._waiting_for_gap = bool(self.jitter_buffer)
         self._discard_until = through
         self._settle_marks(through)

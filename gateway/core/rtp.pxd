@@ -64,3 +64,4 @@ cdef class JitterBuffer:
     cdef long _first_buffered(self)
     cpdef list pop(self, double now)
     cpdef drop_through(self, long long timestamp)
+    cpdef pass_over(self, RtpPacket packet, long samples)

@@ -619,20 +619,30 @@ class JitterBuffer:
 
     def drop_through(self, timestamp: int) -> None:
         """Barge-in: what is held with a timestamp at or before `timestamp` is never to be played. The playout
-        point moves past it, so nothing of it is concealed either."""
+        point moves past it, so nothing of it is waited for or concealed: a later packet held plays next."""
         packets = self._packets
         dropped = [seq for seq, held in packets.items() if ts_distance(held.timestamp, timestamp) <= 0]
-        if not dropped:
-            return
-        last, furthest = dropped[0], -SEQ_MOD
-        for seq in dropped:  # the one furthest after the playout point
-            if seq_distance(seq, self._next_seq) > furthest:
-                last, furthest = seq, seq_distance(seq, self._next_seq)
-        held = packets[last]
-        self._next_seq = (last + 1) & 0xFFFF
-        self._expected_timestamp = (held.timestamp + held.samples) & 0xFFFFFFFF
-        for seq in dropped:
-            del packets[seq]
-        if packets:  # a later packet is held: it plays next, the audio between is the one cleared
-            first = self._first_buffered()
+        if dropped:
+            last, furthest = dropped[0], -SEQ_MOD
+            for seq in dropped:  # the one furthest after the playout point
+                if seq_distance(seq, self._next_seq) > furthest:
+                    last, furthest = seq, seq_distance(seq, self._next_seq)
+            held = packets[last]
+            self._next_seq = (last + 1) & 0xFFFF
+            self._expected_timestamp = (held.timestamp + held.samples) & 0xFFFFFFFF
+            for seq in dropped:
+                del packets[seq]
+        if packets and (dropped or ts_distance(self._expected_timestamp, timestamp) <= 0):
+            first = self._first_buffered()  # the audio between is the one cleared, not a loss
             self._next_seq, self._expected_timestamp = first, packets[first].timestamp
+
+    def pass_over(self, packet: RtpPacket, samples: int) -> None:
+        """A packet of the stream that is not to be played (at or before a barge-in's point): the playout point
+        moves past it when nothing is held, so what follows it plays without waiting for it."""
+        if (
+            not self._packets
+            and packet.ssrc == self._ssrc
+            and seq_distance(packet.sequence, self._next_seq) >= 0
+        ):
+            self._next_seq = (packet.sequence + 1) & 0xFFFF
+            self._expected_timestamp = (packet.timestamp + samples) & 0xFFFFFFFF

@@ -35,14 +35,17 @@ class CallEvents:
         self._session: aiohttp.ClientSession | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
 
-    def post(self, event: dict[str, Any]) -> None:
+    def post(self, event: dict[str, Any]) -> asyncio.Task[None] | None:
+        """Send `event`; the task that does, done once the receiver answered or the post failed (None: dropped,
+        too many in flight)."""
         if len(self._in_flight) >= MAX_IN_FLIGHT:
             metrics.CALL_EVENTS.labels("dropped").inc()
             log_event(log, logging.WARNING, "call_event.dropped", call_id=event.get("call_id"), kind=event["event"])
-            return
+            return None
         task = asyncio.get_running_loop().create_task(self._send(event))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
+        return task
 
     async def _send(self, event: dict[str, Any]) -> None:
         if self._session is None:

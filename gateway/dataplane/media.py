@@ -131,6 +131,7 @@ class CallAdapter(WSListener):
         self._fragments: bytearray | None = None
         self._fragments_type = WSMsgType.BINARY
         self._output_paused = False
+        self._held_rtp: list[tuple[bool, bytes]] | None = None  # RTP and RTCP waiting for call.started's answer
 
     # ---- picows listener ------------------------------------------------------------------------------
 
@@ -236,11 +237,15 @@ class CallAdapter(WSListener):
         self.transport.send(WSMsgType.BINARY, pcm)
 
     def send_rtp(self, packet: bytes) -> None:
-        if not _sent(self.rtp, self._rtp_fd, packet):
+        if self._held_rtp is not None:
+            self._held_rtp.append((False, packet))
+        elif not _sent(self.rtp, self._rtp_fd, packet):
             self.session.counters.rtp_dropped["send_error"] += 1  # ICMP unreachable, buffer full: UDP loses
 
     def send_rtcp(self, packet: bytes) -> None:
-        if not _sent(self.rtcp, self._rtcp_fd, packet):
+        if self._held_rtp is not None:
+            self._held_rtp.append((True, packet))
+        elif not _sent(self.rtcp, self._rtcp_fd, packet):
             self.session.counters.rtp_dropped["rtcp_send_error"] += 1
 
     def admit(self) -> bool:
@@ -248,7 +253,29 @@ class CallAdapter(WSListener):
 
     def answered(self, connect: Connect, sample_rate: int) -> None:
         self.worker.call_answered(self)
-        self.telemetry.answered(self.session, connect, sample_rate, self.rtp.getsockname()[1])
+        started = self.telemetry.answered(self.session, connect, sample_rate, self.rtp.getsockname()[1])
+        wait = self.worker.config.call_started_wait
+        if wait and started is not None:  # issue 12.7: the media service learns of the call before its audio
+            self._held_rtp = []
+            started.add_done_callback(self._started_answered)
+            self.worker.loop.call_later(wait, self._send_held_rtp, "call.started not answered in time")
+
+    def _started_answered(self, _task: object) -> None:
+        self._send_held_rtp("")
+
+    def _send_held_rtp(self, late: str) -> None:
+        """The call's RTP and RTCP held for call_started_wait go out, in order; from now on, at once."""
+        held, self._held_rtp = self._held_rtp, None
+        if held is None:
+            return
+        if late:
+            log_event(log, logging.WARNING, "call.started_wait_expired", call_id=self.session.call_id, reason=late,
+                      held_packets=len(held))
+        for rtcp, packet in held:
+            if rtcp:
+                self.send_rtcp(packet)
+            else:
+                self.send_rtp(packet)
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake; the TCP connection ends when Sinch answers with its close frame
@@ -349,6 +376,7 @@ class CallAdapter(WSListener):
 
     def _release(self) -> None:
         """The call is over: its sockets and its place in the worker are given back whatever reporting does."""
+        self._send_held_rtp("")  # the call ended first: what it sent, its BYE included, still goes out
         for sock in (self.rtp, self.rtcp):
             self.worker.datagrams.remove(sock)
             sock.close()

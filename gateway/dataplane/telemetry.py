@@ -21,6 +21,8 @@ from gateway.shared.config import Route
 from gateway.shared.logs import log_event
 
 if TYPE_CHECKING:  # aiohttp, behind call events, is imported only when call_events_url is set
+    import asyncio
+
     from gateway.dataplane.call_events import CallEvents
 
 # CallCounters field -> (metric, direction label or None)
@@ -111,7 +113,9 @@ class CallTelemetry:
                 self._totals.add(series(key), value - reported[key])
                 reported[key] = value
 
-    def answered(self, session: CallSession, connect: Connect, sample_rate: int, rtp_port: int) -> None:
+    def answered(
+        self, session: CallSession, connect: Connect, sample_rate: int, rtp_port: int,
+    ) -> asyncio.Task[None] | None:
         fmt = session.format
         metrics.CALLS_ACTIVE.labels(self.route).inc()
         log_event(
@@ -119,13 +123,14 @@ class CallTelemetry:
             codec=self._codec, wire_rate=fmt.wire_rate, ptime_ms=fmt.ptime_ms, payload_type=fmt.payload_type,
             rtp_port=rtp_port, headers=sorted(connect.headers),
         )
-        if self._call_events:
-            self._call_events.post({
+        if self._call_events:  # the post's task, for call_started_wait
+            return self._call_events.post({
                 "event": "call.started", "call_id": connect.call_id, "route": self.route,
                 "application": connect.application, "headers": connect.headers, "sample_rate": sample_rate,
                 "codec": self._codec, "wire_rate": fmt.wire_rate, "payload_type": fmt.payload_type,
                 "ptime_ms": fmt.ptime_ms, "ssrc": session.packetizer.ssrc, "gateway_rtp_port": rtp_port,
             })
+        return None
 
     def mark_settled(self, session: CallSession, mark_id: int, timestamp: int, outcome: str) -> None:
         """A playback mark was played or cleared: the RTCP answer is the session's; this is the call event."""

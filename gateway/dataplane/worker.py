@@ -12,8 +12,9 @@ Signals (sent by the supervisor, or by hand to a lone worker):
 - SIGTERM: drain. New upgrades get 503; calls in progress go on until they end or drain_timeout passes,
   then are closed with 1001. From the kernel when the supervisor died (PR_SET_PDEATHSIG): the listening
   socket is closed at once instead, so a gateway started in its place can bind the port.
-- SIGUSR1: retire (rolling restart). Stop accepting, so the new workers take the new calls; finish the rest
-  as for SIGTERM.
+- SIGUSR1: retire (reload, rolling restart). Stop accepting, so the new workers take the new calls; finish the
+  rest as for SIGTERM, but waiting up to reload_drain_timeout (4 hours by default: a reload never cuts a call).
+  A SIGTERM during that wait brings the deadline to drain_timeout.
 - SIGINT: fast stop: every call closed with 1001 now.
 """
 
@@ -77,6 +78,7 @@ class Worker:
         self.calls: set[CallAdapter] = set()
         self.answered_calls = 0
         self.state = WorkerState.BOOTING
+        self._drain_deadline: asyncio.TimerHandle | None = None
         self.latency_samples: list[float] = []
         self.metric_totals = MetricTotals()
         self.cpu_percent = 0.0
@@ -109,7 +111,7 @@ class Worker:
         metrics.create_worker_series(list(self.routes))
         self.datagrams = DatagramReader(loop)
         loop.add_signal_handler(signal.SIGTERM, self._terminate)
-        loop.add_signal_handler(signal.SIGUSR1, self.drain, False)
+        loop.add_signal_handler(signal.SIGUSR1, self.drain, False, self.config.reload_drain_timeout)
         loop.add_signal_handler(signal.SIGINT, self.stop_now)
         self._server = await self._listen(sock)
         bound = self._server.sockets[0].getsockname()
@@ -200,21 +202,34 @@ class Worker:
 
     # ---- stopping --------------------------------------------------------------------------------------
 
-    def drain(self, decline: bool) -> None:
-        """Stop taking calls (decline with 503, or stop accepting) and end once the calls in progress have."""
+    def drain(self, decline: bool, timeout: float) -> None:
+        """Stop taking calls (decline with 503: SIGTERM; or stop accepting: a retire after a reload, an orphan)
+        and end once the calls in progress have, or after `timeout` seconds. Draining already, a shorter
+        timeout (a SIGTERM while retiring) brings the deadline forward."""
         if self.state is WorkerState.DRAINING:
+            if self._drain_deadline is not None:
+                self._set_drain_deadline(timeout)
             return
         self.state = WorkerState.DRAINING
         metrics.CALLS_CAPACITY.set(0)
         if not decline:
             self._server.close()
         log_event(log, logging.INFO, "worker.draining", slot=self.slot, calls=len(self.calls),
-                  mode="decline" if decline else "retire")  # logged once no new call can reach this worker
+                  mode="decline" if decline else "retire", timeout=timeout)  # once no new call can reach it
         self._beat()
         if not self.calls:
             self._done.set()
             return
-        self.loop.call_later(self.config.drain_timeout, self._close_all, "drain timeout")
+        self._set_drain_deadline(timeout)
+
+    def _set_drain_deadline(self, seconds: float) -> None:
+        """Close what is left in `seconds`, unless an earlier deadline is set already."""
+        deadline = self.loop.time() + seconds
+        if self._drain_deadline is not None:
+            if self._drain_deadline.when() <= deadline:
+                return
+            self._drain_deadline.cancel()
+        self._drain_deadline = self.loop.call_at(deadline, self._close_all, "drain timeout")
 
     def _terminate(self) -> None:
         """SIGTERM: from the supervisor, a drain that declines new upgrades; from the kernel because the
@@ -222,7 +237,7 @@ class Worker:
         if self._orphaned():
             self._leave_as_orphan()
         else:
-            self.drain(decline=True)
+            self.drain(decline=True, timeout=self.config.drain_timeout)
 
     def _orphaned(self) -> bool:
         return os.getppid() != self._parent
@@ -233,7 +248,7 @@ class Worker:
         progress as a drain would."""
         self._server.close()
         log_event(log, logging.WARNING, "worker.orphaned", slot=self.slot, calls=len(self.calls))
-        self.drain(decline=False)
+        self.drain(decline=False, timeout=self.config.drain_timeout)
 
     def stop_now(self) -> None:
         self.state = WorkerState.DRAINING

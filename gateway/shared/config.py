@@ -151,11 +151,14 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     call_events_url: str = ""  # http(s) URL that gets a JSON POST when a call starts and ends; "" = off
     call_events_timeout: PositiveSeconds = 2.0
+    # The call's RTP waits (at most this long) for the receiver to answer its call.started; 0 = RTP at once
+    call_started_wait: Annotated[float, msgspec.Meta(ge=0, le=5)] = 0.0
     # ---- processes (prefork server) ----
     workers: Annotated[int, msgspec.Meta(ge=0, le=128)] = 0  # 0 = one per CPU
     accept: Literal["shared", "reuseport"] = "shared"  # one accept queue for all workers, or one each
     metrics_listen: str = "0.0.0.0:9100"  # control process: /metrics, /healthz, /readyz
-    drain_timeout: Seconds = 30.0  # SIGTERM/SIGHUP: how long calls in progress may go on
+    drain_timeout: Seconds = 30.0  # SIGTERM: how long calls in progress may go on
+    reload_drain_timeout: Seconds = 14400.0  # SIGHUP: retiring workers wait this long (4 h: Sinch's longest call)
     worker_timeout: PositiveSeconds = 10.0  # a worker whose loop has not beaten for this long is replaced
     max_calls: Annotated[int, msgspec.Meta(ge=0)] = 0  # per worker; over it a connect is answered busy; 0 = no cap
     max_cpu_percent: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.0  # busy while a worker is this busy; 0 = off
@@ -191,6 +194,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             parse_host_port(getattr(self, key), key)
         if self.call_events_url and urlsplit(self.call_events_url).scheme not in ("http", "https"):
             raise ValueError("call_events_url: expected http://... or https://...")
+        if self.call_started_wait and not self.call_events_url:
+            raise ValueError("call_started_wait: needs call_events_url (the call.started it waits for)")
         if self.public_url and urlsplit(self.public_url).scheme not in ("ws", "wss"):
             raise ValueError("public_url: expected ws://HOST[:PORT] or wss://HOST[:PORT]")
 
@@ -520,12 +525,18 @@ KEY_DOCS: dict[str, KeyDoc] = {
     "call_events_url": KeyDoc("URL", "an http(s):// URL that gets a JSON POST when each call starts and ends; "
                                      "empty = off"),
     "call_events_timeout": KeyDoc("SECONDS", "time each call-event POST may take"),
+    "call_started_wait": KeyDoc("SECONDS", "hold each call's RTP until the receiver has answered its call.started "
+                                           "(so a media service knows the call's SSRC, port and headers before "
+                                           "its audio), at most this long (0-5); 0 = off, RTP at once"),
     "workers": KeyDoc("N", "worker processes (at most 128); 0 = one per CPU"),
     "accept": KeyDoc("MODE", "shared: one accept queue for all workers; reuseport: one SO_REUSEPORT socket and "
                              "accept queue per worker"),
     "metrics_listen": KeyDoc("HOST:PORT", "the control process's /metrics, /healthz and /readyz (keep it internal)"),
-    "drain_timeout": KeyDoc("SECONDS", "on SIGTERM and SIGHUP, how long calls in progress may go on before they "
-                                       "are closed with 1001"),
+    "drain_timeout": KeyDoc("SECONDS", "on SIGTERM, how long calls in progress may go on before they are closed "
+                                       "with 1001"),
+    "reload_drain_timeout": KeyDoc("SECONDS", "after a reload (SIGHUP, SIGTTOU), how long retiring workers wait for "
+                                              "their calls before closing them with 1001; by default 4 hours, the "
+                                              "longest call Sinch allows, so a reload never cuts a call"),
     "worker_timeout": KeyDoc("SECONDS", "a worker whose event loop has sent no heartbeat for this long is killed "
                                         "and replaced"),
     "max_calls": KeyDoc("CALLS", "calls per worker; a connect over it is answered busy; 0 = no cap"),

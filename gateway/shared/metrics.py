@@ -124,7 +124,7 @@ DIRECTIONS = ("in", "out")
 DECLINE_REASONS = ("not_found", "unknown_route", "bad_target", "bad_version", "draining", "bad_query", "no_rtp_port",
                    "no_fds", "auth", "internal_error")
 DROP_REASONS = ("late", "duplicate", "unexpected_ssrc", "unexpected_payload_type", "too_short",
-                "after_hangup", "rtcp_bye_unknown_ssrc")
+                "after_hangup", "rtcp_bye_unknown_ssrc", "cleared", "rtcp_bad_app")
 AUTH_FAILURES = ("missing_token", "malformed_token", "forged_token", "expired_token", "token_for_another_route",
                  "replayed_token")
 # Where an internal error can be caught (gateway_internal_errors_total{where}).

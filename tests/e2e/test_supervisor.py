@@ -171,6 +171,27 @@ def test_drain_timeout_closes_remaining_calls_with_1001():
     assert gateway.proc.wait(timeout=15) == 0
 
 
+def test_a_reload_waits_for_calls_past_drain_timeout_and_a_sigterm_then_ends_them_at_it():
+    """Issue 12.4: retiring workers wait up to reload_drain_timeout, not SIGTERM's drain_timeout; a SIGTERM
+    during that wait brings the deadline back to drain_timeout."""
+    gateway = GatewayProcess("--drain-timeout", "0.5", workers=1).start()
+
+    async def scenario() -> None:
+        (call, old), = await answered_calls(gateway, "long", 1)
+        gateway.proc.send_signal(signal.SIGHUP)
+        draining = await asyncio.to_thread(gateway.wait_for, "worker.draining", mode="retire", pid=old)
+        assert draining["timeout"] == 14400
+        pcm = sine(RATE, 2.0, freq=610)  # four times drain_timeout, after the retire
+        sender = asyncio.ensure_future(call.send_paced(pcm, RATE))
+        assert await call.receive_audio(len(pcm)) == pcm
+        await sender
+        gateway.proc.send_signal(signal.SIGTERM)
+        assert await call.closed(timeout=10) == (1001, "drain timeout")
+
+    run(scenario())
+    assert gateway.proc.wait(timeout=15) == 0
+
+
 @pytest.mark.parametrize("accept", ["shared", "reuseport"])
 def test_sighup_rolls_workers_without_dropping_calls(accept):
     gateway = GatewayProcess("--accept", accept, workers=2).start()
