@@ -11,7 +11,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from gateway.control.callouts import CalloutClient, CalloutError
+from gateway.control.callouts import CalloutClient
+from gateway.control.calls_v2 import RING_TIMEOUT, VoiceV2Client
+from gateway.control.sinch_http import CalloutError
+from gateway.control.svaml_v2 import BRIDGE
 from gateway.process.supervisor import Supervisor
 from gateway.shared import logs
 from gateway.shared.build import data_plane, package_version
@@ -51,22 +54,34 @@ def _add_config_options(command: argparse.ArgumentParser) -> None:
 
 
 def _add_callout_parser(commands: argparse._SubParsersAction) -> None:
-    callout = commands.add_parser("callout", help="place an outbound call through Sinch's Callouts API")
+    callout = commands.add_parser("callout", help="place an outbound call through Sinch's Callouts API (Voice API "
+                                                  "1) or its calls endpoint (Voice API 2.0: callout v2)")
     callout.add_argument("--config", metavar="FILE", help="TOML file with credentials, public_url, token_key")
     kinds = callout.add_subparsers(dest="kind", required=True)
     stream = kinds.add_parser("stream", help="customCallout: a stream leg to this gateway (connectStream)")
-    stream.add_argument("--route", required=True)
-    stream.add_argument("--rate", type=int, default=8000)
+    _add_stream_options(stream)
     stream.add_argument("--conference", default="", help="join the leg to this conference once answered")
     stream.add_argument("--cli", default="")
-    stream.add_argument("--max-duration", type=int, default=0)
-    stream.add_argument("--header", action="append", default=[], metavar="KEY=VALUE", help="callHeaders")
+    v2 = kinds.add_parser("v2", help="Voice API 2.0: a session with a stream leg to this gateway; with --to, a "
+                                     "phone leg that, once answered, is bridged to the stream leg")
+    _add_stream_options(v2)
+    v2.add_argument("--to", default="", help="the phone number (E.164) to dial and bridge to the stream")
+    v2.add_argument("--cli", default="", help="the number the phone leg is called from (E.164)")
+    v2.add_argument("--ring-timeout", type=int, default=RING_TIMEOUT, help="seconds the phone leg may ring")
+    v2.add_argument("--bridge", default=BRIDGE, help="the bridge a stream leg alone joins (for legs added later)")
     conference = kinds.add_parser("conference", help="conferenceCallout: dial a party into a conference")
     conference.add_argument("--to", required=True, help="the number (or SIP/in-app endpoint) to dial")
     conference.add_argument("--conference", required=True)
     conference.add_argument("--cli", default="")
     conference.add_argument("--type", default="number", choices=("number", "username", "sip"))
     conference.add_argument("--greeting", default="")
+
+
+def _add_stream_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--route", required=True)
+    command.add_argument("--rate", type=int, default=8000)
+    command.add_argument("--max-duration", type=int, default=0)
+    command.add_argument("--header", action="append", default=[], metavar="KEY=VALUE", help="callHeaders")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,17 +136,26 @@ def masked(config: Config) -> dict[str, object]:
 
 def _callout(config: Config, args: argparse.Namespace) -> int:
     try:
-        client = CalloutClient(config)
-        if args.kind == "stream":
-            headers = dict(item.partition("=")[::2] for item in args.header)
-            result = client.stream(args.route, args.rate, args.conference, args.cli, args.max_duration, headers)
+        if args.kind == "conference":
+            result = CalloutClient(config).conference(args.to, args.conference, args.cli, args.type, args.greeting)
         else:
-            result = client.conference(args.to, args.conference, args.cli, args.type, args.greeting)
+            headers = dict(item.partition("=")[::2] for item in args.header)
+            result = _stream_callout(config, args, headers)
     except CalloutError as exc:
         print(f"gateway: callout failed: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result))
     return 0
+
+
+def _stream_callout(config: Config, args: argparse.Namespace, headers: dict[str, str]) -> dict[str, object]:
+    if args.kind == "stream":
+        return CalloutClient(config).stream(args.route, args.rate, args.conference, args.cli, args.max_duration,
+                                            headers)
+    client = VoiceV2Client(config)
+    if args.to:
+        return client.call(args.to, args.route, args.rate, args.cli, args.max_duration, headers, args.ring_timeout)
+    return client.stream(args.route, args.rate, args.max_duration, headers, args.bridge)
 
 
 if __name__ == "__main__":

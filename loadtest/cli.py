@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from loadtest.media.simulator import KINDS
@@ -43,9 +44,22 @@ def _rates(value: str) -> int | list[int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loadtest", description="Load tests for the stream gateway")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_run_options(commands.add_parser("run", help="drive calls, write DIR/report.json, report.md and plots",
+                                         epilog=EXIT_STATUSES))
+    _add_media_options(commands.add_parser("media", help="run a media simulator (downstream RTP service)"))
+    _add_relay_options(commands.add_parser("relay", help="lossy/delaying UDP relay for RTP+RTCP"))
+    _add_merge_options(commands.add_parser("merge", help="combine several runs' report.json into one"))
+    _add_compare_options(commands.add_parser(
+        "compare", help="the change of every figure from report A to report B",
+        epilog=f"exit status: {EXIT_OK} no regression; {EXIT_FAILED} a figure regressed; {EXIT_USAGE} bad input"))
+    _add_bench_options(commands.add_parser("bench", help="the gateway against the naive baseline, in alternation"))
+    _add_setup_bench_options(commands.add_parser(
+        "setup-bench", help="call-setup churn: shared accept queue against SO_REUSEPORT"))
+    commands.add_parser("session-bench", help="the gateway's per-frame Python cost, without sockets")
+    return parser
 
-    run = commands.add_parser("run", help="drive calls, write DIR/report.json, report.md and plots",
-                              epilog=EXIT_STATUSES)
+
+def _add_run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--scenario", metavar="FILE", help="TOML scenario; flags given override its keys")
     run.add_argument("--out", required=True, metavar="DIR")
     run.add_argument("--sample-rate", "--rate", dest="rate", type=_rates, metavar="HZ",
@@ -62,13 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--start-at", type=float, metavar="UNIX_TIME", help="start together with other generators")
     run.add_argument("--no-plots", action="store_true")
 
-    media = commands.add_parser("media", help="run a media simulator (downstream RTP service)")
+
+def _add_media_options(media: argparse.ArgumentParser) -> None:
     media.add_argument("kind", choices=KINDS)
     media.add_argument("--listen", default="127.0.0.1:40100", help="HOST:PORT, even port (RTCP on the next)")
     media.add_argument("--duration", type=float, default=0.0, help="seconds, 0 = until SIGINT/SIGTERM")
     media.add_argument("--interval", type=float, default=5.0, help="seconds between status lines")
 
-    relay = commands.add_parser("relay", help="lossy/delaying UDP relay for RTP+RTCP")
+
+def _add_relay_options(relay: argparse.ArgumentParser) -> None:
     relay.add_argument("--listen", required=True, help="HOST:PORT (even) the gateway's route points to")
     relay.add_argument("--to", required=True, help="HOST:PORT of the media service")
     relay.add_argument("--drop-every", type=int, default=0, help="drop every Nth RTP packet (per direction)")
@@ -77,20 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("--duration", type=float, default=0.0, help="seconds, 0 = until SIGINT/SIGTERM")
     relay.add_argument("--interval", type=float, default=5.0)
 
-    merge = commands.add_parser("merge", help="combine several runs' report.json into one")
+
+def _add_merge_options(merge: argparse.ArgumentParser) -> None:
     merge.add_argument("dirs", nargs="+", metavar="DIR")
     merge.add_argument("--out", required=True, metavar="DIR")
     merge.add_argument("--no-plots", action="store_true")
 
-    compare = commands.add_parser("compare", help="the change of every figure from report A to report B",
-                                  epilog=f"exit status: {EXIT_OK} no regression; {EXIT_FAILED} a figure regressed; "
-                                         f"{EXIT_USAGE} bad input")
+
+def _add_compare_options(compare: argparse.ArgumentParser) -> None:
     compare.add_argument("before", metavar="A", help="the baseline: a report.json or its directory")
     compare.add_argument("after", metavar="B", help="the run to judge: a report.json or its directory")
     compare.add_argument("--tolerance", type=float, default=0.10, metavar="FRACTION",
                          help="a figure that got worse by more than this share is a regression (default 0.10)")
 
-    bench = commands.add_parser("bench", help="the gateway against the naive baseline, in alternation")
+
+def _add_bench_options(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--calls", type=int, default=50)
     bench.add_argument("--sample-rate", "--rate", dest="rate", type=int, default=16000, metavar="HZ",
                        help="audio sample rate of every call (not calls per second)")
@@ -100,55 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--procs", type=int, default=1, help="load generator processes")
     bench.add_argument("--out", metavar="DIR", help="also write bench.json, bench.md and each round's report")
     bench.add_argument("--profile", metavar="DIR", help="py-spy the gateway during its first round (needs py-spy)")
-    setup = commands.add_parser("setup-bench", help="call-setup churn: shared accept queue against SO_REUSEPORT")
+
+
+def _add_setup_bench_options(setup: argparse.ArgumentParser) -> None:
     setup.add_argument("--workers", type=int, default=2)
     setup.add_argument("--clients", type=int, default=16, help="concurrent clients, each one call at a time")
     setup.add_argument("--seconds", type=float, default=8.0)
     setup.add_argument("--rounds", type=int, default=3)
-    commands.add_parser("session-bench", help="the gateway's per-frame Python cost, without sockets")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "media":
-            from loadtest.media.standalone import serve_media
-
-            host, port = parse_host_port(args.listen)
-            return serve_media(args.kind, host, port, args.duration, args.interval)
-        if args.command == "relay":
-            from loadtest.media.standalone import serve_relay
-
-            return serve_relay(parse_host_port(args.listen), parse_host_port(args.to), args.drop_every,
-                               args.delay_ms, args.direction, args.duration, args.interval)
-        if args.command == "merge":
-            from loadtest.report.merge import merge_reports
-            from loadtest.report.output import read_report, write_outputs
-
-            merged = merge_reports([read_report(d) for d in args.dirs])
-            write_outputs(merged, args.out, not args.no_plots)
-            return _judged(merged)
-        if args.command == "compare":
-            from loadtest.report.compare import compare, render
-            from loadtest.report.output import read_report
-
-            changes = compare(read_report(args.before), read_report(args.after), args.tolerance)
-            print(render(changes, args.tolerance))
-            return EXIT_FAILED if any(change.regression for change in changes) else EXIT_OK
-        if args.command == "session-bench":
-            from loadtest.bench.session_bench import run_session_bench
-
-            return run_session_bench()
-        if args.command == "setup-bench":
-            from loadtest.bench.setup_bench import run_setup_bench
-
-            return run_setup_bench(args.workers, args.clients, args.seconds, args.rounds)
-        from loadtest.bench.bridge_bench import run_bench
-
-        return run_bench(args)
+        return COMMANDS[args.command](args)
     except (ScenarioError, ValueError, RuntimeError, OSError) as exc:
         print(f"loadtest: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -196,3 +177,60 @@ def _judged(report: dict[str, Any]) -> int:
     for verdict in report["thresholds"]:
         print(verdict_line(verdict))
     return EXIT_OK if all(verdict["held"] for verdict in report["thresholds"]) else EXIT_FAILED
+
+
+def _media(args: argparse.Namespace) -> int:
+    from loadtest.media.standalone import serve_media
+
+    host, port = parse_host_port(args.listen)
+    return serve_media(args.kind, host, port, args.duration, args.interval)
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from loadtest.media.standalone import serve_relay
+
+    return serve_relay(parse_host_port(args.listen), parse_host_port(args.to), args.drop_every, args.delay_ms,
+                       args.direction, args.duration, args.interval)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from loadtest.report.merge import merge_reports
+    from loadtest.report.output import read_report, write_outputs
+
+    merged = merge_reports([read_report(d) for d in args.dirs])
+    write_outputs(merged, args.out, not args.no_plots)
+    return _judged(merged)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from loadtest.report.compare import compare, render
+    from loadtest.report.output import read_report
+
+    changes = compare(read_report(args.before), read_report(args.after), args.tolerance)
+    print(render(changes, args.tolerance))
+    return EXIT_FAILED if any(change.regression for change in changes) else EXIT_OK
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from loadtest.bench.bridge_bench import run_bench
+
+    return run_bench(args)
+
+
+def _setup_bench(args: argparse.Namespace) -> int:
+    from loadtest.bench.setup_bench import run_setup_bench
+
+    return run_setup_bench(args.workers, args.clients, args.seconds, args.rounds)
+
+
+def _session_bench(args: argparse.Namespace) -> int:
+    from loadtest.bench.session_bench import run_session_bench
+
+    return run_session_bench()
+
+
+# Each command's handler; each imports its modules when it runs, so a command loads only what it uses.
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run, "media": _media, "relay": _relay, "merge": _merge, "compare": _compare, "bench": _bench,
+    "setup-bench": _setup_bench, "session-bench": _session_bench,
+}

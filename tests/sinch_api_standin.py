@@ -12,21 +12,20 @@ import json
 import threading
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
 from gateway.core import signing
 
 
-class CalloutsStandIn:
-    def __init__(self, key: str, secret: str) -> None:
-        self.key = key
-        self.secret = secret
-        self.requests: list[dict[str, Any]] = []
+class StandIn:
+    """An aiohttp server on loopback, in a thread of its own, for the routes a subclass adds."""
+
+    def __init__(self) -> None:
         self._ready = threading.Event()
 
-    def start(self) -> CalloutsStandIn:
+    def start(self) -> Self:
         threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True).start()
         self._ready.wait(10)
         return self
@@ -35,21 +34,36 @@ class CalloutsStandIn:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        raise NotImplementedError
+
     async def _serve(self) -> None:
         app = web.Application()
-        app.router.add_post("/calling/v1/callouts", self._callouts)
+        self.add_routes(app.router)
         runner = web.AppRunner(app)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", 0)  # bound and kept: the kernel's port is the stand-in's
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
         self._ready.set()
         await asyncio.Event().wait()
 
+
+class CalloutsStandIn(StandIn):
+    def __init__(self, key: str, secret: str) -> None:
+        super().__init__()
+        self.key = key
+        self.secret = secret
+        self.requests: list[dict[str, Any]] = []
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/calling/v1/callouts", self._callouts)
+
     async def _callouts(self, request: web.Request) -> web.Response:
         body = await request.read()
         try:
-            signing.verify(request.headers.get("Authorization"), self.key, self.secret, "POST", body,
+            signing.verify(request.headers.get("Authorization"),
+                           [signing.Signer(signing.APPLICATION, self.key, self.secret)], "POST", body,
                            request.headers.get("Content-Type", ""), request.headers.get("x-timestamp"),
                            request.path, datetime.now(UTC), 600)
         except signing.SignatureError as exc:

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from multidict import CIMultiDict
 
-from gateway.control.callbacks import CALLBACK_PATH, respond
+from gateway.control.callbacks import CALLBACK_PATH, event_label, respond
 from gateway.core import signing
 from gateway.shared.config import Config
 from gateway.shared.replay import ReplayGuard
+from tests.sinch_events import incoming_event
 
 KEY = "669E367E-6BBA-48AB-AF15-266871C28135"
 SECRET = "BeIukql3pTKJ8RGL5zo0DA=="
@@ -23,7 +24,8 @@ def headers(body: bytes, at: float = NOW, secret: str = SECRET) -> CIMultiDict:
     stamp = signing.utc_timestamp(datetime.fromtimestamp(at, UTC))
     return CIMultiDict({
         "Content-Type": "application/json", "x-timestamp": stamp,
-        "Authorization": signing.authorization(KEY, secret, "POST", body, "application/json", stamp, CALLBACK_PATH),
+        "Authorization": signing.authorization(signing.Signer(signing.APPLICATION, KEY, secret), "POST", body,
+                                               "application/json", stamp, CALLBACK_PATH),
     })
 
 
@@ -93,3 +95,47 @@ def test_header_text_that_is_not_ascii_is_a_signature_error_not_a_crash():
         sent[name] = value
         response = respond(SIGNED, ReplayGuard(capacity=64), "POST", CALLBACK_PATH, sent, body, NOW)
         assert response.status == 401
+
+
+SERVICE = signing.Signer(signing.SERVICE, "service-1", "c2VydmljZS1zZWNyZXQ=")
+BOTH = Config(sinch_application_key=KEY, sinch_application_secret=SECRET, sinch_service_id=SERVICE.key,
+              sinch_service_secret=SERVICE.secret_b64, callback_max_skew=300)
+
+
+def post_v2(guard: ReplayGuard, event: dict, at: float = NOW, now: float = NOW) -> tuple[int, bytes]:
+    body = json.dumps(event).encode()
+    stamp = signing.utc_timestamp(datetime.fromtimestamp(at, UTC))
+    sent = CIMultiDict({"Content-Type": "application/json", "x-timestamp": stamp,
+                        "Authorization": signing.authorization(SERVICE, "POST", body, "application/json", stamp,
+                                                               CALLBACK_PATH)})
+    response = respond(BOTH, guard, "POST", CALLBACK_PATH, sent, body, now)
+    return response.status, response.body or b""
+
+
+def test_a_call_incoming_is_answered_once_however_often_it_is_replayed():
+    guard = ReplayGuard(capacity=64)
+    status, body = post_v2(guard, incoming_event("in-1"))
+    assert status == 200 and json.loads(body)["commands"][0] == {"command": "answer"}
+    # signed anew, by someone who has the secret: still the same call, no second stream token
+    assert post_v2(guard, incoming_event("in-1"), at=NOW + 10, now=NOW + 10)[1].startswith(b"replayed")
+    assert post_v2(guard, incoming_event("in-2"))[0] == 200
+    assert post(guard, ice("in-1"), config=BOTH)[0] == 200  # a v1 ICE is another kind of call setup
+
+
+def test_other_v2_events_are_acknowledged_without_a_body():
+    guard = ReplayGuard(capacity=64)
+    assert post_v2(guard, incoming_event("in-1") | {"event": "call.hangup"}) == (200, b"")
+    assert post_v2(guard, {"event": "call.answered"}) == (200, b"")  # no call: nothing the gateway needs
+
+
+def test_a_call_incoming_without_a_session_is_400():
+    status, body = post_v2(ReplayGuard(capacity=64), incoming_event("in-1", sessionId=""))
+    assert (status, body.split(b":")[0]) == (400, b"bad_incoming")
+
+
+@pytest.mark.parametrize(("name", "label"), [
+    ("ice", "ice"), ("call.incoming", "call.incoming"), ("call.amd.machine", "call.amd.machine"),
+    ("call.webhook.myevent", "call.webhook"), ("call.nobody-documented-this", "call.other"),
+])
+def test_event_labels_are_bounded(name, label):
+    assert event_label(name) == label

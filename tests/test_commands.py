@@ -23,6 +23,14 @@ def test_every_documented_connect_spelling(text):
     assert connect.headers == {"Header1": "Value1"}
 
 
+def test_call_headers_with_a_null_value():
+    """Voice API 2.0's callHeaders take an optional value, which may come as null in either shape."""
+    assert parse_command(b'{"command":"connect","callId":"c","callHeaders":{"a":null,"b":"1"}}').headers == {
+        "a": "", "b": "1"}
+    assert parse_command(b'{"command":"connect","callId":"c","callHeaders":[{"key":"a","value":null}]}'
+                         ).headers == {"a": ""}
+
+
 def test_sample_rate_is_optional():
     assert parse_command(b'{"command":"connect","callId":"c"}').sample_rate is None
     assert parse_command(b'{"command":"connect","callId":"c","sampleRate":"48000"}').sample_rate == 48000
@@ -45,6 +53,7 @@ def test_unknown_command_is_not_an_error():
         (b'{"command":"connect","callId":"c","sampleRate":11025}', "bad_connect"),
         (b'{"command":"connect","callId":"c","codec":"OPUS"}', "bad_connect"),
         (b'{"command":"connect","callId":"c","callHeaders":[1]}', "bad_connect"),
+        (b'{"command":"connect","callId":"c","callHeaders":{"a":1}}', "bad_connect"),
         (b'{"command":"connect","callId":"' + b"x" * 300 + b'"}', "bad_connect"),
     ],
 )

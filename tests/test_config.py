@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -120,9 +121,42 @@ def test_call_started_wait_needs_call_events_and_is_bounded():
 
 
 def test_a_token_key_needs_signed_callbacks():
-    with pytest.raises(ConfigError, match="token_key: needs sinch_application_secret"):
+    with pytest.raises(ConfigError, match="token_key: needs sinch_application_secret or sinch_service_secret"):
         load_config(env={"GATEWAY_TOKEN_KEY": "k" * 20})
     assert load_config(env={"GATEWAY_TOKEN_KEY": "k" * 20, "GATEWAY_VERIFY_CALLBACKS": "false"}).token_key
+    service = load_config(env={"GATEWAY_TOKEN_KEY": "k" * 20, "SINCH_SERVICE_ID": "s", "SINCH_SERVICE_SECRET": "c2Vj"})
+    assert service.callbacks_signed  # Voice API 2.0's secret alone is enough
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"SINCH_SERVICE_ID": "s", "SINCH_SERVICE_SECRET": "not base64!"}, "sinch_service_secret: not base64"),
+    ({"SINCH_SERVICE_SECRET": "c2Vj"}, "sinch_service_secret: needs sinch_service_id"),
+    ({"GATEWAY_SINCH_VOICE_REGION": "eu2"}, "sinch_voice_region: Invalid enum value 'eu2' (accepted: global, us1"),
+    ({"GATEWAY_SINCH_VOICE_API_BASE": "voice.example"}, "sinch_voice_api_base: expected https://"),
+    ({"GATEWAY_SINCH_AUTH_URL": "ftp://auth.example"}, "sinch_auth_url: expected https://"),
+])
+def test_voice_api_2_keys_are_checked(env, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(env=env)
+
+
+def test_voice_api_2_regions():
+    assert load_config(env={}).voice_api_base == "https://voice.api.sinch.com"
+    assert load_config(env={"GATEWAY_SINCH_VOICE_REGION": "eu1"}).voice_api_base == "https://eu1.voice.api.sinch.com"
+    assert load_config(env={"GATEWAY_SINCH_VOICE_REGION": "eu1", "GATEWAY_SINCH_VOICE_API_BASE": "http://127.0.0.1:9/"
+                            }).voice_api_base == "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    ({"call_headers": {f"h{i}": "v" for i in range(16)}, "forward_headers": ["lang"]},
+     "at most 16 call_headers and forward_headers together"),
+    ({"call_headers": {"tenant": "x" * 256}}, "call header value 'xxxx"),
+    ({"call_headers": {"t\u00e9nant": "acme"}}, "call header key 'ténant': at most 255 printable ASCII"),
+    ({"forward_headers": [""]}, "a call header needs a key"),
+])
+def test_ice_rule_headers_are_ones_sinch_takes(rule, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(env={}, overrides={"ice_rules": [{"route": "echo", **rule}]})
 
 
 def test_unknown_key_in_file(tmp_path):
@@ -182,6 +216,11 @@ def test_secrets_can_come_from_files(tmp_path):
                               "SINCH_APPLICATION_SECRET_FILE": str(application_secret)})
     assert config.token_key == "k" * 20  # without the newline editors and `echo` add
     assert config.sinch_application_secret == "c2VjcmV0"
+    service_id = tmp_path / "service_id"
+    service_id.write_text("service-1\n")
+    service = load_config(env={"SINCH_SERVICE_ID_FILE": str(service_id),
+                               "SINCH_SERVICE_SECRET_FILE": str(application_secret)})
+    assert (service.sinch_service_id, service.sinch_service_secret) == ("service-1", "c2VjcmV0")
 
 
 @pytest.mark.parametrize(

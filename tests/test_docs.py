@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.core.rtp import build_app
 from gateway.shared.config_reference import REFERENCE, with_table
 from tests.grafana.dashboards import declared_metrics
 from tests.markdown import anchors, relative_links
@@ -45,3 +46,19 @@ def test_every_metric_is_explained():
     text = (ROOT / "docs" / "metrics.md").read_text()
     missing = [name for name in declared_metrics() if f"`{name}`" not in text]
     assert not missing, f"metrics not in the table of docs/metrics.md: {missing}"
+
+
+def test_the_rtcp_app_worked_example_is_what_the_gateway_builds():
+    """docs/protocol.md's CLER and MARK bytes, against gateway.core.rtp.build_app (the gateway's own MARK has
+    the call's SSRC in place of the example's)."""
+    lines = {line.split("  ")[0]: line for line in (ROOT / "docs" / "protocol.md").read_text().splitlines()}
+    mark = (7).to_bytes(4, "big") + (48160).to_bytes(4, "big")
+    expected = {
+        "MARK from the media service": build_app(0x01020304, b"MARK", mark),
+        "MARK from the gateway": build_app(0x01020304, b"MARK", mark, subtype=1),
+        "CLER at that timestamp": build_app(0x01020304, b"CLER", (48160).to_bytes(4, "big")),
+        "CLER without a timestamp": build_app(0x01020304, b"CLER"),
+    }
+    for label, packet in expected.items():
+        documented = lines[label][len(label):].replace("<call SSRC>", "01 02 03 04").split()
+        assert bytes.fromhex("".join(documented)) == packet, label

@@ -20,6 +20,16 @@ def test_tokens_keep_their_short_keys_on_the_wire():
     assert tokens.verify(KEY, issued, "asr", 1_000_000).call_id == "call-1"
 
 
+def test_a_stream_leg_token_names_its_session_instead_of_a_call():
+    """Voice API 2.0: Sinch picks the stream leg's call id when it dials it, so the token binds the session."""
+    token = tokens.issue(KEY, "", "asr", 8000, 1_000_060, session="session-1")
+    assert tokens.verify(KEY, token, "asr", 1_000_000) == tokens.Claims(call_id="", route="asr", rate=8000,
+                                                                        expires=1_000_060, session="session-1")
+    other_session, _ = tokens.issue(KEY, "", "asr", 8000, 1_000_060, session="session-2").split(".")
+    with pytest.raises(tokens.TokenError, match="forged_token"):  # the session is signed like every claim
+        tokens.verify(KEY, f"{other_session}.{token.split('.')[1]}", "asr", 0)
+
+
 @pytest.mark.parametrize(
     ("token", "route", "now", "status", "reason"),
     [

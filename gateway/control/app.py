@@ -77,7 +77,7 @@ async def serve_control(
                                         server_context(config.tls_cert, config.tls_key))
     log_event(log, logging.INFO, "control.listening", address=config.metrics_listen,
               callback_address=config.callback_listen,
-              callbacks_verified=bool(config.verify_callbacks and config.sinch_application_secret))
+              callbacks_verified=config.callbacks_signed)
     await stop.wait()
     callback_server.close()
     for runner in (metrics_runner, callback_runner):

@@ -20,12 +20,13 @@ class _Header(msgspec.Struct):
     """One pair of the list form SVAML's callHeaders uses: {"key": ..., "value": ...}."""
 
     key: str
-    value: str = ""
+    value: str | None = ""
 
 
 # Sinch documents the connect message's headers as an object; SVAML's callHeaders is a list of pairs: both are
-# accepted (a tolerant reader: Sinch may send either).
-Headers = dict[str, str] | list[_Header] | None
+# accepted (a tolerant reader: Sinch may send either). Voice API 2.0's callHeaders take an optional value, so a
+# value may also be null.
+Headers = dict[str, str | None] | list[_Header] | None
 
 
 class _ConnectFields(msgspec.Struct):
@@ -122,5 +123,5 @@ def _connect_from(fields: _ConnectFields) -> Connect:
 
 def _as_dict(headers: Headers) -> dict[str, str]:
     if isinstance(headers, list):
-        return {header.key: header.value for header in headers}
-    return headers or {}
+        return {header.key: header.value or "" for header in headers}
+    return {key: value or "" for key, value in (headers or {}).items()}

@@ -1,4 +1,6 @@
 # Types for the compiled data plane (Cython pure Python mode: return_path.py is the source).
+cimport cython
+
 from gateway.core.call cimport CallCounters, FrameSink
 from gateway.core.codec cimport DownstreamDecoder
 from gateway.core.rtp cimport JitterBuffer, ReceiveStats, RtpPacket, SourceLatch, ts_distance
@@ -20,6 +22,7 @@ cdef class ReturnPath:
     cdef public SourceLatch source
     cdef public bint paused, pending
     cdef public long wire_bytes_per_sample
+    @cython.locals(timestamp="long long", samples=long, end="long long")
     cpdef receive(self, RtpPacket packet, long size, double now)
     cpdef play_out_then(self, on_played_out, double now)
     cpdef on_tick(self, double now)

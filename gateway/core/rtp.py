@@ -33,6 +33,9 @@ EXTENSION_BIT = cython.declare(cython.int, 0x10)
 CC_MASK = cython.declare(cython.int, 0x0F)
 MARKER_BIT = cython.declare(cython.int, 0x80)
 PT_MASK = cython.declare(cython.int, 0x7F)
+# 32-bit timestamp arithmetic; declared, as a literal this large would be a Python int and the arithmetic Python's
+TS_MASK = cython.declare(cython.longlong, 0xFFFFFFFF)
+HALF_TS_RANGE = cython.declare(cython.longlong, 0x80000000)
 COUNT_MASK = 0x1F  # RTCP RC/SC
 SEQ_MOD = cython.declare(cython.long, 1 << 16)
 
@@ -74,7 +77,7 @@ def seq_distance(a: int, b: int) -> int:
 
 def ts_distance(a: int, b: int) -> int:
     """Signed distance a - b between 32-bit RTP timestamps."""
-    return ((a - b + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+    return ((a - b + HALF_TS_RANGE) & TS_MASK) - HALF_TS_RANGE
 
 
 # --- RTP ---------------------------------------------------------------------------------------------
@@ -196,7 +199,7 @@ class RtpPacketizer:
             packet = RTP_HEADER.pack(V2, self._second_byte, self._sequence, timestamp, self.ssrc) + payload
         self._second_byte &= PT_MASK
         self._sequence = (self._sequence + 1) & 0xFFFF
-        self._timestamp = (timestamp + samples) & 0xFFFFFFFF
+        self._timestamp = (timestamp + samples) & TS_MASK
         self.last_timestamp = timestamp
         self.packet_count += 1
         self.octet_count += len(payload)
@@ -577,7 +580,7 @@ class JitterBuffer:
         ):
             return False
         self._next_seq = (self._next_seq + 1) & 0xFFFF
-        self._expected_timestamp = (packet.timestamp + samples) & 0xFFFFFFFF
+        self._expected_timestamp = (packet.timestamp + samples) & TS_MASK
         return True
 
     def _rebase(self, packet: RtpPacket) -> None:
@@ -614,7 +617,7 @@ class JitterBuffer:
                 continue
             ready.append((buffered.timestamp, buffered.payload, buffered.samples))
             self._next_seq = (self._next_seq + 1) & 0xFFFF
-            self._expected_timestamp = (buffered.timestamp + buffered.samples) & 0xFFFFFFFF
+            self._expected_timestamp = (buffered.timestamp + buffered.samples) & TS_MASK
         return ready
 
     def drop_through(self, timestamp: int) -> None:
@@ -629,7 +632,7 @@ class JitterBuffer:
                     last, furthest = seq, seq_distance(seq, self._next_seq)
             held = packets[last]
             self._next_seq = (last + 1) & 0xFFFF
-            self._expected_timestamp = (held.timestamp + held.samples) & 0xFFFFFFFF
+            self._expected_timestamp = (held.timestamp + held.samples) & TS_MASK
             for seq in dropped:
                 del packets[seq]
         if packets and (dropped or ts_distance(self._expected_timestamp, timestamp) <= 0):
@@ -645,4 +648,4 @@ class JitterBuffer:
             and seq_distance(packet.sequence, self._next_seq) >= 0
         ):
             self._next_seq = (packet.sequence + 1) & 0xFFFF
-            self._expected_timestamp = (packet.timestamp + samples) & 0xFFFFFFFF
+            self._expected_timestamp = (packet.timestamp + samples) & TS_MASK

@@ -2,7 +2,10 @@
 custom headers (protocol notes §2.1). The ICE answer puts one in the stream URL; the worker checks it.
 
     token = base64url(claims JSON) "." base64url(HMAC-SHA256(token_key, claims JSON))
-    claims = {"c": call id, "r": route, "s": sample rate, "x": expiry (unix seconds)}
+    claims = {"c": call id, "r": route, "s": sample rate, "x": expiry (unix seconds)[, "v": session]}
+
+A Voice API 2.0 stream leg has a call id of its own, which Sinch chooses when it dials the leg: its token names
+the session of the call.incoming it answers instead ("c" empty), and stays single-use.
 """
 
 from __future__ import annotations
@@ -19,14 +22,15 @@ from gateway.core.errors import InputError
 MAX_TOKEN_LENGTH = 2048
 
 
-class Claims(msgspec.Struct, frozen=True):
+class Claims(msgspec.Struct, frozen=True, omit_defaults=True):
     """What a stream token says. Short keys on the wire keep the stream URL short, and tokens already issued
-    verify."""
+    verify (a claim at its default is left out, so a token without a session is spelled as before)."""
 
     call_id: str = msgspec.field(name="c")
     route: str = msgspec.field(name="r")
     rate: int = msgspec.field(name="s")  # sample rate, Hz
     expires: int = msgspec.field(name="x")  # unix seconds
+    session: str = msgspec.field(name="v", default="")  # Voice API 2.0 session id; "" = none
 
 
 class TokenError(InputError):
@@ -53,8 +57,8 @@ def _mac(key: str, payload: bytes) -> bytes:
     return hmac.new(key.encode(), payload, hashlib.sha256).digest()
 
 
-def issue(key: str, call_id: str, route: str, rate: int, expires: int) -> str:
-    payload = _encode(Claims(call_id=call_id, route=route, rate=rate, expires=expires))
+def issue(key: str, call_id: str, route: str, rate: int, expires: int, session: str = "") -> str:
+    payload = _encode(Claims(call_id=call_id, route=route, rate=rate, expires=expires, session=session))
     return f"{_b64(payload)}.{_b64(_mac(key, payload))}"
 
 

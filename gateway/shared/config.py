@@ -28,11 +28,17 @@ CODECS: tuple[Codec, ...] = get_args(Codec)
 G711_RATE = 8000  # RFC 3551 §4.5.14: PCMU/PCMA are 8 kHz only
 ENV_PREFIX = "GATEWAY_"
 FILE_SUFFIX = "_FILE"  # GATEWAY_TOKEN_KEY_FILE=/run/secrets/token_key reads the value from that file
-# Credentials may come from files (NAME_FILE); never printed (`gateway check`) or logged but the application key.
-CREDENTIAL_KEYS = ("sinch_application_key", "sinch_application_secret", "token_key", "token_key_previous")
-SECRET_KEYS = CREDENTIAL_KEYS[1:]
+# Credentials may come from files (NAME_FILE); the secrets among them are never printed (`gateway check`) or logged.
+SECRET_KEYS = ("sinch_application_secret", "sinch_service_secret", "sinch_key_secret", "token_key",
+               "token_key_previous")
+CREDENTIAL_KEYS = ("sinch_application_key", "sinch_service_id", "sinch_project_id", "sinch_key_id", *SECRET_KEYS)
 # Credentials keep the names Sinch's own tools use.
-ENV_ALIASES = {"SINCH_APPLICATION_KEY": "sinch_application_key", "SINCH_APPLICATION_SECRET": "sinch_application_secret"}
+ENV_ALIASES = {"SINCH_APPLICATION_KEY": "sinch_application_key", "SINCH_APPLICATION_SECRET": "sinch_application_secret",
+               "SINCH_SERVICE_ID": "sinch_service_id", "SINCH_SERVICE_SECRET": "sinch_service_secret",
+               "SINCH_PROJECT_ID": "sinch_project_id", "SINCH_KEY_ID": "sinch_key_id",
+               "SINCH_KEY_SECRET": "sinch_key_secret"}
+# Voice API 2.0's regions: https://{region}.voice.api.sinch.com ("global": https://voice.api.sinch.com).
+VoiceRegion = Literal["global", "us1", "br1", "eu1", "sg1", "au1"]
 EMBEDDED_ECHO_ROUTE = "echo"
 # GATEWAY_* variables that are not config keys: read by gateway/__init__.py before anything else is imported.
 OTHER_ENV = ("GATEWAY_NO_EXTENSIONS",)
@@ -105,6 +111,21 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return f"rtp://{self.host}:{self.port}?codec={self.codec}" + (f"&dtmf={self.dtmf}" if self.dtmf else "")
 
 
+# Sinch's callHeaders (Voice API 2.0 CallHeader): at most 16, a key of 1-255 and a value of at most 255 printable
+# ASCII characters or tabs.
+MAX_CALL_HEADERS = 16
+MAX_CALL_HEADER_LENGTH = 255
+_HEADER_TEXT = re.compile(r"[\x20-\x7e\t]*")
+
+
+def call_header_problem(key: str, value: str) -> str:
+    """What makes a call header one Sinch refuses, or "" when it is fine."""
+    for what, text in (("key", key), ("value", value)):
+        if len(text) > MAX_CALL_HEADER_LENGTH or not _HEADER_TEXT.fullmatch(text):
+            return f"call header {what} {text[:40]!r}: at most {MAX_CALL_HEADER_LENGTH} printable ASCII characters"
+    return "" if key else "a call header needs a key"
+
+
 class IceMatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Shell-style patterns (fnmatch) an ICE must match; every given field must match."""
 
@@ -127,6 +148,11 @@ class IceRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if self.rate not in SINCH_RATES:
             raise ValueError(f"ice_rules: rate must be one of {SINCH_RATES}")
+        if len(self.call_headers) + len(self.forward_headers) > MAX_CALL_HEADERS:
+            raise ValueError(f"ice_rules: at most {MAX_CALL_HEADERS} call_headers and forward_headers together")
+        for key, value in [*self.call_headers.items(), *((key, "") for key in self.forward_headers)]:
+            if problem := call_header_problem(key, value):
+                raise ValueError(f"ice_rules: {problem}")
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -170,7 +196,17 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sinch_application_key: str = ""  # env SINCH_APPLICATION_KEY
     sinch_application_secret: str = ""  # env SINCH_APPLICATION_SECRET, base64 as Sinch issues it
     sinch_api_base: str = "https://calling.api.sinch.com"
-    verify_callbacks: bool = True  # when an application secret is configured
+    # Voice API 2.0: webhooks signed by a service; outbound calls with a project's access key
+    sinch_service_id: str = ""  # env SINCH_SERVICE_ID
+    sinch_service_secret: str = ""  # env SINCH_SERVICE_SECRET, base64 as Sinch issues it
+    sinch_project_id: str = ""  # env SINCH_PROJECT_ID
+    sinch_key_id: str = ""  # env SINCH_KEY_ID: the project's access key
+    sinch_key_secret: str = ""  # env SINCH_KEY_SECRET
+    sinch_voice_region: VoiceRegion = "global"
+    sinch_voice_api_base: str = ""  # "" = from sinch_voice_region
+    sinch_voice_auth: Literal["oauth2", "basic"] = "oauth2"  # Sinch: basic is for testing only
+    sinch_auth_url: str = "https://auth.sinch.com/oauth2/token"
+    verify_callbacks: bool = True  # when an application or service secret is configured
     callback_max_skew: PositiveSeconds = 300.0  # x-timestamp tolerance
     # Behind a load balancer that pools connections, longer than its idle timeout (AWS ALB: 60 s)
     callback_keepalive_timeout: PositiveSeconds = 5.0  # a connection waiting for a request, then closed
@@ -225,14 +261,20 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("token_key_previous: only with a token_key (the key it was rotated to)")
         if self.token_key_previous and len(self.token_key_previous) < 16:
             raise ValueError("token_key_previous: at least 16 characters")
-        if self.token_key and self.verify_callbacks and not self.sinch_application_secret:
-            raise ValueError("token_key: needs sinch_application_secret, or anyone who reaches callback_listen gets "
-                             "stream tokens from an unsigned ICE (set verify_callbacks = false to accept that)")
-        if self.sinch_application_secret:
+        if self.token_key and self.verify_callbacks and not self.callbacks_signed:
+            raise ValueError("token_key: needs sinch_application_secret or sinch_service_secret, or anyone who reaches "
+                             "callback_listen gets stream tokens from an unsigned ICE or call.incoming (set "
+                             "verify_callbacks = false to accept that)")
+        for key in ("sinch_application_secret", "sinch_service_secret"):
             try:
-                base64.b64decode(self.sinch_application_secret, validate=True)
+                base64.b64decode(getattr(self, key), validate=True)
             except ValueError:  # binascii.Error, or a character that is not ASCII
-                raise ValueError("sinch_application_secret: not base64 (use the secret as Sinch issues it)") from None
+                raise ValueError(f"{key}: not base64 (use the secret as Sinch issues it)") from None
+        if self.sinch_service_secret and not self.sinch_service_id:
+            raise ValueError("sinch_service_secret: needs sinch_service_id, the service whose webhooks it signs")
+        for key in ("sinch_voice_api_base", "sinch_auth_url"):
+            if getattr(self, key) and urlsplit(getattr(self, key)).scheme not in ("http", "https"):
+                raise ValueError(f"{key}: expected https://... (or http://)")
 
     def _check_ice(self) -> None:
         if self.ice_rate not in SINCH_RATES:
@@ -267,6 +309,19 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     @property
     def callback_address(self) -> tuple[str, int]:
         return parse_host_port(self.callback_listen, "callback_listen")
+
+    @property
+    def callbacks_signed(self) -> bool:
+        """Whether callbacks are checked: signed by the application (Voice API 1) or by the service (2.0)."""
+        return bool(self.verify_callbacks and (self.sinch_application_secret or self.sinch_service_secret))
+
+    @property
+    def voice_api_base(self) -> str:
+        """Voice API 2.0's base URL: sinch_voice_api_base, else the region's."""
+        if self.sinch_voice_api_base:
+            return self.sinch_voice_api_base.rstrip("/")
+        region = "" if self.sinch_voice_region == "global" else self.sinch_voice_region + "."
+        return f"https://{region}voice.api.sinch.com"
 
     @property
     def default_ice_route(self) -> str:
@@ -553,8 +608,24 @@ KEY_DOCS: dict[str, KeyDoc] = {
     "sinch_application_key": KeyDoc("KEY", "the Sinch application's key"),
     "sinch_application_secret": KeyDoc("SECRET", "the Sinch application's secret, base64 as Sinch issues it; "
                                                  "turns on callback verification"),
-    "sinch_api_base": KeyDoc("URL", "Sinch's Voice API, for gateway callout"),
-    "verify_callbacks": KeyDoc("BOOL", "check callback signatures whenever a secret is configured"),
+    "sinch_api_base": KeyDoc("URL", "Sinch's Voice API (1), for gateway callout stream and conference"),
+    "sinch_service_id": KeyDoc("ID", "the Voice API 2.0 service whose webhooks come here (also serviceId of gateway "
+                                     "callout v2)"),
+    "sinch_service_secret": KeyDoc("SECRET", "the service's secret, base64 as Sinch issues it; turns on verification "
+                                             "of Voice API 2.0 webhooks (Authorization: service ...)"),
+    "sinch_project_id": KeyDoc("ID", "the Sinch project, for gateway callout v2"),
+    "sinch_key_id": KeyDoc("ID", "the project's access key, for gateway callout v2"),
+    "sinch_key_secret": KeyDoc("SECRET", "the access key's secret, for gateway callout v2"),
+    "sinch_voice_region": KeyDoc("REGION", "where gateway callout v2 sends calls: https://REGION.voice.api.sinch.com, "
+                                           "global = https://voice.api.sinch.com"),
+    "sinch_voice_api_base": KeyDoc("URL", "Voice API 2.0's base URL, in place of the region's (a proxy, a test "
+                                          "stand-in)"),
+    "sinch_voice_auth": KeyDoc("AUTH", "how gateway callout v2 authenticates: oauth2 (a bearer token from "
+                                       "sinch_auth_url, cached until it expires) or basic (the access key itself; "
+                                       "Sinch says: for testing only)"),
+    "sinch_auth_url": KeyDoc("URL", "Sinch's OAuth2 token endpoint (client credentials)"),
+    "verify_callbacks": KeyDoc("BOOL", "check callback signatures whenever an application or service secret is "
+                                       "configured"),
     "callback_max_skew": KeyDoc("SECONDS", "how far a callback's x-timestamp may be off; a signed callback is "
                                            "accepted once within it"),
     "callback_keepalive_timeout": KeyDoc("SECONDS", "time a connection on callback_listen may wait for a request "
@@ -563,8 +634,8 @@ KEY_DOCS: dict[str, KeyDoc] = {
     "callback_max_connections": KeyDoc("N", "open connections on callback_listen; past it the one that has waited "
                                             "longest for a request is closed"),
     "token_key": KeyDoc("KEY", "signs stream URLs (16+ characters); when set, every stream needs a valid token; "
-                               "needs sinch_application_secret, unless verify_callbacks = false says you accept "
-                               "tokens for unsigned ICEs"),
+                               "needs sinch_application_secret or sinch_service_secret, unless verify_callbacks = "
+                               "false says you accept tokens for unsigned callbacks"),
     "token_key_previous": KeyDoc("KEY", "a key tokens may still be signed with (never used to sign) while a "
                                         "token_key rotation settles; only with a token_key, 16+ characters"),
     "token_ttl": KeyDoc("SECONDS", "how long a stream token is valid, from the ICE answer to Sinch's websocket"),

@@ -64,13 +64,16 @@ def _is_local(host: str) -> bool:
 
 
 def _unverified_callbacks(config: Config) -> list[ConfigWarning]:
-    if config.sinch_application_secret and config.verify_callbacks:
+    if config.callbacks_signed:
         return []
-    why = "verify_callbacks is false" if config.sinch_application_secret else "sinch_application_secret is not set"
+    has_secret = bool(config.sinch_application_secret or config.sinch_service_secret)
+    why = ("verify_callbacks is false" if has_secret
+           else "neither sinch_application_secret nor sinch_service_secret is set")
     return [ConfigWarning(
-        "verify_callbacks" if config.sinch_application_secret else "sinch_application_secret",
+        "verify_callbacks" if has_secret else "sinch_application_secret",
         f"{why}: callbacks are accepted unverified, so anyone who reaches callback_listen "
         f"({config.callback_listen}) can have calls connected to the routes"
         + (" and get stream tokens" if config.token_key else ""),
-        "verify_callbacks = true" if config.sinch_application_secret
-        else "SINCH_APPLICATION_SECRET = the application's secret, as Sinch issues it")]
+        "verify_callbacks = true" if has_secret
+        else "SINCH_APPLICATION_SECRET = the application's secret (Voice API 1), or SINCH_SERVICE_ID and "
+             "SINCH_SERVICE_SECRET = the service's (Voice API 2.0), as Sinch issues them")]

@@ -84,7 +84,8 @@ CALL_EVENTS = Counter("gateway_call_events_total", "JSON call events posted to c
 # ---- control plane -----------------------------------------------------------------------------------
 CALLBACKS = Counter("gateway_callbacks_total", "Sinch callbacks answered, by event", ["event"])
 CALLBACKS_REJECTED = Counter("gateway_callbacks_rejected_total",
-                             "Callbacks refused: unsigned, forged, stale, wrong_key, malformed, replayed, bad body",
+                             "Callbacks refused: unsigned, forged, stale, wrong_key (another application key or "
+                             "service id), malformed, replayed, bad body",
                              ["reason"])
 CALLBACK_CONNECTIONS = Gauge("gateway_callback_connections", "Open connections on callback_listen",
                              multiprocess_mode="livesum")
@@ -131,9 +132,15 @@ AUTH_FAILURES = ("missing_token", "malformed_token", "forged_token", "expired_to
 ERROR_SITES = ("websocket_frame", "datagram", "tick", "metrics", "call_end", "routing", "timer")
 RESTART_REASONS = ("killed", "exited", "stuck", "boot_failed")
 RELOAD_RESULTS = ("applied", "refused", "failed")
-CALLBACK_EVENTS = ("ice", "ace", "dice", "pie", "notify")
+# Voice API 1's events, then 2.0's as sinch-sdk-python 2.3 lists them (sinch_events/event_type.py), customEvent
+# webhooks (call.webhook.NAME) and any other call.* event.
+CALLBACK_EVENTS = ("ice", "ace", "dice", "pie", "notify",
+                   "call.incoming", "call.answered", "call.busy", "call.rejected", "call.timeout", "call.hangup",
+                   "call.failed", "call.amd.human", "call.amd.machine", "call.amd.beep", "call.amd.unknown",
+                   "call.message.finished", "call.recording.finished", "call.recording.failed", "call.menu",
+                   "call.webhook", "call.other")
 CALLBACK_REJECTIONS = ("unsigned", "forged", "stale", "wrong_key", "malformed", "replayed", "malformed_json",
-                       "missing_event", "unknown_event", "bad_ice")
+                       "missing_event", "unknown_event", "bad_ice", "bad_incoming")
 CALLBACK_CONNECTION_DROPS = ("idle_timeout", "request_timeout", "connection_limit")
 # DiCE reason and result as Sinch documents them; anything else is `other`, so a caller cannot mint series.
 DICE_REASONS = ("N/A", "TIMEOUT", "CALLERHANGUP", "CALLEEHANGUP", "BLOCKED", "MANAGERHANGUP", "NOCREDITPARTNER",

@@ -12,6 +12,7 @@ import msgspec
 from loadtest.report import figures
 from loadtest.runner.run import RunResult
 from loadtest.shared.thresholds import Thresholds, judge
+from loadtest.sinch.stats import LoadStats
 
 SCHEMA = "loadtest-report/1"
 TICK_LAG_OVERLOAD_MS = 5.0  # the generator's timer p99 later than this: its own delay is in the latencies
@@ -21,19 +22,6 @@ def build_report(result: RunResult) -> dict[str, Any]:
     stats = result.stats
     scenario = result.scenario
     spans = [((a - result.t0_ns) / 1e9, (b - result.t0_ns) / 1e9) for a, b in stats.call_spans]
-    frames = {
-        "sent": stats.frames_sent, "received": stats.frames_received, "marked": stats.frames_marked,
-        "unmarked": stats.frames_unmarked, "lost": stats.frames_lost, "duplicate": stats.frames_duplicate,
-        "reordered": stats.frames_reordered, "crossed": stats.frames_crossed,
-        "cut_at_hangup": stats.frames_cut_at_hangup, "skipped": stats.frames_skipped,
-    }
-    samples = result.samples
-    gateway = figures.gateway_figures(
-        result.timeline, spans, {"rss": samples[0].rss_bytes if samples else None,
-                                 "pss": samples[0].pss_bytes if samples else None},
-        samples[-1].cpu_seconds - samples[0].cpu_seconds if len(samples) >= 2 else None,
-        scenario.gateway_pid, samples[-1].processes if samples else 0,
-    )
     report = {
         "schema": SCHEMA,
         "runs": [result.run_id],
@@ -41,21 +29,15 @@ def build_report(result: RunResult) -> dict[str, Any]:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result.started_unix)),
         "wall_seconds": round(result.wall_seconds, 2),
         "interrupted": result.interrupted,
-        "calls": {
-            "attempted": stats.calls_attempted, "answered": stats.calls_answered, "failed": stats.calls_failed,
-            "completed": stats.calls_completed, "interrupted": stats.calls_interrupted,
-            "max_concurrent": max((r["active"] for r in result.timeline), default=0),
-            "call_seconds": round(figures.call_seconds(spans), 2), "failed_by_reason": dict(stats.failed_by_reason),
-            "hangup_by": dict(stats.hangup_by), "close_codes": dict(stats.close_codes),
-        },
-        "frames": frames,
+        "calls": _calls(stats, result.timeline, spans),
+        "frames": _frames(stats),
         "heartbeats": stats.heartbeats,
         "media_hangup_missed": stats.media_hangup_missed,
         "latency_ms": {"setup": stats.setup.summary_ms(), "round_trip": stats.round_trip.summary_ms(),
                        "upstream": result.media["upstream_ms"] if result.media else None},
         "jitter_ms": {"round_trip": stats.jitter.summary_ms(),
                       "upstream": result.media["upstream_jitter_ms"] if result.media else None},
-        "gateway": gateway,
+        "gateway": _gateway(result, spans),
         "media": result.media,
         "generator": {"procs": scenario.procs, "cpu_seconds": round(stats.cpu_seconds, 2),
                       "tick_lag_ms": stats.tick_lag.summary_ms()},
@@ -65,6 +47,36 @@ def build_report(result: RunResult) -> dict[str, Any]:
     }
     derive(report, scenario.expects_echo)
     return report
+
+
+def _calls(stats: LoadStats, timeline: list[dict[str, Any]], spans: list[tuple[float, float]]) -> dict[str, Any]:
+    return {
+        "attempted": stats.calls_attempted, "answered": stats.calls_answered, "failed": stats.calls_failed,
+        "completed": stats.calls_completed, "interrupted": stats.calls_interrupted,
+        "max_concurrent": max((r["active"] for r in timeline), default=0),
+        "call_seconds": round(figures.call_seconds(spans), 2), "failed_by_reason": dict(stats.failed_by_reason),
+        "hangup_by": dict(stats.hangup_by), "close_codes": dict(stats.close_codes),
+    }
+
+
+def _frames(stats: LoadStats) -> dict[str, int]:
+    return {
+        "sent": stats.frames_sent, "received": stats.frames_received, "marked": stats.frames_marked,
+        "unmarked": stats.frames_unmarked, "lost": stats.frames_lost, "duplicate": stats.frames_duplicate,
+        "reordered": stats.frames_reordered, "crossed": stats.frames_crossed,
+        "cut_at_hangup": stats.frames_cut_at_hangup, "skipped": stats.frames_skipped,
+    }
+
+
+def _gateway(result: RunResult, spans: list[tuple[float, float]]) -> dict[str, Any] | None:
+    """The gateway's CPU and memory figures from the samples taken of it (None: it was not measured)."""
+    samples = result.samples
+    return figures.gateway_figures(
+        result.timeline, spans, {"rss": samples[0].rss_bytes if samples else None,
+                                 "pss": samples[0].pss_bytes if samples else None},
+        samples[-1].cpu_seconds - samples[0].cpu_seconds if len(samples) >= 2 else None,
+        result.scenario.gateway_pid, samples[-1].processes if samples else 0,
+    )
 
 
 def derive(report: dict[str, Any], expects_echo: bool) -> None:

@@ -5,6 +5,7 @@ wall-clock seconds."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from loadtest.report import figures
@@ -26,14 +27,9 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
     for report in reports:
         if report.get("schema") != SCHEMA:
             raise ValueError(f"not a {SCHEMA} report: {report.get('schema')!r}")
-    calls: dict[str, Any] = {key: sum(r["calls"].get(key, 0) for r in reports) for key in CALL_COUNTS}
-    calls["call_seconds"] = round(calls["call_seconds"], 2)
-    for key in TALLIES:
-        calls[key] = dict(sum((Counter(r["calls"][key]) for r in reports), Counter()))
     timeline = _merge_timelines([r["timeline"] for r in reports])
-    calls["max_concurrent"] = max((row["active"] for row in timeline), default=0)
+    calls = _merge_calls([r["calls"] for r in reports], timeline)
     media = _merge_media([r["media"] for r in reports if r["media"]])
-    lag = _merged_histogram(r["generator"]["tick_lag_ms"] for r in reports)
     merged = {
         "schema": SCHEMA,
         "runs": [run for r in reports for run in r["runs"]],
@@ -46,33 +42,23 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "heartbeats": sum(r["heartbeats"] for r in reports),
         "media_hangup_missed": sum(r["media_hangup_missed"] for r in reports),
         "latency_ms": {
-            "setup": _merged_histogram(r["latency_ms"]["setup"] for r in reports).summary_ms(),
-            "round_trip": _merged_histogram(r["latency_ms"]["round_trip"] for r in reports).summary_ms(),
+            "setup": _merged_summary(r["latency_ms"]["setup"] for r in reports),
+            "round_trip": _merged_summary(r["latency_ms"]["round_trip"] for r in reports),
             "upstream": media["upstream_ms"] if media else None,
         },
         "jitter_ms": {
-            "round_trip": _merged_histogram(r["jitter_ms"]["round_trip"] for r in reports).summary_ms(),
+            "round_trip": _merged_summary(r["jitter_ms"]["round_trip"] for r in reports),
             "upstream": media["upstream_jitter_ms"] if media else None,
         },
         "gateway": _merge_gateway([r["gateway"] for r in reports if r["gateway"]], calls),
         "media": media,
-        "generator": {"procs": sum(r["generator"]["procs"] for r in reports),
-                      "cpu_seconds": round(sum(r["generator"]["cpu_seconds"] for r in reports), 2),
-                      "tick_lag_ms": lag.summary_ms()},
+        "generator": _merge_generators([r["generator"] for r in reports]),
         "machines": [r["machine"] for r in reports],
         "timeline": timeline,
         "notes": [f"{r['runs'][0]}: {note}" for r in reports for note in r["notes"]],
     }
     expects_echo = merged["scenario"].get("media") not in ("sink", "talker")
     derive(merged, expects_echo)
-    return merged
-
-
-def _merged_histogram(summaries: Any) -> Histogram:
-    merged = Histogram()
-    for summary in summaries:
-        if summary:
-            merged.merge(Histogram.from_json(summary["histogram"]))
     return merged
 
 
@@ -107,6 +93,29 @@ def _merge_timelines(timelines: list[list[dict[str, Any]]]) -> list[dict[str, An
     return [{"t": float(row["unix"] - start), **row} for row in merged_rows]
 
 
+def _merge_calls(sections: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts and tallies summed; the peak of concurrent calls read from the merged timeline, where the runs'
+    calls add up second by second."""
+    calls: dict[str, Any] = {key: sum(s.get(key, 0) for s in sections) for key in CALL_COUNTS}
+    calls["call_seconds"] = round(calls["call_seconds"], 2)
+    for key in TALLIES:
+        calls[key] = dict(sum((Counter(s[key]) for s in sections), Counter()))
+    calls["max_concurrent"] = max((row["active"] for row in timeline), default=0)
+    return calls
+
+
+def _merge_media(sections: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not sections:
+        return None
+    merged: dict[str, Any] = {key: sum(s[key] for s in sections) for key in MEDIA_COUNTS}
+    merged["kind"] = sections[0]["kind"]
+    merged["port"] = sections[0]["port"]
+    merged["upstream_ms"] = _merged_summary(s["upstream_ms"] for s in sections)
+    merged["upstream_jitter_ms"] = _merged_summary(s["upstream_jitter_ms"] for s in sections)
+    merged["unclean_streams"] = [stream for s in sections for stream in s["unclean_streams"]][:20]
+    return merged
+
+
 def _merge_gateway(sections: list[dict[str, Any]], calls: dict[str, Any]) -> dict[str, Any] | None:
     """The gateway seen by the generator(s) on its machine, over every generator's call-seconds."""
     if not sections:
@@ -122,13 +131,16 @@ def _merge_gateway(sections: list[dict[str, Any]], calls: dict[str, Any]) -> dic
     return merged
 
 
-def _merge_media(sections: list[dict[str, Any]]) -> dict[str, Any] | None:
-    if not sections:
-        return None
-    merged: dict[str, Any] = {key: sum(s[key] for s in sections) for key in MEDIA_COUNTS}
-    merged["kind"] = sections[0]["kind"]
-    merged["port"] = sections[0]["port"]
-    merged["upstream_ms"] = _merged_histogram(s["upstream_ms"] for s in sections).summary_ms()
-    merged["upstream_jitter_ms"] = _merged_histogram(s["upstream_jitter_ms"] for s in sections).summary_ms()
-    merged["unclean_streams"] = [stream for s in sections for stream in s["unclean_streams"]][:20]
-    return merged
+def _merge_generators(sections: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"procs": sum(s["procs"] for s in sections),
+            "cpu_seconds": round(sum(s["cpu_seconds"] for s in sections), 2),
+            "tick_lag_ms": _merged_summary(s["tick_lag_ms"] for s in sections)}
+
+
+def _merged_summary(summaries: Iterable[dict[str, Any] | None]) -> dict[str, Any]:
+    """The percentiles of several summaries, from their stored histograms (exact, unlike averaging percentiles)."""
+    merged = Histogram()
+    for summary in summaries:
+        if summary:
+            merged.merge(Histogram.from_json(summary["histogram"]))
+    return merged.summary_ms()

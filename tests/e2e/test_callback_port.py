@@ -119,7 +119,8 @@ def test_a_keepalive_connection_carries_several_callbacks_then_expires_quietly(g
 def signed_headers(body: bytes) -> dict[str, str]:
     stamp = signing.utc_timestamp()
     return {"Content-Type": "application/json", "x-timestamp": stamp,
-            "Authorization": signing.authorization(KEY, SECRET, "POST", body, "application/json", stamp,
+            "Authorization": signing.authorization(signing.Signer(signing.APPLICATION, KEY, SECRET), "POST", body,
+                                                   "application/json", stamp,
                                                    "/sinch/callback")}
 
 

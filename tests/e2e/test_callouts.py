@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from gateway.control.callouts import CalloutClient, CalloutError
+from gateway.control.callouts import CalloutClient
+from gateway.control.sinch_http import CalloutError
 from gateway.shared.config import load_config
 from tests.aio import run
 from tests.gateway_process import GatewayProcess

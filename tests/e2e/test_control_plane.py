@@ -39,7 +39,8 @@ def post(url: str, event: dict, sign: bool = True, stamp: str | None = None, sec
     stamp = stamp or signing.utc_timestamp()
     headers = {"Content-Type": "application/json", "x-timestamp": stamp}
     if sign:
-        headers["Authorization"] = signing.authorization(KEY, secret, "POST", body, "application/json", stamp,
+        headers["Authorization"] = signing.authorization(signing.Signer(signing.APPLICATION, KEY, secret), "POST",
+                                                         body, "application/json", stamp,
                                                          "/sinch/callback")
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:

@@ -104,7 +104,8 @@ def requests(draw: st.DrawFn) -> tuple[str, CIMultiDict, bytes]:
     if stamp is not None:
         sent["x-timestamp"] = stamp
     try:
-        authorization = signing.authorization(APP_KEY, SECRET, "POST", body, content_type, stamp or "",
+        authorization = signing.authorization(signing.Signer(signing.APPLICATION, APP_KEY, SECRET), "POST", body,
+                                              content_type, stamp or "",
                                               CALLBACK_PATH)
     except UnicodeEncodeError:  # a header Sinch cannot have signed
         authorization = "Application " + draw(any_text)

@@ -223,7 +223,8 @@ def test_signature_checks_raise_only_signature_errors(requests, seed):
     def check(request: tuple) -> None:
         header, method, body, content_type, timestamp, path = request
         try:
-            stamped = signing.verify(header, APP_KEY, SECRET, method, body, content_type, timestamp, path, NOW, 300)
+            stamped = signing.verify(header, [signing.Signer(signing.APPLICATION, APP_KEY, SECRET)], method, body,
+                                     content_type, timestamp, path, NOW, 300)
         except signing.SignatureError as exc:
             assert exc.reason in ("unsigned", "malformed", "stale", "wrong_key", "forged")
             return

@@ -135,7 +135,7 @@ def post_callback(gateway: GatewayProcess, event: dict, secret: str | None = APP
     headers = {"Content-Type": "application/json", "x-timestamp": stamp}
     if secret is not None:
         headers["Authorization"] = signing.authorization(
-            APPLICATION_KEY, secret, "POST", body, "application/json", stamp,
+            signing.Signer(signing.APPLICATION, APPLICATION_KEY, secret), "POST", body, "application/json", stamp,
             urllib.parse.urlsplit(gateway.callback_url).path)
     request = urllib.request.Request(gateway.callback_url, data=body, headers=headers, method="POST")
     try:

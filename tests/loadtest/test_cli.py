@@ -1,8 +1,11 @@
-"""`python -m loadtest` arguments: --sample-rate is the audio's rate, and says so; --rate keeps working."""
+"""`python -m loadtest` arguments: --sample-rate is the audio's rate, and says so; --rate keeps working; every
+command reaches its handler."""
+
+import argparse
 
 import pytest
 
-from loadtest.cli import build_parser
+from loadtest.cli import COMMANDS, build_parser
 
 
 @pytest.mark.parametrize("flag", ["--sample-rate", "--rate"])
@@ -18,3 +21,9 @@ def test_help_says_the_rate_is_the_audio_sample_rate_not_calls_per_second(capsys
     assert "--sample-rate HZ, --rate HZ audio sample rate of each call's PCM" in text
     assert "NOT calls per second (see --ramp, --churn-rate)" in text
     assert "exit status: 0 every threshold held" in text
+
+
+def test_every_command_has_a_handler():
+    parser = build_parser()
+    (commands,) = (action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    assert set(commands.choices) == set(COMMANDS)
