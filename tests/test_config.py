@@ -49,6 +49,11 @@ def test_l16_packet_duration_fits_mtu_budget(rate, ptime, pt):
         ("asr=rtp://127.0.0.1:5004?codec=G729", "codec"),
         ("asr=rtp://127.0.0.1:5004?ptime=7", "ptime"),
         ("asr=rtp://127.0.0.1:5004?bogus=1", "unknown option 'bogus'"),
+        ("asr=rtp://127.0.0.1:5004?dtmf=95", "routes.asr: .*dtmf must be a dynamic payload type, 96-127"),
+        ("asr=rtp://127.0.0.1:5004?dtmf=128", "routes.asr: .*dtmf must be a dynamic payload type, 96-127"),
+        ("asr=rtp://127.0.0.1:5004?dtmf=96", "routes.asr: .*dtmf=96 is the audio's payload type"),
+        ("asr=rtp://127.0.0.1:5004?pt=101&dtmf=101", "routes.asr: .*dtmf=101 is the audio's payload type"),
+        ("asr=rtp://127.0.0.1:5004?dtmf=on", "routes.asr: .*dtmf"),
         ("asr=http://127.0.0.1:5004", "expected rtp://"),
         ("asr=rtp://media.example:5004", "IP address"),
         ("rtp://127.0.0.1:5004", "expected NAME=rtp://"),
@@ -57,6 +62,13 @@ def test_l16_packet_duration_fits_mtu_budget(rate, ptime, pt):
 def test_bad_routes_name_the_route(spec, message):
     with pytest.raises(ConfigError, match=message):
         load_config(env={}, overrides={"routes": [spec]})
+
+
+def test_dtmf_is_off_by_default_and_takes_a_dynamic_payload_type():
+    assert parse_route("asr=rtp://10.0.0.5:5004").dtmf == 0
+    assert parse_route("asr=rtp://10.0.0.5:5004?dtmf=101").dtmf == 101
+    assert parse_route("asr=rtp://10.0.0.5:5004?dtmf=101").url() == "rtp://10.0.0.5:5004?codec=L16&dtmf=101"
+    assert parse_route("asr=rtp://10.0.0.5:5004?codec=PCMU&dtmf=96").dtmf == 96  # the audio is PT 0
 
 
 def test_merge_order_file_then_env_then_flags(tmp_path):

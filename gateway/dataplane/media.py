@@ -99,6 +99,9 @@ class _SessionOutput(CallOutput):
     def mark_settled(self, mark_id: int, timestamp: int, outcome: str) -> None:
         self._adapter.telemetry.mark_settled(self._adapter.session, mark_id, timestamp, outcome)
 
+    def dtmf(self, digit: str, seconds: float) -> None:
+        self._adapter.telemetry.dtmf(self._adapter.session, digit, seconds)
+
 
 class CallAdapter(WSListener):
     """One call's adapter: picows's listener for its websocket and the owner of its two UDP sockets. At the

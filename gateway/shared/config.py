@@ -69,6 +69,7 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ptime_ms: int = 0  # packet duration; 0 = the largest of 20/10/5 ms that fits the MTU budget
     payload_type: int = -1  # -1 = static PT where RFC 3551 has one, else dynamic 96
     token: str = ""  # a static stream token for users who write their own ICE handler
+    dtmf: int = 0  # payload type of RFC 4733 telephone events for the DTMF heard in the caller's audio; 0 = off
 
     def __post_init__(self) -> None:
         if self.codec != "L16" and self.rate not in (0, G711_RATE):
@@ -79,6 +80,10 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"route {self.name}: ptime must be one of 5, 10, 20, 30, 40, 60 ms")
         if not -1 <= self.payload_type <= 127:
             raise ValueError(f"route {self.name}: payload type must be 0..127")
+        if self.dtmf and not 96 <= self.dtmf <= 127:
+            raise ValueError(f"route {self.name}: dtmf must be a dynamic payload type, 96-127 (RFC 3551 §3)")
+        if self.dtmf and self.dtmf == self.payload_type_for(self.rate):
+            raise ValueError(f"route {self.name}: dtmf={self.dtmf} is the audio's payload type: set another (or pt=)")
         try:
             ipaddress.ip_address(self.host)
         except ValueError:
@@ -108,7 +113,7 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return next(ms for ms in (20, 10, 5) if ms * bytes_per_ms <= mtu_budget or ms == 5)
 
     def url(self) -> str:
-        return f"rtp://{self.host}:{self.port}?codec={self.codec}"
+        return f"rtp://{self.host}:{self.port}?codec={self.codec}" + (f"&dtmf={self.dtmf}" if self.dtmf else "")
 
 
 # Sinch's callHeaders (Voice API 2.0 CallHeader): at most 16, a key of 1-255 and a value of at most 255 printable
@@ -366,7 +371,7 @@ def parse_host_port(value: str, key: str) -> tuple[str, int]:
 
 
 def parse_route(spec: object) -> Route:
-    """`NAME=rtp://HOST:PORT?codec=L16|PCMU|PCMA&rate=HZ&ptime=MS&pt=N`."""
+    """`NAME=rtp://HOST:PORT?codec=L16|PCMU|PCMA&rate=HZ&ptime=MS&pt=N&dtmf=PT`."""
     name, sep, url = spec.partition("=") if isinstance(spec, str) else ("", "", "")
     if not sep or not name:
         raise ConfigError(f"route: expected NAME=rtp://HOST:PORT?..., got {spec!r}")
@@ -383,7 +388,8 @@ def route_from_url(name: str, url: object) -> Route:
         raise ConfigError(f"routes.{name}: expected rtp://HOST:PORT?..., got {url!r}")
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     fields = {"name": name, "host": parts.hostname, "port": port}
-    renames = {"codec": "codec", "rate": "rate", "ptime": "ptime_ms", "pt": "payload_type", "token": "token"}
+    renames = {"codec": "codec", "rate": "rate", "ptime": "ptime_ms", "pt": "payload_type", "token": "token",
+               "dtmf": "dtmf"}
     for key, value in query.items():
         if key not in renames:
             raise ConfigError(f"routes.{name}: unknown option {key!r} (known: {', '.join(renames)})")

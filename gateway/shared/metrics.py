@@ -51,6 +51,8 @@ RTP_DROPPED = Counter("gateway_rtp_dropped_packets_total",
                       "Datagrams dropped: late, duplicate, unexpected_ssrc, too_short, ...", ["route", "reason"])
 RTP_REORDERED = Counter("gateway_rtp_reordered_packets_total", "Return RTP packets that arrived out of order",
                         ["route"])
+DTMF_DIGITS = Counter("gateway_dtmf_digits_total", "DTMF digits heard in callers' audio and sent on as RFC 4733 "
+                      "telephone events (routes with the dtmf option)", ["route"])
 RTP_JITTER = Histogram("gateway_rtp_jitter_seconds", "Return RTP interarrival jitter (RFC 3550 A.8), per call "
                        "sampled at each flush", ["route"], buckets=JITTER_BUCKETS)
 UPSTREAM_LATENCY = Histogram("gateway_upstream_latency_seconds",
@@ -174,7 +176,7 @@ def create_worker_series(routes: list[str]) -> None:
                 metric.labels(route, direction)
         for reason in DROP_REASONS:
             RTP_DROPPED.labels(route, reason)
-        for metric in (RTP_LOST, RTP_REORDERED, RTP_JITTER, RETURN_QUEUE_DROPPED, UPSTREAM_POLICED):
+        for metric in (RTP_LOST, RTP_REORDERED, RTP_JITTER, RETURN_QUEUE_DROPPED, UPSTREAM_POLICED, DTMF_DIGITS):
             metric.labels(route)
     for reason in DECLINE_REASONS:
         UPGRADES_DECLINED.labels(reason)
