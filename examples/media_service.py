@@ -1,11 +1,12 @@
 """A minimal voice-bot media service for the gateway, standard library only: it plays a prompt to each call,
-asks the gateway (RTCP APP MARK) to say when the prompt has been heard, and barges in (RTCP APP CLER) when the
-caller talks over it. Copy it as a starting point; docs/protocol.md describes every packet it uses.
+asks the gateway (RTCP APP MARK) to say when the prompt has been heard, barges in (RTCP APP CLER) when the
+caller talks over it, and hears the caller's key presses (RFC 4733 telephone events). Copy it as a starting point;
+docs/protocol.md describes every packet it uses.
 
     python examples/media_service.py --listen 127.0.0.1:5004 --rate 16000
-    gateway serve --route bot=rtp://127.0.0.1:5004
+    gateway serve --route 'bot=rtp://127.0.0.1:5004?dtmf=101'
 
-It prints one JSON line per event: call.started, mark.played, mark.cleared, barge_in, call.ended.
+It prints one JSON line per event: call.started, mark.played, mark.cleared, barge_in, dtmf, call.ended.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ RTP_HEADER = struct.Struct("!BBHII")  # RFC 3550 §5.1, no CSRC, no extension
 RTCP_APP = struct.Struct("!BBHI4s")  # RFC 3550 §6.7
 RTCP_APP_TYPE, RTCP_BYE_TYPE = 204, 203
 MARK_ID_AND_TIMESTAMP = struct.Struct("!II")
+TELEPHONE_EVENT = struct.Struct("!BBH")  # RFC 4733 §2.3: event, E|R|volume, duration
+DTMF_KEYS = "0123456789*#ABCD"  # by event code (RFC 4733 §3.2)
 PLAYED, CLEARED = 1, 2
 FRAME_SECONDS = 0.02
 
@@ -65,6 +68,7 @@ class Call:
     timestamp: int = field(default_factory=lambda: random.getrandbits(32))
     prompt: asyncio.Task[None] | None = None
     prompt_end: int = 0  # the RTP timestamp of the prompt's last sample: its mark and its barge-in point
+    last_key: int = -1  # the RTP timestamp of the last key press reported (its end packet comes three times)
 
     @property
     def rtcp_address(self) -> tuple[str, int]:
@@ -72,8 +76,9 @@ class Call:
 
 
 class MediaService:
-    def __init__(self, rate: int, prompt_seconds: float, barge_in_level: float) -> None:
+    def __init__(self, rate: int, prompt_seconds: float, barge_in_level: float, dtmf: int) -> None:
         self.rate = rate
+        self.dtmf = dtmf
         self.prompt = tone(rate, prompt_seconds)
         self.barge_in_level = barge_in_level
         self.calls: dict[tuple[str, int], Call] = {}
@@ -85,12 +90,23 @@ class MediaService:
             return
         payload_type = data[1] & 0x7F
         call = self.calls.get(address)
-        if call is None:
+        if payload_type == self.dtmf:
+            if call is not None:
+                self.on_key(call, data)
+        elif call is None:
             call = self.calls[address] = Call(address, payload_type)
             emit("call.started", gateway=f"{address[0]}:{address[1]}")
             call.prompt = asyncio.ensure_future(self.play_prompt(call))
         elif call.prompt and not call.prompt.done() and loudness(data[RTP_HEADER.size:]) > self.barge_in_level:
             self.barge_in(call)
+
+    def on_key(self, call: Call, data: bytes) -> None:
+        """A telephone event (same SSRC and clock as the call's audio): reported once, at its end (E bit)."""
+        timestamp = struct.unpack_from("!I", data, 4)[0]
+        event, flags, duration = TELEPHONE_EVENT.unpack_from(data, RTP_HEADER.size)
+        if flags & 0x80 and timestamp != call.last_key and event < len(DTMF_KEYS):
+            call.last_key = timestamp
+            emit("dtmf", key=DTMF_KEYS[event], seconds=duration / self.rate)
 
     async def play_prompt(self, call: Call) -> None:
         """The prompt at real time, 20 ms per packet; the mark sent first names its last sample."""
@@ -154,10 +170,12 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=16000, help="the route's L16 clock rate")
     parser.add_argument("--prompt-seconds", type=float, default=3.0)
     parser.add_argument("--barge-in-level", type=float, default=2000.0, help="caller RMS that interrupts")
+    parser.add_argument("--dtmf", type=int, default=101, help="the route's dtmf payload type")
     args = parser.parse_args()
     host, _, port = args.listen.rpartition(":")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(host, int(port), MediaService(args.rate, args.prompt_seconds, args.barge_in_level)))
+        asyncio.run(serve(host, int(port), MediaService(args.rate, args.prompt_seconds, args.barge_in_level,
+                                                                     args.dtmf)))
 
 
 if __name__ == "__main__":

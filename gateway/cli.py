@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def masked(config: Config) -> dict[str, object]:
     """The configuration as a dict with what may hold a credential masked: the secrets, each route's static
-    token, the password and query of call_events_url, and the values of the headers ICE rules pass on. Without
-    routes, the embedded echo route the workers add is shown in their place."""
+    token, the password and query of call_events_url and replay_store, and the values of the headers ICE rules
+    pass on. Without routes, the embedded echo route the workers add is shown in their place."""
     data = msgspec.to_builtins(config)
     for key in SECRET_KEYS:
         if data[key]:
@@ -125,14 +125,21 @@ def masked(config: Config) -> dict[str, object]:
     if not data["routes"]:
         data["routes"] = {EMBEDDED_ECHO_ROUTE: "embedded: each worker's echo service sends a call's RTP back to it "
                                                "over loopback (no route is configured)"}
-    if data["call_events_url"]:
-        url = urlsplit(data["call_events_url"])
-        host_port = url.netloc.rpartition("@")[2]  # as written: IPv6 brackets and the port kept
-        netloc = f"{url.username}:{MASK}@{host_port}" if url.password is not None else url.netloc
-        data["call_events_url"] = urlunsplit((url.scheme, netloc, url.path, MASK if url.query else "", ""))
+    for key in ("call_events_url", "replay_store"):
+        data[key] = _masked_url(data[key])
     for rule in data["ice_rules"]:
         rule["call_headers"] = dict.fromkeys(rule["call_headers"], MASK)
     return data
+
+
+def _masked_url(text: str) -> str:
+    """A URL with its password and query masked (either may hold a credential); not a URL: as it is."""
+    url = urlsplit(text)
+    if not url.netloc:
+        return text
+    host_port = url.netloc.rpartition("@")[2]  # as written: IPv6 brackets and the port kept
+    netloc = f"{url.username or ''}:{MASK}@{host_port}" if url.password is not None else url.netloc
+    return urlunsplit((url.scheme, netloc, url.path, MASK if url.query else "", ""))
 
 
 def _callout(config: Config, args: argparse.Namespace) -> int:

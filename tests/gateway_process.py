@@ -26,20 +26,23 @@ class GatewayProcess:
 
     def __init__(self, *args: str, workers: int = 1, env: dict[str, str] | None = None,
                  cwd: str | None = None, open_files: tuple[int, int] | None = None,
-                 ports_of: GatewayProcess | None = None) -> None:
-        """`open_files`: the (soft, hard) RLIMIT_NOFILE it starts with; `ports_of`: listen on that gateway's ports."""
+                 ports_of: GatewayProcess | None = None, host: str = "127.0.0.1") -> None:
+        """`open_files`: the (soft, hard) RLIMIT_NOFILE it starts with; `ports_of`: listen on that gateway's
+        address and ports (a restart), else on `host`."""
         if ports_of is None:
             self.port, self.metrics_port, self.callback_port = free_port(), free_port(), free_port()
+            self.host = host
         else:
             self.port, self.metrics_port, self.callback_port = (
                 ports_of.port, ports_of.metrics_port, ports_of.callback_port)
+            self.host = ports_of.host
         self.open_files = open_files
-        self.callback_url = f"http://127.0.0.1:{self.callback_port}/sinch/callback"
+        self.callback_url = f"http://{self.host}:{self.callback_port}/sinch/callback"
         self.workers = workers
-        self.url = f"ws://127.0.0.1:{self.port}"
-        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}"
-        self.args = ["--listen", f"127.0.0.1:{self.port}", "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
-                     "--callback-listen", f"127.0.0.1:{self.callback_port}",
+        self.url = f"ws://{self.host}:{self.port}"
+        self.metrics_url = f"http://{self.host}:{self.metrics_port}"
+        self.args = ["--listen", f"{self.host}:{self.port}", "--metrics-listen", f"{self.host}:{self.metrics_port}",
+                     "--callback-listen", f"{self.host}:{self.callback_port}",
                      "--workers", str(workers), "--rtp-host", "127.0.0.1", *args]
         self.env = {**os.environ, **(env or {})}
         self.cwd = cwd  # `python -m gateway` imports the package found here first

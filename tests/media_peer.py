@@ -25,6 +25,7 @@ class MediaPeer:
     def __init__(self, echo: bool = True) -> None:
         self.echo = echo
         self.packets: list[RtpPacket] = []
+        self.datagrams: list[bytes] = []  # the RTP as received, for outside decoders
         self.rtcp: list[list] = []
         self.gateway_rtp: tuple[str, int] | None = None
         self.gateway_rtcp: tuple[str, int] | None = None
@@ -48,6 +49,7 @@ class MediaPeer:
             self.rtcp.append(parse_rtcp(data))
         else:
             self.gateway_rtp = addr
+            self.datagrams.append(data)
             self.packets.append(parse_rtp(data))
             if self.echo:
                 self.rtp_transport.sendto(data, addr)

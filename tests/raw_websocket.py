@@ -34,9 +34,11 @@ class RawWebsocket:
         self.writer = writer
 
     @classmethod
-    async def open(cls, port: int, path: str, version: str = "13", receive_buffer: int = 0) -> RawWebsocket:
+    async def open(cls, port: int, path: str, version: str = "13", receive_buffer: int = 0,
+                   pipelined: bytes = b"") -> RawWebsocket:
         """Upgrade `path` on 127.0.0.1:`port`; `receive_buffer` shrinks SO_RCVBUF (a peer that reads nothing
-        then backs the gateway's output up quickly)."""
+        then backs the gateway's output up quickly); `pipelined`: frames sent with the request, before the
+        upgrade's answer (RFC 6455 §4.1 says a client must wait for it)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if receive_buffer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
@@ -46,7 +48,7 @@ class RawWebsocket:
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: {version}\r\n\r\n")
-                     .encode())
+                     .encode() + pipelined)
         ws = cls(reader, writer)
         ws.response = await reader.readuntil(b"\r\n\r\n")
         return ws

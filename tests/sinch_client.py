@@ -82,3 +82,12 @@ class SinchCall:
                 pass  # a close code other than 1000/1001: the caller asserts it
         await asyncio.wait_for(drain(), timeout)
         return self.ws.close_code, self.ws.close_reason
+
+
+async def refused_after_upgrade(url: str) -> tuple[int, str]:
+    """The upgrade is accepted, and the gateway closes before answering anything (a fleet's replay store
+    answering the token's claim: gateway.dataplane.claims)."""
+    call = await SinchCall.open(url)
+    code, reason = await call.closed()
+    assert call.commands == []
+    return code, reason

@@ -11,7 +11,8 @@ from multidict import CIMultiDict
 from gateway.control.callbacks import CALLBACK_PATH, event_label, respond
 from gateway.core import signing
 from gateway.shared.config import Config
-from gateway.shared.replay import ReplayGuard
+from gateway.shared.replay import AnsweredAtOnce, ReplayGuard
+from tests.aio import run
 from tests.sinch_events import incoming_event
 
 KEY = "669E367E-6BBA-48AB-AF15-266871C28135"
@@ -32,7 +33,7 @@ def headers(body: bytes, at: float = NOW, secret: str = SECRET) -> CIMultiDict:
 def post(guard: ReplayGuard, event: dict | bytes, at: float = NOW, now: float = NOW,
          config: Config = SIGNED) -> tuple[int, bytes]:
     body = event if isinstance(event, bytes) else json.dumps(event).encode()
-    response = respond(config, guard, "POST", CALLBACK_PATH, headers(body, at), body, now)
+    response = run(respond(config, AnsweredAtOnce(guard), "POST", CALLBACK_PATH, headers(body, at), body, now))
     return response.status, response.body or b""
 
 
@@ -93,7 +94,8 @@ def test_header_text_that_is_not_ascii_is_a_signature_error_not_a_crash():
                         ("Content-Type", "application/json\udcff")]:
         sent = headers(body)
         sent[name] = value
-        response = respond(SIGNED, ReplayGuard(capacity=64), "POST", CALLBACK_PATH, sent, body, NOW)
+        response = run(respond(SIGNED, AnsweredAtOnce(ReplayGuard(capacity=64)), "POST", CALLBACK_PATH, sent, body,
+                               NOW))
         assert response.status == 401
 
 
@@ -108,7 +110,7 @@ def post_v2(guard: ReplayGuard, event: dict, at: float = NOW, now: float = NOW) 
     sent = CIMultiDict({"Content-Type": "application/json", "x-timestamp": stamp,
                         "Authorization": signing.authorization(SERVICE, "POST", body, "application/json", stamp,
                                                                CALLBACK_PATH)})
-    response = respond(BOTH, guard, "POST", CALLBACK_PATH, sent, body, now)
+    response = run(respond(BOTH, AnsweredAtOnce(guard), "POST", CALLBACK_PATH, sent, body, now))
     return response.status, response.body or b""
 
 

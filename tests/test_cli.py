@@ -40,6 +40,12 @@ def test_check_masks_the_password_of_an_ipv6_events_url(monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)["call_events_url"] == "http://ops:***@[::1]:8443/hook"
 
 
+def test_check_masks_the_password_of_the_replay_store(monkeypatch, capsys):
+    monkeypatch.setenv("GATEWAY_REPLAY_STORE", "rediss://:hunter2@redis.internal:6380/2")
+    assert main(["check"]) == 0
+    assert json.loads(capsys.readouterr().out)["replay_store"] == "rediss://:***@redis.internal:6380/2"
+
+
 def test_check_exits_2_naming_the_key(capsys):
     assert main(["check", "--rtp-ports", "9-5"]) == 2
     assert "config error: rtp_ports" in capsys.readouterr().err

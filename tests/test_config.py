@@ -49,6 +49,11 @@ def test_l16_packet_duration_fits_mtu_budget(rate, ptime, pt):
         ("asr=rtp://127.0.0.1:5004?codec=G729", "codec"),
         ("asr=rtp://127.0.0.1:5004?ptime=7", "ptime"),
         ("asr=rtp://127.0.0.1:5004?bogus=1", "unknown option 'bogus'"),
+        ("asr=rtp://127.0.0.1:5004?dtmf=95", "routes.asr: .*dtmf must be a dynamic payload type, 96-127"),
+        ("asr=rtp://127.0.0.1:5004?dtmf=128", "routes.asr: .*dtmf must be a dynamic payload type, 96-127"),
+        ("asr=rtp://127.0.0.1:5004?dtmf=96", "routes.asr: .*dtmf=96 is the audio's payload type"),
+        ("asr=rtp://127.0.0.1:5004?pt=101&dtmf=101", "routes.asr: .*dtmf=101 is the audio's payload type"),
+        ("asr=rtp://127.0.0.1:5004?dtmf=on", "routes.asr: .*dtmf"),
         ("asr=http://127.0.0.1:5004", "expected rtp://"),
         ("asr=rtp://media_example:5004", "IP address or a DNS name"),
         ("asr=rtp://127.0.0.1:5004,127.0.0.1:5004", "target or fork is listed twice"),
@@ -59,6 +64,13 @@ def test_l16_packet_duration_fits_mtu_budget(rate, ptime, pt):
 def test_bad_routes_name_the_route(spec, message):
     with pytest.raises(ConfigError, match=message):
         load_config(env={}, overrides={"routes": [spec]})
+
+
+def test_dtmf_is_off_by_default_and_takes_a_dynamic_payload_type():
+    assert parse_route("asr=rtp://10.0.0.5:5004").dtmf == 0
+    assert parse_route("asr=rtp://10.0.0.5:5004?dtmf=101").dtmf == 101
+    assert parse_route("asr=rtp://10.0.0.5:5004?dtmf=101").url() == "rtp://10.0.0.5:5004?codec=L16&dtmf=101"
+    assert parse_route("asr=rtp://10.0.0.5:5004?codec=PCMU&dtmf=96").dtmf == 96  # the audio is PT 0
 
 
 def test_merge_order_file_then_env_then_flags(tmp_path):
@@ -87,6 +99,11 @@ def test_env_routes_list():
         ({"default_rate": "11025"}, r"default_rate: must be one of"),
         ({"mtu_budget": "100"}, r"^mtu_budget: Expected `int` >= 160"),
         ({"rtp_host": "localhost"}, r"^rtp_host: must be an IP address"),
+        ({"replay_store": "memcached://10.0.0.9:11211"}, r"^replay_store: expected local, redis://HOST:PORT/DB"),
+        ({"replay_store": "redis://"}, r"^replay_store: expected local"),
+        ({"replay_store_unavailable": "shrug"}, r"^replay_store_unavailable: Invalid enum value 'shrug' "
+                                                r"\(accepted: fail_closed, fail_open\)"),
+        ({"instance_id": "gw 1"}, r"^instance_id: up to 63 letters"),
     ],
 )
 def test_invalid_values_name_the_key(overrides, message):
@@ -261,3 +278,9 @@ def test_env_routes_list_with_pools():
     assert [str(target) for target in config.routes["a"].targets] == ["127.0.0.1:6000", "127.0.0.1:6002"]
     assert config.routes["a"].codec == "PCMA"
     assert len(config.routes["b"].targets) == 2
+
+
+def test_a_replay_store_url_with_its_password_can_come_from_a_file(tmp_path):
+    (tmp_path / "store").write_text("rediss://:hunter2@redis.internal:6380/2\n")
+    config = load_config(env={"GATEWAY_REPLAY_STORE_FILE": str(tmp_path / "store")})
+    assert config.replay_store == "rediss://:hunter2@redis.internal:6380/2"

@@ -78,6 +78,17 @@ def test_pack_sequence_and_timestamp_wrap():
     assert (second.sequence, second.timestamp) == (0, 60)
 
 
+def test_an_event_packet_takes_the_next_sequence_number_and_leaves_the_audio_timing_alone():
+    # RFC 4733 §2.1: events share the audio's SSRC and sequence space; their timestamp is the event's start.
+    packetizer = RtpPacketizer(payload_type=0, ssrc=9, first_sequence=65535, first_timestamp=1000)
+    event = parse_rtp(packetizer.pack_event(101, True, 2**32 + 5, b"\x05\x0a\x00\xa0"))
+    audio = parse_rtp(packetizer.pack(b"x" * 160, 160))
+    assert (event.payload_type, event.marker, event.sequence, event.timestamp, event.ssrc, event.payload) == (
+        101, True, 65535, 5, 9, b"\x05\x0a\x00\xa0")
+    assert (audio.payload_type, audio.marker, audio.sequence, audio.timestamp) == (0, True, 0, 1000)
+    assert (packetizer.packet_count, packetizer.octet_count, packetizer.last_timestamp) == (2, 164, 1000)
+
+
 def test_packetizer_rejects_bad_payload_type():
     with pytest.raises(ValueError):
         RtpPacketizer(payload_type=128, ssrc=1, first_sequence=0, first_timestamp=0)

@@ -20,7 +20,9 @@ from gateway.core.rtp import (
 )
 from gateway.core.session import CallSession, CallState, CloseCode
 from gateway.shared.config import Config, Route
+from tests.dtmf_tones import FFMPEG, NOISE_DBM0, ffmpeg_pcm, sequence, white_noise
 from tests.rtcp import sdes_cname
+from tests.sinch_client import frames
 
 ROUTE = Route(name="asr", host="127.0.0.1", port=5004)
 MEDIA_SSRC = 0xABCD  # the stream the media service sends back
@@ -39,6 +41,7 @@ class Recorder(CallOutput):
         self.answered_with = None
         self.at_capacity = False
         self.marks: list[tuple[int, int, str]] = []
+        self.digits: list[tuple[str, float]] = []
 
     def send_command(self, message: bytes) -> None:
         self.commands.append(json.loads(message))
@@ -57,6 +60,9 @@ class Recorder(CallOutput):
 
     def mark_settled(self, mark_id: int, timestamp: int, outcome: str) -> None:
         self.marks.append((mark_id, timestamp, outcome))
+
+    def dtmf(self, digit: str, seconds: float) -> None:
+        self.digits.append((digit, seconds))
 
     def answered(self, connect, sample_rate) -> None:
         self.answered_with = (connect.call_id, sample_rate)
@@ -433,3 +439,81 @@ def test_text_that_is_no_command_before_the_connect_is_still_rejected():
     session.on_text(b'{"event":"dtmf"}', 100.0)
     assert output.commands == [{"command": "reject"}]
     assert output.closed[0] == CloseCode.INVALID_PAYLOAD
+
+
+# ---- DTMF (route option dtmf) ----------------------------------------------------------------------------
+
+
+def caller_pressing(digits: str, rate: int) -> bytes:
+    """The caller's audio: `digits` as ffmpeg makes them, 100 ms each with 100 ms pauses, over noise."""
+    terms, length = sequence(digits, 0.1, 0.1)
+    return ffmpeg_pcm([*terms, white_noise(NOISE_DBM0)], rate, length)
+
+
+def sent_by_payload_type(output: Recorder) -> dict[int, list]:
+    packets: dict[int, list] = {}
+    for packet in map(parse_rtp, output.rtp):
+        packets.setdefault(packet.payload_type, []).append(packet)
+    return packets
+
+
+@pytest.mark.skipif(FFMPEG is None, reason="ffmpeg not installed (scripts/test installs it)")
+def test_dtmf_goes_out_as_telephone_events_on_the_call_stream_and_is_reported():
+    route = Route(name="ivr", host="127.0.0.1", port=5004, codec="PCMU", dtmf=101)
+    session, output = new_session(route)
+    session.on_text(CONNECT, 100.0)  # a 16 kHz call: PCMU at 8 kHz on the wire
+    pcm = caller_pressing("42", 16000)
+    for index, frame in enumerate(frames(pcm, 16000)):
+        session.on_audio(frame, 100.0 + index * 0.02)
+    sent = sent_by_payload_type(output)
+    audio, events = sent[0], sent[101]
+    assert {packet.ssrc for packet in events} == {session.packetizer.ssrc}
+    assert [packet.sequence for packet in map(parse_rtp, output.rtp)] == [
+        (audio[0].sequence + i) % 65536 for i in range(len(output.rtp))]  # one sequence space, in order
+    assert sorted({packet.payload[0] for packet in events}) == [2, 4]
+    starts = sorted({(packet.timestamp - audio[0].timestamp) % 2**32 for packet in events})
+    assert [start / 8000 for start in starts] == pytest.approx([0.1, 0.3], abs=0.01)  # the wire's 8 kHz clock
+    assert [digit for digit, _ in output.digits] == ["4", "2"]
+    assert all(abs(seconds - 0.1) < 0.01 for _, seconds in output.digits)
+    assert session.counters.rtp_packets_out == len(output.rtp)
+
+
+@pytest.mark.skipif(FFMPEG is None, reason="ffmpeg not installed (scripts/test installs it)")
+def test_without_the_dtmf_option_tones_are_only_audio():
+    session, output = answered_session()
+    for index, frame in enumerate(frames(caller_pressing("42", 16000), 16000)):
+        session.on_audio(frame, 100.0 + index * 0.02)
+    assert set(sent_by_payload_type(output)) == {96}
+    assert output.digits == []
+
+
+@pytest.mark.skipif(FFMPEG is None, reason="ffmpeg not installed (scripts/test installs it)")
+def test_after_a_failover_telephone_events_go_on_the_new_stream():
+    route = Route(name="ivr", host="127.0.0.1", port=5004, codec="PCMU", dtmf=101)
+    session, output = new_session(route)
+    session.on_text(CONNECT, 100.0)
+    old_ssrc = session.packetizer.ssrc
+    session.restart_stream(100.0)  # the call moved to another target of the route
+    pcm = caller_pressing("7", 16000)
+    for index, frame in enumerate(frames(pcm, 16000)):
+        session.on_audio(frame, 100.0 + index * 0.02)
+    sent = sent_by_payload_type(output)
+    assert {packet.ssrc for packet in sent[0] + sent[101]} == {session.packetizer.ssrc} != {old_ssrc}
+    assert [digit for digit, _ in output.digits] == ["7"]
+
+
+def test_a_failover_starts_a_new_stream_and_holds_silence_for_sinch():
+    session, output = answered_session()
+    session.on_audio(FRAME, 100.0)
+    for packet in media_packets(3):
+        session.on_rtp(packet, 100.01)
+    first_ssrc, played = session.packetizer.ssrc, len(output.audio)
+    session.restart_stream(100.1)
+    session.on_audio(FRAME, 100.1)
+    assert parse_rtp(output.rtp[-1]).ssrc == session.packetizer.ssrc != first_ssrc
+    session.on_tick(100.2)
+    assert output.audio[played:] and set(output.audio[played:]) == {bytes(len(output.audio[0]))}  # silence
+    new_target = RtpPacketizer(96, MEDIA_SSRC + 1, 1, 0)
+    session.on_rtp(new_target.pack(WIRE_FRAME, 320), 100.21)
+    assert session.counters.rtp_dropped["unexpected_ssrc"] == 0  # a fresh return path latches the new stream
+    assert session.return_path.receive_stats.received == 1

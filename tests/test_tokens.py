@@ -30,6 +30,18 @@ def test_a_stream_leg_token_names_its_session_instead_of_a_call():
         tokens.verify(KEY, f"{other_session}.{token.split('.')[1]}", "asr", 0)
 
 
+def test_a_token_bound_to_an_instance_is_accepted_there_only():
+    token = tokens.issue(KEY, "c", "asr", 8000, 100, instance="gw-a")
+    assert tokens.verify(KEY, token, "asr", 0, instance="gw-a").instance == "gw-a"
+    for elsewhere in ("gw-b", ""):  # another instance, or one with no instance_id
+        with pytest.raises(tokens.TokenError) as info:
+            tokens.verify(KEY, token, "asr", 0, instance=elsewhere)
+        assert (info.value.status, info.value.reason) == (403, "token_for_another_instance")
+    unbound = tokens.issue(KEY, "c", "asr", 8000, 100)
+    with pytest.raises(tokens.TokenError, match="token_for_another_instance"):
+        tokens.verify(KEY, unbound, "asr", 0, instance="gw-a")  # an instance with an id takes only its own
+
+
 @pytest.mark.parametrize(
     ("token", "route", "now", "status", "reason"),
     [

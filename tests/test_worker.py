@@ -13,16 +13,17 @@ def worker(**config) -> Worker:
 
 
 def test_admission_by_calls_and_by_cpu():
+    call = object()  # the call being admitted: looked at only while its token is claimed in a fleet's store
     calls = worker(max_calls=2)
-    assert calls.admit()
+    assert calls.admit(call)
     calls.answered_calls = 2
-    assert not calls.admit()
+    assert not calls.admit(call)
     cpu = worker(max_cpu_percent=80)
     cpu.cpu_percent = 79.0
-    assert cpu.admit()
+    assert cpu.admit(call)
     cpu.cpu_percent = 80.0
-    assert not cpu.admit()
-    assert worker().admit()  # no caps configured
+    assert not cpu.admit(call)
+    assert worker().admit(call)  # no caps configured
 
 
 def test_a_worker_without_call_events_does_not_import_aiohttp():

@@ -24,9 +24,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from gateway.control.callbacks import build_callback_app
 from gateway.control.connection_guard import ConnectionGuard
 from gateway.shared import metrics
-from gateway.shared.config import Config
+from gateway.shared.config import LOCAL_REPLAY_STORE, Config
+from gateway.shared.fleet_replay import FleetReplayStore
 from gateway.shared.logs import log_event
-from gateway.shared.replay import ReplayStore
+from gateway.shared.replay import AnsweredAtOnce, ReplayGuard, ReplayStore
 from gateway.shared.scoreboard import Scoreboard
 from gateway.shared.tls import server_context
 
@@ -58,9 +59,15 @@ def build_app(config: Config, scoreboard: Scoreboard) -> web.Application:
 
 async def serve_control(
     config: Config, metrics_sock: socket.socket, callback_sock: socket.socket, scoreboard: Scoreboard,
-    replay: ReplayStore,
+    replay_guard: ReplayGuard,
 ) -> None:
     metrics.create_control_series()
+    replay: ReplayStore
+    if config.replay_store == LOCAL_REPLAY_STORE:
+        replay = AnsweredAtOnce(replay_guard)
+    else:
+        replay = FleetReplayStore.from_config(config, "control")
+        await replay.connect()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -82,11 +89,13 @@ async def serve_control(
     callback_server.close()
     for runner in (metrics_runner, callback_runner):
         await runner.cleanup()
+    if isinstance(replay, FleetReplayStore):
+        await replay.close()
 
 
 def run_control(
     config: Config, metrics_sock: socket.socket, callback_sock: socket.socket, scoreboard: Scoreboard,
-    replay: ReplayStore,
+    replay_guard: ReplayGuard,
 ) -> int:
-    uvloop.run(serve_control(config, metrics_sock, callback_sock, scoreboard, replay))
+    uvloop.run(serve_control(config, metrics_sock, callback_sock, scoreboard, replay_guard))
     return 0

@@ -6,7 +6,8 @@ workers. Signature verification (gateway.signing) is on whenever an application 
 configured, each scheme checked with its own secret (`Application` with the application's, `service` with the
 service's); a verified callback is then accepted once: its signature (an ICE or a call.incoming: its call id)
 is remembered in the replay store until its x-timestamp leaves the skew window, and a second one is refused 401
-`replayed`.
+`replayed` (503 `replay_store_unavailable` when a fleet's store does not answer and replay_store_unavailable is
+fail_closed).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from gateway.control import ice, incoming
 from gateway.core import signing
 from gateway.shared import metrics
 from gateway.shared.config import Config
+from gateway.shared.fleet_replay import ReplayStoreUnavailable
 from gateway.shared.logs import log_event
 from gateway.shared.replay import ReplayStore
 
@@ -38,15 +40,15 @@ _encode = msgspec.json.Encoder().encode
 def build_callback_app(config: Config, replay: ReplayStore, middlewares: Sequence[Middleware]) -> web.Application:
     async def callback(request: web.Request) -> web.Response:
         body = await request.read()
-        return respond(config, replay, request.method, request.path, request.headers, body, time.time())
+        return await respond(config, replay, request.method, request.path, request.headers, body, time.time())
 
     app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
     app.router.add_post(CALLBACK_PATH, callback)
     return app
 
 
-def respond(config: Config, replay: ReplayStore, method: str, path: str, headers: Mapping[str, str], body: bytes,
-            now: float) -> web.Response:
+async def respond(config: Config, replay: ReplayStore, method: str, path: str, headers: Mapping[str, str],
+                  body: bytes, now: float) -> web.Response:
     """The answer to one callback request: 200 with SVAML (or empty), 400 for a body the gateway cannot use,
     401 for a signature that does not check out or a replay. `now` is unix time."""
     try:
@@ -54,9 +56,11 @@ def respond(config: Config, replay: ReplayStore, method: str, path: str, headers
         name, event = ice.parse_event(body)
         call = _incoming_call(name, event)
         if stamped is not None:
-            _accept_once(replay, name, call, headers, stamped + config.callback_max_skew, now)
+            await _accept_once(replay, name, call, headers, stamped + config.callback_max_skew, now)
     except signing.SignatureError as exc:
         return _rejected(401, exc.reason, exc)
+    except ReplayStoreUnavailable as exc:
+        return _rejected(503, "replay_store_unavailable", exc)
     except ice.CallbackError as exc:
         return _rejected(400, exc.reason, exc)
     reply, detail = answer(config, name, event, call, now)
@@ -96,8 +100,8 @@ def _incoming_call(name: str, event: dict) -> ice.Ice | incoming.Incoming | None
     return None
 
 
-def _accept_once(replay: ReplayStore, name: str, call: ice.Ice | incoming.Incoming | None,
-                 headers: Mapping[str, str], expires: float, now: float) -> None:
+async def _accept_once(replay: ReplayStore, name: str, call: ice.Ice | incoming.Incoming | None,
+                       headers: Mapping[str, str], expires: float, now: float) -> None:
     """A signed request is valid until its x-timestamp is `callback_max_skew` old: remember it that long.
     An ICE or a call.incoming is remembered by its call id, since a second one for a call would get a second
     stream token; any other callback by its signature. 401 like any spent credential (a replayed DPoP proof:
@@ -107,7 +111,7 @@ def _accept_once(replay: ReplayStore, name: str, call: ice.Ice | incoming.Incomi
     else:
         what = f"{name}\n{call.call_id if isinstance(call, ice.Ice) else call.call.call_id}"
     key = hashlib.sha256(what.encode("utf-8", "surrogatepass")).digest()[:16]
-    if not replay.claim(key, expires, now):
+    if not await replay.claim(key, expires, now):
         raise signing.SignatureError("replayed", "this callback was already accepted")
 
 

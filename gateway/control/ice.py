@@ -131,7 +131,8 @@ def stream_endpoint(config: Config, route: str, rate: int, expires: int, call_id
     the call id (Voice API 1's ICE) or the session (2.0's call.incoming) when there is one."""
     query = {"rate": rate}
     if config.token_key:
-        query["token"] = tokens.issue(config.token_key, call_id, route, rate, expires, session=session)
+        query["token"] = tokens.issue(config.token_key, call_id, route, rate, expires, session=session,
+                                      instance=config.instance_id)
     return f"{config.stream_base_url}/stream/{route}?{urlencode(query)}"
 
 

@@ -20,3 +20,4 @@ cdef class CallOutput:
     cpdef answered(self, connect, long sample_rate)
     cpdef close(self, long code, str reason)
     cpdef mark_settled(self, long long mark_id, long long timestamp, str outcome)
+    cpdef dtmf(self, str digit, double seconds)

@@ -42,6 +42,10 @@ class CallOutput:
         """A playback mark was `played` or `cleared` (for the call events)."""
         raise NotImplementedError
 
+    def dtmf(self, digit: str, seconds: float) -> None:
+        """A DTMF digit heard in the caller's audio has ended, after `seconds` (for the call events)."""
+        raise NotImplementedError
+
 
 class FrameSink:
     """Where a call's return path hands each 20 ms frame for Sinch, and says what became of each playback mark:

@@ -28,6 +28,7 @@ cdef class RtpPacketizer:
     cdef public long long ssrc, last_timestamp, packet_count, octet_count
     @cython.locals(size=Py_ssize_t, header=Py_ssize_t, out="unsigned char *", source="char *")
     cpdef bytes pack(self, payload, long samples)
+    cpdef bytes pack_event(self, int payload_type, bint marker, long long timestamp, bytes payload)
 
 
 cdef class SourceLatch:

@@ -205,6 +205,17 @@ class RtpPacketizer:
         self.octet_count += len(payload)
         return packet
 
+    def pack_event(self, payload_type: int, marker: bool, timestamp: int, payload: bytes) -> bytes:
+        """A packet of another payload type on this stream (RFC 4733 §2.1: telephone events share the audio's
+        SSRC, sequence space and clock): the next sequence number, the timestamp given; the audio's own
+        timestamp and marker are left as they are."""
+        packet = RTP_HEADER.pack(V2, (MARKER_BIT if marker else 0) | payload_type, self._sequence,
+                                 timestamp & 0xFFFFFFFF, self.ssrc) + payload
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        self.packet_count += 1
+        self.octet_count += len(payload)
+        return packet
+
 
 # --- RTCP --------------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ cdef class CallSession(FrameSink):
     cdef bytearray _upstream
     cdef UpstreamEncoder _encoder
     cdef UpstreamBudget _budget
+    cdef object _dtmf
     cdef long _packet_bytes, _packet_samples
 
     cpdef on_text(self, bytes text, double now)
@@ -40,6 +41,7 @@ cdef class CallSession(FrameSink):
     cdef _police(self, long size, double now)
     cdef bytes _keep_whole_samples(self, pcm)
     cdef _send_rtp(self, payload, double now)
+    cdef _relay_dtmf(self, pcm)
     cdef _send_sender_report(self, double now)
     cpdef send_frame(self, bytes frame, double now)
     cdef _send_command(self, bytes message, double now)

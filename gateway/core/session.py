@@ -29,6 +29,7 @@ from gateway.core.rtp import (
     parse_rtp,
     random_stream_origin,
 )
+from gateway.core.telephone_event import DtmfRelay
 from gateway.shared.config import Config, Route
 
 # RTCP APP packets (RFC 3550 §6.7) of the documented RTP conventions (docs/protocol.md), on the call's RTCP port:
@@ -100,6 +101,7 @@ class CallSession(FrameSink):
         self._odd_byte = b""
         self._output_paused = False  # Sinch's connection is not taking data
         self._upstream = bytearray()
+        self._dtmf: DtmfRelay | None = None  # the route's DTMF detection, from the answer on
         self.return_path: ReturnPath | None = None  # from the answer on
 
     # ---- websocket side -------------------------------------------------------------------------------
@@ -151,6 +153,8 @@ class CallSession(FrameSink):
             return
         if self._odd_byte or len(pcm) & 1:
             pcm = self._keep_whole_samples(pcm)
+        if self._dtmf is not None:
+            self._relay_dtmf(pcm)
         wire = self._encoder.encode(pcm)
         packet_bytes = self._packet_bytes
         if not self._upstream and len(wire) == packet_bytes:
@@ -313,6 +317,8 @@ class CallSession(FrameSink):
         fmt = self.format
         ssrc, sequence, timestamp = random_stream_origin()
         self.packetizer = RtpPacketizer(fmt.payload_type, ssrc, sequence, timestamp)
+        if self.route.dtmf:  # telephone events go on the call's stream: a new stream, a new relay
+            self._dtmf = DtmfRelay(self.route.dtmf, fmt.call_rate, fmt.wire_rate, self.packetizer, timestamp)
         config = self.config
         self.return_path = ReturnPath(
             DownstreamDecoder(self.route.codec, fmt.call_rate, fmt.wire_rate), fmt.wire_rate, fmt.frame_bytes,
@@ -355,6 +361,18 @@ class CallSession(FrameSink):
         if self.packetizer.packet_count == 1:
             # Announce the CNAME (= Sinch CallId) with the first packet rather than 5 s later.
             self._send_sender_report(now)
+
+    def _relay_dtmf(self, pcm: bytes | memoryview) -> None:
+        """The route's DTMF detection (route option dtmf): the telephone events this chunk completes go out
+        before its audio, and each digit that ended is reported."""
+        packets, digits = self._dtmf.feed(pcm)
+        counters = self.counters
+        for packet in packets:
+            self.output.send_rtp(packet)
+            counters.rtp_packets_out += 1
+            counters.rtp_bytes_out += len(packet)
+        for digit in digits:
+            self.output.dtmf(digit.digit, digit.duration / self.format.call_rate)
 
     def _send_sender_report(self, now: float) -> None:
         self._next_rtcp = now + self.config.rtcp_interval

@@ -2,7 +2,8 @@
 custom headers (protocol notes §2.1). The ICE answer puts one in the stream URL; the worker checks it.
 
     token = base64url(claims JSON) "." base64url(HMAC-SHA256(token_key, claims JSON))
-    claims = {"c": call id, "r": route, "s": sample rate, "x": expiry (unix seconds)[, "v": session]}
+    claims = {"c": call id, "r": route, "s": sample rate, "x": expiry (unix seconds)[, "v": session]
+              [, "i": instance id]}
 
 A Voice API 2.0 stream leg has a call id of its own, which Sinch chooses when it dials the leg: its token names
 the session of the call.incoming it answers instead ("c" empty), and stays single-use.
@@ -24,13 +25,15 @@ MAX_TOKEN_LENGTH = 2048
 
 class Claims(msgspec.Struct, frozen=True, omit_defaults=True):
     """What a stream token says. Short keys on the wire keep the stream URL short, and tokens already issued
-    verify (a claim at its default is left out, so a token without a session is spelled as before)."""
+    verify (a claim at its default is left out, so a token without a session or an instance is spelled as
+    before)."""
 
     call_id: str = msgspec.field(name="c")
     route: str = msgspec.field(name="r")
     rate: int = msgspec.field(name="s")  # sample rate, Hz
     expires: int = msgspec.field(name="x")  # unix seconds
     session: str = msgspec.field(name="v", default="")  # Voice API 2.0 session id; "" = none
+    instance: str = msgspec.field(name="i", default="")  # the issuing gateway's instance_id; only it accepts it
 
 
 class TokenError(InputError):
@@ -57,14 +60,20 @@ def _mac(key: str, payload: bytes) -> bytes:
     return hmac.new(key.encode(), payload, hashlib.sha256).digest()
 
 
-def issue(key: str, call_id: str, route: str, rate: int, expires: int, session: str = "") -> str:
-    payload = _encode(Claims(call_id=call_id, route=route, rate=rate, expires=expires, session=session))
+def issue(
+    key: str, call_id: str, route: str, rate: int, expires: int, session: str = "", instance: str = "",
+) -> str:
+    payload = _encode(Claims(call_id=call_id, route=route, rate=rate, expires=expires, session=session,
+                             instance=instance))
     return f"{_b64(payload)}.{_b64(_mac(key, payload))}"
 
 
-def verify(key: str, token: str | None, route: str, now: float, previous_key: str = "") -> Claims:
+def verify(
+    key: str, token: str | None, route: str, now: float, previous_key: str = "", instance: str = ""
+) -> Claims:
     """The token's claims if it is well-formed, signed with `key` (or, while a key rotation settles, with
-    `previous_key`), unexpired and for this route; else TokenError with the status and reason."""
+    `previous_key`), unexpired, for this route and issued for this `instance` (instance_id; "" = tokens that name
+    none); else TokenError with the status and reason."""
     if not token:
         raise TokenError(401, "missing_token")
     if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
@@ -89,6 +98,8 @@ def verify(key: str, token: str | None, route: str, now: float, previous_key: st
         raise TokenError(403, "expired_token")
     if claims.route != route:
         raise TokenError(403, "token_for_another_route")
+    if claims.instance != instance:
+        raise TokenError(403, "token_for_another_instance")
     return claims
 
 

@@ -75,7 +75,7 @@ class CallHost(Protocol):
     pools: TargetPools
     metric_totals: MetricTotals  # published by the worker once a second
 
-    def admit(self) -> bool: ...
+    def admit(self, call: CallAdapter) -> bool: ...
     def call_started(self, call: CallAdapter) -> None: ...
     def call_answered(self, call: CallAdapter) -> None: ...
     def call_ended(self, call: CallAdapter, answered: bool) -> None: ...
@@ -111,6 +111,9 @@ class _SessionOutput(CallOutput):
 
     def mark_settled(self, mark_id: int, timestamp: int, outcome: str) -> None:
         self._adapter.telemetry.mark_settled(self._adapter.session, mark_id, timestamp, outcome)
+
+    def dtmf(self, digit: str, seconds: float) -> None:
+        self._adapter.telemetry.dtmf(self._adapter.session, digit, seconds)
 
 
 class CallAdapter(WSListener):
@@ -275,7 +278,7 @@ class CallAdapter(WSListener):
             self.on_unreachable()
 
     def admit(self) -> bool:
-        return self.worker.admit()
+        return self.worker.admit(self)
 
     def answered(self, connect: Connect, sample_rate: int) -> None:
         self.worker.call_answered(self)

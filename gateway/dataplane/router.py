@@ -1,7 +1,9 @@
 """The worker's listener factory (picows calls it for every upgrade request): it maps `/stream/{route}?rate=HZ`
 to a route, authenticates the stream token, binds the call's RTP ports and hands picows the call's adapter, or
 refuses the upgrade with an HTTP status: 400 a target that is not an absolute path or a bad query, 426 another
-websocket version, 401/403 the token, 404 an unknown route, 503 draining, no RTP port or no descriptors.
+websocket version, 401/403 the token, 404 an unknown route, 503 draining, no RTP port, no descriptors or a fleet's
+replay store unavailable (fail_closed). With a fleet's replay store the token is claimed after routing, while
+picows upgrades: gateway.dataplane.claims.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithLis
 from gateway.core import tokens
 from gateway.core.request_target import TargetError, parse_origin_form
 from gateway.core.tokens import Claims, TokenError
+from gateway.dataplane.claims import PendingClaims
 from gateway.dataplane.errors import count_internal_error
 from gateway.dataplane.forks import Forks
 from gateway.dataplane.listener import OUT_OF_DESCRIPTORS
@@ -26,6 +29,7 @@ from gateway.dataplane.pools import MediaPools
 from gateway.dataplane.ports import NoPortAvailable, bind_udp_pair
 from gateway.shared import metrics
 from gateway.shared.config import SINCH_RATES, Route
+from gateway.shared.fleet_replay import ReplayStoreUnavailable
 from gateway.shared.logs import RateLimitedEvent, log_event
 from gateway.shared.replay import ReplayGuard
 
@@ -41,6 +45,7 @@ class RouterHost(CallHost, Protocol):
     routes: dict[str, Route]
     pools: MediaPools
     replay_guard: ReplayGuard
+    fleet_claims: PendingClaims | None  # with replay_store = redis://...: claims in the fleet's store
     calls: set[CallAdapter]
     calls_by_descriptors: int  # the calls the open-files limit leaves room for
 
@@ -83,15 +88,21 @@ class UpgradeRouter:
         if not self.worker.serving:
             return decline(503, "draining", "gateway draining")
         query = parse_qs(query_text, keep_blank_values=True)
+        token = query.get("token", [None])[-1]
         try:
             url_rate = _rate_from_query(query)
-            claims = self._authenticate(route, query.get("token", [None])[-1])
+            claims, claim_later = self._authenticate(route, token)
         except TokenError as exc:  # before ValueError: a TokenError is one (InputError)
             metrics.STREAM_AUTH_FAILED.labels(exc.reason).inc()
             return decline(exc.status, "auth", exc.reason.replace("_", " "))
+        except ReplayStoreUnavailable:
+            return decline(503, "replay_store_unavailable", "replay store unavailable")
         except ValueError as exc:
             return decline(400, "bad_query", str(exc))
-        return self._new_call(route, claims.rate if claims else url_rate, claims.call_id if claims else "")
+        call = self._new_call(route, claims.rate if claims else url_rate, claims.call_id if claims else "")
+        if claim_later and isinstance(call, CallAdapter):
+            self.worker.fleet_claims.start(call, tokens.digest(token), claims.expires, time.time())
+        return call
 
     def _new_call(self, route: Route, rate: int | None, call_id: str) -> CallAdapter | WSUpgradeResponseWithListener:
         """The call's RTP/RTCP port pair, then its adapter; a 503 when descriptors or ports have run out."""
@@ -113,21 +124,29 @@ class UpgradeRouter:
             call.forks = Forks.bind(config, family, worker.pools.forks[route.name], route.name)
         return call
 
-    def _authenticate(self, route: Route, token: str | None) -> Claims | None:
+    def _authenticate(self, route: Route, token: str | None) -> tuple[Claims | None, bool]:
         """Stream authentication (the upgrade carries no headers: protocol notes §2.1). With a token key, a
-        signed single-use token; a route's static token also passes; with neither configured, no check."""
+        signed single-use token; a route's static token also passes; with neither configured, no check.
+        Returns the token's claims, and whether the token is still to be claimed in the fleet's store."""
         if route.token and token and hmac.compare_digest(token.encode(), route.token.encode()):
-            return None
+            return None, False
         config = self.worker.config
         if not config.token_key:
             if route.token:
                 raise TokenError(401 if not token else 403, "missing_token" if not token else "forged_token")
-            return None
+            return None, False
         now = time.time()
-        claims = tokens.verify(config.token_key, token, route.name, now, config.token_key_previous)
-        if not self.worker.replay_guard.claim(tokens.digest(token), claims.expires, now):
-            raise TokenError(403, "replayed_token")
-        return claims
+        claims = tokens.verify(config.token_key, token, route.name, now, config.token_key_previous,
+                               config.instance_id)
+        fleet = self.worker.fleet_claims
+        if fleet is None:
+            if not self.worker.replay_guard.claim(tokens.digest(token), claims.expires, now):
+                raise TokenError(403, "replayed_token")
+            return claims, False
+        if fleet.store.available:
+            return claims, True
+        fleet.store.unavailable_answer()  # fail_closed raises (503); fail_open accepts unchecked
+        return claims, False
 
     def _decline_no_fds(self, detail: str) -> WSUpgradeResponseWithListener:
         """503 `no_fds`: counted as any decline, logged at most once a second (it comes in floods)."""

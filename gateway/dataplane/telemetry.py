@@ -72,6 +72,7 @@ class CallTelemetry:
         self._lost_series = metrics.RTP_LOST.labels(name)
         self._reordered_series = metrics.RTP_REORDERED.labels(name)
         self._jitter_series = metrics.RTP_JITTER.labels(name)
+        self._dtmf_series = metrics.DTMF_DIGITS.labels(name)
         self._reported: dict[str, int] = dict.fromkeys((name for name, _, _ in _TRAFFIC), 0)
         self._dropped: Counter[str] = Counter()
         self._ignored: Counter[str] = Counter()
@@ -155,6 +156,14 @@ class CallTelemetry:
         if self._call_events:
             self._call_events.post({"event": f"mark.{outcome}", "call_id": session.call_id, "route": self.route,
                                     "mark_id": mark_id, "timestamp": timestamp})
+
+    def dtmf(self, session: CallSession, digit: str, seconds: float) -> None:
+        """A DTMF digit heard in the caller's audio: the RFC 4733 events are the session's; this counts it and
+        is the call event. No log line: digits are often PINs and card numbers."""
+        self._dtmf_series.inc()
+        if self._call_events:
+            self._call_events.post({"event": "dtmf", "call_id": session.call_id, "route": self.route,
+                                    "digit": digit, "duration": round(seconds, 3)})
 
     def ended(self, session: CallSession) -> None:
         counters = session.counters

@@ -33,6 +33,7 @@ import uvloop
 from picows import ws_create_server
 
 from gateway.core.session import CloseCode
+from gateway.dataplane.claims import PendingClaims
 from gateway.dataplane.datagrams import DatagramReader
 from gateway.dataplane.echo import EchoService
 from gateway.dataplane.errors import count_internal_error
@@ -45,8 +46,9 @@ from gateway.dataplane.telemetry import MetricTotals
 from gateway.dataplane.udpstats import udp_sockets
 from gateway.shared import host_limits, metrics
 from gateway.shared.build import data_plane
-from gateway.shared.config import EMBEDDED_ECHO_ROUTE, Config, Route
+from gateway.shared.config import EMBEDDED_ECHO_ROUTE, LOCAL_REPLAY_STORE, Config, Route
 from gateway.shared.exit_codes import EXIT_BOOT_FAILURE
+from gateway.shared.fleet_replay import FleetReplayStore
 from gateway.shared.logs import RateLimitedEvent, log_event
 from gateway.shared.replay import ReplayGuard
 from gateway.shared.scoreboard import Scoreboard, WorkerState
@@ -75,6 +77,7 @@ class Worker:
         self.slot = slot
         self.scoreboard = scoreboard
         self.replay_guard = replay_guard
+        self.fleet_claims: PendingClaims | None = None  # made in run(): a fleet's store (replay_store = redis://)
         self.routes: dict[str, Route] = dict(config.routes)
         self.pools = MediaPools(config)
         self.calls: set[CallAdapter] = set()
@@ -112,6 +115,9 @@ class Worker:
             self.routes[EMBEDDED_ECHO_ROUTE] = Route(name=EMBEDDED_ECHO_ROUTE, host="127.0.0.1", port=port)
             self.pools.add(self.routes[EMBEDDED_ECHO_ROUTE])
         metrics.create_worker_series(list(self.routes))
+        if self.config.replay_store != LOCAL_REPLAY_STORE:
+            self.fleet_claims = PendingClaims(FleetReplayStore.from_config(self.config, "worker"), loop)
+            await self.fleet_claims.store.connect()
         self.pools.start(loop)
         self.datagrams = DatagramReader(loop)
         loop.add_signal_handler(signal.SIGTERM, self._terminate)
@@ -135,6 +141,8 @@ class Worker:
             self._echo.close()
         if self.call_events:
             await self.call_events.close()
+        if self.fleet_claims:
+            await self.fleet_claims.store.close()
         log_event(log, logging.INFO, "worker.stopped", slot=self.slot)
 
     async def _listen(self, sock: socket.socket | None) -> asyncio.Server:
@@ -181,8 +189,11 @@ class Worker:
         """New calls are taken (not booting, not draining)."""
         return self.state is WorkerState.SERVING
 
-    def admit(self) -> bool:
-        """Admission control at connect time: over the caps, the call is answered busy."""
+    def admit(self, call: CallAdapter) -> bool:
+        """Admission control at connect time: over the caps, or before the call's token is claimed (a client
+        that did not wait for the 101: gateway.dataplane.claims), the call is answered busy."""
+        if self.fleet_claims and self.fleet_claims.holds(call):
+            return False
         config = self.config
         if config.max_calls and self.answered_calls >= config.max_calls:
             return False
@@ -190,6 +201,8 @@ class Worker:
 
     def call_started(self, call: CallAdapter) -> None:
         self.calls.add(call)
+        if self.fleet_claims:
+            self.fleet_claims.connected(call)
 
     def call_answered(self, call: CallAdapter) -> None:
         self.answered_calls += 1
@@ -314,6 +327,8 @@ class Worker:
         self._max_lag = 0.0
         wall, cpu = time.monotonic(), time.process_time()
         metrics.WORKER_CPU.labels(self.slot).set(cpu)
+        metrics.WORKER_MEMORY.labels(self.slot).set(host_limits.resident_memory_bytes())
+        metrics.WORKER_FDS.labels(self.slot).set(host_limits.descriptors_in_use())
         then_wall, then_cpu = self._cpu_mark
         self.cpu_percent = 100 * (cpu - then_cpu) / max(wall - then_wall, 1e-6)
         self._cpu_mark = (wall, cpu)

@@ -31,6 +31,7 @@ from gateway.process.listeners import Listeners
 from gateway.process.metrics_dir import MetricsDir
 from gateway.process.roll import Roll, reloaded_target
 from gateway.process.signals import SignalQueue
+from gateway.process.systemd_notify import SystemdNotifier
 from gateway.process.workers import Workers, restart_reason
 from gateway.shared import host_limits
 from gateway.shared.build import data_plane
@@ -66,6 +67,8 @@ class Supervisor:
         self.roll = Roll(self.children)
         self.exit_code = 0
         self.metrics_dir = MetricsDir()
+        self.notifier = SystemdNotifier()
+        self.ready_to_notify = True  # READY=1 is due once the workers serve (at start, after a reload)
 
     # ---- start and run ---------------------------------------------------------------------------------
 
@@ -209,6 +212,14 @@ class Supervisor:
             self.workers.keep(active, self.target_workers, now)
             if self.roll.ready(active, self.target_workers):
                 self._finish_roll(len(active))
+            self._notify_ready(active)
+
+    def _notify_ready(self, active: list[Child]) -> None:
+        """READY=1 to systemd once as many workers as the target serve, with no roll in progress."""
+        if (self.ready_to_notify and not self.roll.in_progress and len(active) >= self.target_workers
+                and all(child.served for child in active)):
+            self.ready_to_notify = False
+            self.notifier.ready(f"{len(active)} workers serving")
 
     def _kill_all(self) -> None:
         self.children.signal_all(signal.SIGKILL)
@@ -230,7 +241,15 @@ class Supervisor:
 
     def handle_sighup(self) -> None:
         if self.state is GatewayState.RUNNING:
+            self.notifier.reloading()
+            self.ready_to_notify = True  # whether the roll applies or not, the workers then serve
             self._roll()
+
+    def handle_sigusr2(self) -> None:
+        """Leave: /readyz answers 503 so load balancers stop sending new calls, while the workers go on taking
+        those still sent; the SIGTERM that follows drains (a Kubernetes preStop hook: deploy/kubernetes)."""
+        if self.state is GatewayState.RUNNING:
+            self.scoreboard.gateway_state = GatewayState.LEAVING
 
     def handle_sigttin(self) -> None:
         if self.state is GatewayState.RUNNING:
@@ -249,6 +268,7 @@ class Supervisor:
     def _stop(self, signum: int, grace: float) -> None:
         """Drain: workers decline new calls (503) and finish theirs; the control process goes last."""
         if self.state is not GatewayState.DRAINING:
+            self.notifier.stopping()
             self._publish_state(GatewayState.DRAINING)
         deadline = time.monotonic() + grace
         if self.stopping_deadline is None or deadline < self.stopping_deadline:

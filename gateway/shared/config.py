@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
+from gateway.shared.cpus import usable_cpus
 from gateway.shared.tls import TlsError, server_context
 
 # Sample rates Sinch's streamingOptions allows (protocol notes §2.4).
@@ -28,10 +29,12 @@ CODECS: tuple[Codec, ...] = get_args(Codec)
 G711_RATE = 8000  # RFC 3551 §4.5.14: PCMU/PCMA are 8 kHz only
 ENV_PREFIX = "GATEWAY_"
 FILE_SUFFIX = "_FILE"  # GATEWAY_TOKEN_KEY_FILE=/run/secrets/token_key reads the value from that file
-# Credentials may come from files (NAME_FILE); the secrets among them are never printed (`gateway check`) or logged.
+# Credentials may come from files (NAME_FILE); the secrets among them are never printed (`gateway check`) or logged,
+# and of replay_store's URL only its password is (cli.masked).
 SECRET_KEYS = ("sinch_application_secret", "sinch_service_secret", "sinch_key_secret", "token_key",
                "token_key_previous")
-CREDENTIAL_KEYS = ("sinch_application_key", "sinch_service_id", "sinch_project_id", "sinch_key_id", *SECRET_KEYS)
+CREDENTIAL_KEYS = ("sinch_application_key", "sinch_service_id", "sinch_project_id", "sinch_key_id", *SECRET_KEYS,
+                   "replay_store")
 # Credentials keep the names Sinch's own tools use.
 ENV_ALIASES = {"SINCH_APPLICATION_KEY": "sinch_application_key", "SINCH_APPLICATION_SECRET": "sinch_application_secret",
                "SINCH_SERVICE_ID": "sinch_service_id", "SINCH_SERVICE_SECRET": "sinch_service_secret",
@@ -43,6 +46,8 @@ EMBEDDED_ECHO_ROUTE = "echo"
 # GATEWAY_* variables that are not config keys: read by gateway/__init__.py before anything else is imported.
 OTHER_ENV = ("GATEWAY_NO_EXTENSIONS",)
 BOOL_VALUES = ("true", "false", "1", "0")  # what msgspec takes for a bool from a string (any case)
+LOCAL_REPLAY_STORE = "local"
+INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{0,63}")
 
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
 PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
@@ -84,6 +89,7 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     policy: Policy = "round_robin"
     rtp_timeout: Seconds = 0.0  # a target that sends no RTP back for this long to a call sending it is down; 0 = off
     forks: tuple[Target, ...] = ()  # get a copy of the upstream RTP (own SSRC and RTCP); their audio is not played
+    dtmf: int = 0  # payload type of RFC 4733 telephone events for the DTMF heard in the caller's audio; 0 = off
 
     def __post_init__(self) -> None:
         if self.codec != "L16" and self.rate not in (0, G711_RATE):
@@ -94,6 +100,10 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"route {self.name}: ptime must be one of 5, 10, 20, 30, 40, 60 ms")
         if not -1 <= self.payload_type <= 127:
             raise ValueError(f"route {self.name}: payload type must be 0..127")
+        if self.dtmf and not 96 <= self.dtmf <= 127:
+            raise ValueError(f"route {self.name}: dtmf must be a dynamic payload type, 96-127 (RFC 3551 §3)")
+        if self.dtmf and self.dtmf == self.payload_type_for(self.rate):
+            raise ValueError(f"route {self.name}: dtmf={self.dtmf} is the audio's payload type: set another (or pt=)")
         for target in self.targets + self.forks:
             if not (is_ip_address(target.host) or _HOST_NAME.fullmatch(target.host)):
                 raise ValueError(f"route {self.name}: host must be an IP address or a DNS name, got {target.host!r}")
@@ -129,7 +139,8 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def url(self) -> str:
         forks = "".join(f"&fork={fork}" for fork in self.forks)
-        return f"rtp://{','.join(map(str, self.targets))}?codec={self.codec}{forks}"
+        dtmf = f"&dtmf={self.dtmf}" if self.dtmf else ""
+        return f"rtp://{','.join(map(str, self.targets))}?codec={self.codec}{forks}{dtmf}"
 
 
 def is_ip_address(host: str) -> bool:
@@ -211,7 +222,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     route_resolve_interval: Seconds = 60.0  # DNS names of routes resolved again this often; 0 = at load only
     target_probe_interval: PositiveSeconds = 1.0  # a target marked down is probed this often
     # ---- processes (prefork server) ----
-    workers: Annotated[int, msgspec.Meta(ge=0, le=128)] = 0  # 0 = one per CPU
+    workers: Annotated[int, msgspec.Meta(ge=0, le=128)] = 0  # 0 = one per CPU the cgroup's quota allows
     accept: Literal["shared", "reuseport"] = "shared"  # one accept queue for all workers, or one each
     metrics_listen: str = "0.0.0.0:9100"  # control process: /metrics, /healthz, /readyz
     drain_timeout: Seconds = 30.0  # SIGTERM: how long calls in progress may go on
@@ -249,6 +260,11 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ice_no_match: Literal["hangup", "connect"] = "hangup"  # with rules and none matching
     ice_route: str = ""  # route for `connect` answers without a rule; "" = the first route (or echo)
     ice_rate: int = 8000
+    # ---- a fleet (docs/fleet.md) ----
+    replay_store: str = "local"  # where used tokens are remembered: this machine, or redis(s)://HOST:PORT/DB
+    replay_store_unavailable: Literal["fail_closed", "fail_open"] = "fail_closed"
+    replay_store_timeout: PositiveSeconds = 0.25  # a claim's deadline, retry included
+    instance_id: str = ""  # names this instance in the tokens it issues, which only it then accepts; "" = off
 
     def __post_init__(self) -> None:
         self._check_listeners_and_urls()
@@ -265,6 +281,12 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("call_started_wait: needs call_events_url (the call.started it waits for)")
         if self.public_url and urlsplit(self.public_url).scheme not in ("ws", "wss"):
             raise ValueError("public_url: expected ws://HOST[:PORT] or wss://HOST[:PORT]")
+        if self.replay_store != LOCAL_REPLAY_STORE:
+            store = urlsplit(self.replay_store)
+            if store.scheme not in ("redis", "rediss") or not store.hostname:
+                raise ValueError("replay_store: expected local, redis://HOST:PORT/DB or rediss://HOST:PORT/DB")
+        if not INSTANCE_ID.fullmatch(self.instance_id):
+            raise ValueError("instance_id: up to 63 letters, digits, '.', '_' or '-'")
 
     def _check_media(self) -> None:
         if 0 < self.audio_speed_limit < 1:
@@ -369,7 +391,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def worker_count(self) -> int:
-        return self.workers or os.cpu_count() or 1
+        return self.workers or usable_cpus()
 
 
 def even_odd_pairs(port_range: tuple[int, int]) -> tuple[int, int]:
@@ -387,7 +409,7 @@ def parse_host_port(value: str, key: str) -> tuple[str, int]:
 
 
 def parse_route(spec: object) -> Route:
-    """`NAME=rtp://HOST:PORT?codec=L16|PCMU|PCMA&rate=HZ&ptime=MS&pt=N`."""
+    """`NAME=rtp://HOST:PORT?codec=L16|PCMU|PCMA&rate=HZ&ptime=MS&pt=N&dtmf=PT`."""
     name, sep, url = spec.partition("=") if isinstance(spec, str) else ("", "", "")
     if not sep or not name:
         raise ConfigError(f"route: expected NAME=rtp://HOST:PORT?..., got {spec!r}")
@@ -408,7 +430,7 @@ def route_from_url(name: str, url: object) -> Route:
                               "more_targets": targets[1:],
                               "forks": [_target_from(name, text, url) for text in query.pop("fork", [])]}
     renames = {"codec": "codec", "rate": "rate", "ptime": "ptime_ms", "pt": "payload_type", "token": "token",
-               "policy": "policy", "rtp_timeout": "rtp_timeout", "fork": "forks"}
+               "policy": "policy", "rtp_timeout": "rtp_timeout", "fork": "forks", "dtmf": "dtmf"}
     for key, values in query.items():
         if key not in renames:
             raise ConfigError(f"routes.{name}: unknown option {key!r} (known: {', '.join(renames)})")
@@ -637,7 +659,8 @@ KEY_DOCS: dict[str, KeyDoc] = {
     "target_probe_interval": KeyDoc("SECONDS", "how often a route target marked down is probed (an empty RTCP "
                                                "receiver report to its RTCP port); no ICMP port unreachable back "
                                                "marks it up"),
-    "workers": KeyDoc("N", "worker processes (at most 128); 0 = one per CPU"),
+    "workers": KeyDoc("N", "worker processes (at most 128); 0 = one per CPU this process may use: its CPU "
+                           "affinity, cut to its cgroup's CPU quota (a container's CPU limit), rounded down"),
     "accept": KeyDoc("MODE", "shared: one accept queue for all workers; reuseport: one SO_REUSEPORT socket and "
                              "accept queue per worker"),
     "metrics_listen": KeyDoc("HOST:PORT", "the control process's /metrics, /healthz and /readyz (keep it internal)"),
@@ -698,4 +721,13 @@ KEY_DOCS: dict[str, KeyDoc] = {
     "ice_no_match": KeyDoc("ANSWER", "with rules and none matching: hangup, or connect to ice_route"),
     "ice_route": KeyDoc("ROUTE", "what an ICE is connected to without a rule; empty = the first route (or echo)"),
     "ice_rate": KeyDoc("HZ", "the sample rate of an ICE connected without a rule", SINCH_RATES),
+    "replay_store": KeyDoc("URL", "where used stream tokens and signed callbacks are remembered: local (this "
+                                  "machine's shared memory), or redis://HOST:PORT/DB (rediss:// for TLS) that a "
+                                  "fleet shares, Redis or Valkey 7.0+; a credential (_FILE), its password masked"),
+    "replay_store_unavailable": KeyDoc("POLICY", "when the replay store does not answer: fail_closed refuses new "
+                                                 "calls (503), fail_open accepts them unchecked; both counted"),
+    "replay_store_timeout": KeyDoc("SECONDS", "how long a call setup waits for the replay store before "
+                                              "replay_store_unavailable applies"),
+    "instance_id": KeyDoc("NAME", "names this instance in the stream tokens it issues; other instances refuse "
+                                  "them (403), for fleets whose instances each have a public_url; empty = off"),
 }

@@ -30,6 +30,7 @@ LISTEN_BACKLOG = 4096
 # descriptors a worker sets aside for them.
 CALL_EVENT_CONNECTIONS = 100
 SYSCTL_ROOT = "/proc/sys/"
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,15 @@ def _raised(soft: int, hard: int) -> int:
     if hard == resource.RLIM_INFINITY:
         return max(soft, read_sysctl("fs/nr_open") or soft)
     return max(soft, hard)
+
+
+def resident_memory_bytes() -> int:
+    """Resident memory of this process (proc(5): /proc/self/statm, its second field, in pages); 0 without /proc."""
+    try:
+        with open("/proc/self/statm") as file:
+            return int(file.read().split()[1]) * PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def descriptors_in_use() -> int:

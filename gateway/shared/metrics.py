@@ -51,6 +51,8 @@ RTP_DROPPED = Counter("gateway_rtp_dropped_packets_total",
                       "Datagrams dropped: late, duplicate, unexpected_ssrc, too_short, ...", ["route", "reason"])
 RTP_REORDERED = Counter("gateway_rtp_reordered_packets_total", "Return RTP packets that arrived out of order",
                         ["route"])
+DTMF_DIGITS = Counter("gateway_dtmf_digits_total", "DTMF digits heard in callers' audio and sent on as RFC 4733 "
+                      "telephone events (routes with the dtmf option)", ["route"])
 RTP_JITTER = Histogram("gateway_rtp_jitter_seconds", "Return RTP interarrival jitter (RFC 3550 A.8), per call "
                        "sampled at each flush", ["route"], buckets=JITTER_BUCKETS)
 UPSTREAM_LATENCY = Histogram("gateway_upstream_latency_seconds",
@@ -95,7 +97,7 @@ CALL_EVENTS = Counter("gateway_call_events_total", "JSON call events posted to c
 CALLBACKS = Counter("gateway_callbacks_total", "Sinch callbacks answered, by event", ["event"])
 CALLBACKS_REJECTED = Counter("gateway_callbacks_rejected_total",
                              "Callbacks refused: unsigned, forged, stale, wrong_key (another application key or "
-                             "service id), malformed, replayed, bad body",
+                             "service id), malformed, replayed, bad body, replay_store_unavailable",
                              ["reason"])
 CALLBACK_CONNECTIONS = Gauge("gateway_callback_connections", "Open connections on callback_listen",
                              multiprocess_mode="livesum")
@@ -105,6 +107,15 @@ CALLBACK_CONNECTIONS_DROPPED = Counter(
     "connection_limit (over callback_max_connections)", ["reason"])
 CALLS_DISCONNECTED = Counter("gateway_calls_disconnected_total", "DiCE events by Sinch's reason and result",
                              ["reason", "result"])
+# ---- a fleet's replay store (replay_store = redis://...) ----------------------------------------------------
+REPLAY_STORE_UP = Gauge("gateway_replay_store_up", "1 while the replay store answers, 0 from a failed claim until a "
+                        "probe reaches it again; the least over processes", ["process"], multiprocess_mode="livemin")
+REPLAY_STORE_UNAVAILABLE = Counter(
+    "gateway_replay_store_unavailable_total", "Claims the replay store did not answer, by what "
+    "replay_store_unavailable did: refused (fail_closed: 503, or close 1013) or accepted (fail_open, unchecked)",
+    ["process", "outcome"])
+REPLAY_STORE_CLAIM = Histogram("gateway_replay_store_claim_seconds", "Time a claim in the replay store took "
+                               "(one round trip: SET NX PXAT GET)", buckets=LATENCY_BUCKETS)
 STREAM_AUTH_FAILED = Counter("gateway_stream_auth_failures_total",
                              "Stream upgrades refused for their token: missing, malformed, forged, expired, replayed",
                              ["reason"])
@@ -115,6 +126,11 @@ LOOP_LAG = Histogram("gateway_event_loop_lag_seconds", "Lateness of the worker's
 WORKER_LOOP_LAG = Gauge("gateway_worker_event_loop_lag_seconds", "Largest tick lateness in the last second",
                         ["slot"], multiprocess_mode="liveall")
 WORKER_CPU = Gauge("gateway_worker_cpu_seconds", "CPU time used by each worker process", ["slot"],
+                   multiprocess_mode="liveall")
+# prometheus-client's multiprocess mode exports no process_* metrics: each worker publishes its own.
+WORKER_MEMORY = Gauge("gateway_worker_resident_memory_bytes", "Resident memory of each worker process", ["slot"],
+                      multiprocess_mode="liveall")
+WORKER_FDS = Gauge("gateway_worker_open_fds", "Open file descriptors of each worker process", ["slot"],
                    multiprocess_mode="liveall")
 WORKER_RESTARTS = Counter("gateway_worker_restarts_total", "Workers replaced by the supervisor", ["reason"])
 CONTROL_RESTARTS = Counter("gateway_control_restarts_total",
@@ -133,11 +149,12 @@ DRAINING = Gauge("gateway_draining", "1 while the gateway drains before stopping
 OUTCOMES = ("answer", "busy", "reject")
 DIRECTIONS = ("in", "out")
 DECLINE_REASONS = ("not_found", "unknown_route", "bad_target", "bad_version", "draining", "bad_query", "no_rtp_port",
-                   "no_fds", "auth", "internal_error")
+                   "no_fds", "auth", "replay_store_unavailable", "internal_error")
 DROP_REASONS = ("late", "duplicate", "unexpected_ssrc", "unexpected_payload_type", "too_short",
                 "after_hangup", "rtcp_bye_unknown_ssrc", "cleared", "rtcp_bad_app")
 AUTH_FAILURES = ("missing_token", "malformed_token", "forged_token", "expired_token", "token_for_another_route",
-                 "replayed_token")
+                 "token_for_another_instance", "replayed_token")
+REPLAY_STORE_OUTCOMES = ("refused", "accepted")
 # Where an internal error can be caught (gateway_internal_errors_total{where}).
 ERROR_SITES = ("websocket_frame", "datagram", "tick", "metrics", "call_end", "routing", "timer", "failover")
 RESTART_REASONS = ("killed", "exited", "stuck", "boot_failed")
@@ -150,7 +167,7 @@ CALLBACK_EVENTS = ("ice", "ace", "dice", "pie", "notify",
                    "call.message.finished", "call.recording.finished", "call.recording.failed", "call.menu",
                    "call.webhook", "call.other")
 CALLBACK_REJECTIONS = ("unsigned", "forged", "stale", "wrong_key", "malformed", "replayed", "malformed_json",
-                       "missing_event", "unknown_event", "bad_ice", "bad_incoming")
+                       "missing_event", "unknown_event", "bad_ice", "bad_incoming", "replay_store_unavailable")
 CALLBACK_CONNECTION_DROPS = ("idle_timeout", "request_timeout", "connection_limit")
 # DiCE reason and result as Sinch documents them; anything else is `other`, so a caller cannot mint series.
 DICE_REASONS = ("N/A", "TIMEOUT", "CALLERHANGUP", "CALLEEHANGUP", "BLOCKED", "MANAGERHANGUP", "NOCREDITPARTNER",
@@ -171,7 +188,7 @@ def create_worker_series(routes: list[str]) -> None:
                 metric.labels(route, direction)
         for reason in DROP_REASONS:
             RTP_DROPPED.labels(route, reason)
-        for metric in (RTP_LOST, RTP_REORDERED, RTP_JITTER, RETURN_QUEUE_DROPPED, UPSTREAM_POLICED):
+        for metric in (RTP_LOST, RTP_REORDERED, RTP_JITTER, RETURN_QUEUE_DROPPED, UPSTREAM_POLICED, DTMF_DIGITS):
             metric.labels(route)
     for reason in DECLINE_REASONS:
         UPGRADES_DECLINED.labels(reason)
@@ -183,6 +200,12 @@ def create_worker_series(routes: list[str]) -> None:
         CONNECTIONS_ABORTED.labels(reason)
     for where in ERROR_SITES:
         INTERNAL_ERRORS.labels(where)
+    create_replay_store_series("worker")
+
+
+def create_replay_store_series(process: str) -> None:
+    for outcome in REPLAY_STORE_OUTCOMES:
+        REPLAY_STORE_UNAVAILABLE.labels(process, outcome)
 
 
 def create_target_series(route: str, target: str) -> None:
@@ -208,3 +231,4 @@ def create_control_series() -> None:
         CALLBACKS_REJECTED.labels(reason)
     for reason in CALLBACK_CONNECTION_DROPS:
         CALLBACK_CONNECTIONS_DROPPED.labels(reason)
+    create_replay_store_series("control")

@@ -3,7 +3,8 @@ Sinch callbacks (checked by the control process), across all processes of one ma
 
 A fixed open-addressing table in shared memory (made by the supervisor before fork, so it outlives any worker
 or control process) under one process-shared lock; it is touched a few times per call setup, never on the media
-path. Callers see only `ReplayStore.claim`, so a store shared by a fleet can take the table's place.
+path. The control process sees it as a `ReplayStore` (AnsweredAtOnce), as it sees the store a fleet shares
+(gateway.shared.fleet_replay), which takes the table's place when `replay_store` names one.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ DEFAULT_CAPACITY = 1 << 19
 
 
 class ReplayStore(Protocol):
-    def claim(self, key: bytes, expires: float, now: float) -> bool:
+    async def claim(self, key: bytes, expires: float, now: float) -> bool:
         """True the first time `key` (16 bytes) is seen before `expires` (unix time); False for a replay.
-        One atomic set-if-absent with expiry (Redis: SET key 1 NX EXAT expires)."""
+        One atomic set-if-absent with expiry (Redis: SET key NONCE NX PXAT expires GET)."""
         ...
 
 
@@ -51,3 +52,13 @@ class ReplayGuard:
                 return False
             _ENTRY.pack_into(self._map, free * _ENTRY.size, key, expires)
             return True
+
+
+class AnsweredAtOnce:
+    """The machine's table as a ReplayStore: it answers at once."""
+
+    def __init__(self, guard: ReplayGuard) -> None:
+        self.guard = guard
+
+    async def claim(self, key: bytes, expires: float, now: float) -> bool:
+        return self.guard.claim(key, expires, now)

@@ -19,6 +19,7 @@ class GatewayState(enum.IntEnum):
     BOOTING = 0
     RUNNING = 1
     DRAINING = 2
+    LEAVING = 3  # SIGUSR2: not ready (load balancers stop sending calls), still taking the calls that come
 
 
 class WorkerState(enum.IntEnum):

@@ -27,10 +27,11 @@ class _Discard(CallOutput):
     def answered(self, connect: Connect, sample_rate: int) -> None: ...
     def close(self, code: int, reason: str) -> None: ...
     def mark_settled(self, mark_id: int, timestamp: int, outcome: str) -> None: ...
+    def dtmf(self, digit: str, seconds: float) -> None: ...
 
 
-def _per_frame_us(codec: str, rate: int) -> tuple[float, float]:
-    route = Route(name="bench", host="127.0.0.1", port=5004, codec=codec)  # type: ignore[arg-type]
+def _per_frame_us(codec: str, rate: int, dtmf: int = 0) -> tuple[float, float]:
+    route = Route(name="bench", host="127.0.0.1", port=5004, codec=codec, dtmf=dtmf)  # type: ignore[arg-type]
     session = CallSession(Config(routes={"bench": route}), route, _Discard(), now=0.0)
     session.on_text(f'{{"command":"connect","callId":"bench","sampleRate":{rate}}}'.encode(), 0.0)
     fmt = session.format
@@ -55,4 +56,7 @@ def run_session_bench() -> int:
     for codec, rate in (("L16", 16000), ("L16", 48000), ("PCMU", 16000), ("PCMU", 8000)):
         upstream, downstream = _per_frame_us(codec, rate)
         print(f"| {codec} | {rate} | {upstream:.2f} | {downstream:.2f} |")
+    for codec, rate in (("PCMU", 8000), ("L16", 16000)):  # DTMF detection on: the caller's audio analysed
+        upstream, downstream = _per_frame_us(codec, rate, dtmf=101)
+        print(f"| {codec} dtmf=101 | {rate} | {upstream:.2f} | {downstream:.2f} |")
     return 0

@@ -527,3 +527,22 @@ def test_a_killed_control_process_is_replaced_and_calls_do_not_notice():
         assert http_status(gateway.metrics_url + "/readyz") == 200
     finally:
         gateway.stop()
+
+
+def test_sigusr2_leaves_the_rotation_and_still_answers_calls():
+    """A Kubernetes preStop hook's first step: /readyz fails so load balancers stop sending calls, while the calls
+    already on their way (a load balancer notices a probe later) are still answered; SIGTERM then drains."""
+    gateway = GatewayProcess().start()
+    assert http_status(gateway.metrics_url + "/readyz") == 200
+    gateway.proc.send_signal(signal.SIGUSR2)
+    gateway.wait_for("supervisor.signal", signal="SIGUSR2")
+    assert http_status(gateway.metrics_url + "/readyz") == 503
+
+    async def late_call() -> None:
+        call = await SinchCall.open(gateway.url + "/stream/echo")
+        assert await call.connect("late", rate=RATE) == {"command": "answer"}
+        pcm = sine(RATE, 1.0)
+        assert await stream(call, pcm) == pcm
+
+    run(late_call())
+    assert gateway.stop() == 0

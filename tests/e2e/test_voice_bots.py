@@ -1,7 +1,7 @@
 """What voice bots need (issue 12), end to end: the example media service (examples/media_service.py) as a
 process behind the real gateway, a Sinch-like call in front: its prompt heard and its playback mark answered,
-a barge-in that clears the prompt, Sinch's clear and the mark answered cleared; a text message that is not a
-command after the answer leaves the call up."""
+a barge-in that clears the prompt, Sinch's clear and the mark answered cleared; a key press heard as an RFC 4733
+event; a text message that is not a command after the answer leaves the call up."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from tests.aio import run
+from tests.dtmf_tones import FFMPEG, NOISE_DBM0, ffmpeg_pcm, sequence, white_noise
 from tests.gateway_process import GatewayProcess, scrape, stop_process, value
 from tests.ports import free_port_pair
 from tests.sinch_client import SinchCall, sine
@@ -56,7 +57,7 @@ class ExampleService:
 @pytest.fixture
 def bot(request) -> Iterator[tuple[ExampleService, GatewayProcess]]:
     service = ExampleService(prompt_seconds=request.param)
-    gateway = GatewayProcess("--route", f"bot=rtp://127.0.0.1:{service.port}").start()
+    gateway = GatewayProcess("--route", f"bot=rtp://127.0.0.1:{service.port}?dtmf=101").start()
     yield service, gateway
     gateway.stop()
     stop_process(service.process)
@@ -111,3 +112,22 @@ def test_talking_over_the_prompt_clears_it_here_and_at_sinch_and_its_mark(bot):
 
     run(scenario())
     gateway.wait_for("call.ended", call_id="bot-2")
+
+
+@pytest.mark.skipif(FFMPEG is None, reason="ffmpeg not installed (scripts/test installs it)")
+@pytest.mark.parametrize("bot", [1.0], indirect=True)
+def test_a_key_press_reaches_the_bot_as_a_telephone_event(bot):
+    service, gateway = bot
+    terms, length = sequence("7", 0.15, 0.2)
+    pcm = ffmpeg_pcm([*terms, white_noise(NOISE_DBM0)], RATE, length)
+
+    async def scenario() -> None:
+        call = await SinchCall.open(gateway.url + "/stream/bot")
+        assert await call.connect("bot-3", rate=RATE) == {"command": "answer"}
+        await call.send_paced(pcm, RATE)
+        key = await service.wait_event("dtmf")
+        assert key["key"] == "7" and key["seconds"] == pytest.approx(0.15, abs=0.01)
+        await call.ws.close(1000, "caller hung up")
+
+    run(scenario())
+    gateway.wait_for("call.ended", call_id="bot-3")

@@ -19,7 +19,8 @@ from gateway.control.callbacks import CALLBACK_PATH, respond
 from gateway.core import signing
 from gateway.shared.config import Config, IceMatch, IceRule, Route
 from gateway.shared.logs import JsonFormatter
-from gateway.shared.replay import ReplayGuard
+from gateway.shared.replay import AnsweredAtOnce, ReplayGuard
+from tests.aio import run
 from tests.fuzz.strategies import (
     any_text,
     batch,
@@ -115,7 +116,7 @@ def requests(draw: st.DrawFn) -> tuple[str, CIMultiDict, bytes]:
 
 def answer(case: tuple[str, CIMultiDict, bytes, ReplayGuard]) -> None:
     config, sent, body, guard = case
-    response = respond(CONFIGS[config], guard, "POST", CALLBACK_PATH, sent, body, NOW)
+    response = run(respond(CONFIGS[config], AnsweredAtOnce(guard), "POST", CALLBACK_PATH, sent, body, NOW))
     assert response.status in (200, 400, 401)
     if response.status == 200 and response.body:
         assert json.loads(response.body)["action"]["name"] in ("connectStream", "hangup", "continue")

@@ -175,7 +175,8 @@ def test_every_metric_with_a_route_label_is_on_the_routes_dashboard(boards):
     used = set()
     for _, target in targets(boards["routes"]):
         used |= metrics_in(target["expr"])
-    per_route = [name for name, labels in declared_labels().items() if "route" in labels]
+    per_route = [name for name, labels in declared_labels().items()
+                 if "route" in labels and name not in PENDING_METRICS]
     kinds = declared_metrics()
     assert len(per_route) >= 12
     missing = [name for name in per_route if name not in PENDING_METRICS
@@ -319,7 +320,8 @@ def test_dockerfile_builds_from_files_that_exist():
     lines = [line.split() for line in (ROOT / "Dockerfile").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
     stages = [words for words in lines if words[0] == "FROM"]
-    assert stages == [["FROM", "python:3.11-slim", "AS", "build"], ["FROM", "python:3.11-slim"]]
+    base = "python:3.11.11-slim-bookworm"  # pinned: a Python release and a Debian release
+    assert stages == [["FROM", base, "AS", "build"], ["FROM", base]]
     build = lines[:lines.index(stages[1])]
     assert any(words[0] == "RUN" and "gcc" in words for words in build)
     assert ["RUN", "pip", "wheel", "--no-cache-dir", "--wheel-dir", "/wheels", "."] in build
