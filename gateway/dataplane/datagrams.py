@@ -76,6 +76,16 @@ class DatagramReader:
         else:
             self._loop.remove_reader(fd)
 
+    def resume(self, sock: socket.socket, call: CallAdapter, rtcp: bool) -> None:
+        """The socket reported an error (ECONNREFUSED: ICMP port unreachable): it is read from again. As Python,
+        libuv stops polling a socket on POLLERR (uv__poll_io closes its handle), so the error still pending is
+        read off (SO_ERROR clears it, or the new handle would fail the same way) and the socket registered
+        again. Compiled, the epoll set still holds it and the next recv reads the error."""
+        if not cython.compiled:
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            self.remove(sock)
+            self.add(sock, call, rtcp)
+
     def close(self) -> None:
         if cython.compiled:
             self._loop.remove_reader(self._epoll)

@@ -61,6 +61,7 @@ class DatagramSink(Protocol):
 
     def add(self, sock: socket.socket, call: CallAdapter, rtcp: bool) -> None: ...
     def remove(self, sock: socket.socket) -> None: ...
+    def resume(self, sock: socket.socket, call: CallAdapter, rtcp: bool) -> None: ...
 
 
 class CallHost(Protocol):
@@ -350,8 +351,10 @@ class CallAdapter(WSListener):
             sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
 
     def on_unreachable(self) -> None:
-        """ICMP port unreachable from the target (ECONNREFUSED on a send or a receive): it is marked down."""
+        """ICMP port unreachable from the target (ECONNREFUSED on a send or a receive): it is marked down, and
+        the sockets are read from again (a target that restarts on the same port is heard again)."""
         try:
+            self._resume_reading()
             self.worker.pools.unreachable(self)
         except Exception:
             self._fail("failover", self.worker.loop.time())
@@ -362,10 +365,7 @@ class CallAdapter(WSListener):
         session = self.session
         now = self.worker.loop.time()
         self._connect(self.target)
-        datagrams = self.worker.datagrams
-        for sock, rtcp in ((self.rtp, False), (self.rtcp, True)):  # libuv stops polling a socket after POLLERR
-            datagrams.remove(sock)
-            datagrams.add(sock, self, rtcp)
+        self._resume_reading()
         log_event(log, logging.WARNING, "call.failover", call_id=session.call_id, route=self.route.name,
                   target=self.target.name, previous=old.name, reason=reason)
         if session.state is CallState.ANSWERED:
@@ -373,6 +373,10 @@ class CallAdapter(WSListener):
                 self.forks.restart()
             session.restart_stream(now)
             self.telemetry.failed_over(session, old.name, self.target.name, self.rtp.getsockname()[1], now)
+
+    def _resume_reading(self) -> None:
+        for sock, rtcp in ((self.rtp, False), (self.rtcp, True)):
+            self.worker.datagrams.resume(sock, self, rtcp)
 
     # ---- internals -------------------------------------------------------------------------------------
 

@@ -153,6 +153,29 @@ def test_calls_move_to_the_other_target_when_one_stops_and_come_back_when_it_res
     run(scenario())
 
 
+def test_a_call_on_a_single_target_hears_its_media_service_again_after_a_restart():
+    async def scenario() -> None:
+        peer = await MediaPeer().start()
+        gateway = await asyncio.to_thread(GatewayProcess("--route", peer.route("solo")).start)
+        try:
+            call = await TalkingCall.start(gateway.url + "/stream/solo", "solo")
+            loop = asyncio.get_running_loop()
+            await call.frames_after(loop.time(), 10)
+            peer.close()  # the next datagrams get ICMP port unreachable: ECONNREFUSED on the call's sockets
+            await asyncio.to_thread(gateway.wait_for, "target.down", route="solo")
+            restarted = await MediaPeer().start(peer.port)
+            await restarted.wait_until(lambda: len(restarted.packets) >= 1)
+            await call.frames_after(loop.time(), 25)  # its echo reaches Sinch: the sockets are still read
+            await call.hang_up()
+            ended = await asyncio.to_thread(gateway.wait_for, "call.ended", call_id="solo")
+            assert ended["rtp_packets_in"] >= 35
+            restarted.close()
+        finally:
+            gateway.stop()
+
+    run(scenario())
+
+
 def test_a_target_that_stops_sending_rtp_back_is_marked_down_after_rtp_timeout():
     async def scenario() -> None:
         first, second = await MediaPeer().start(), await MediaPeer().start()
