@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import socket
 import time
@@ -27,6 +28,7 @@ from gateway.shared.config import Config, Route
 from gateway.shared.logs import log_event
 
 if TYPE_CHECKING:  # aiohttp, behind call events, is imported only when call_events_url is set
+    from gateway.dataplane.allocation import Allocator
     from gateway.dataplane.call_events import CallEvents
     from gateway.dataplane.forks import Forks
 
@@ -54,6 +56,7 @@ class TargetPools(Protocol):
     def call_started(self, call: CallAdapter) -> None: ...
     def call_ended(self, call: CallAdapter) -> None: ...
     def unreachable(self, call: CallAdapter) -> None: ...
+    def allocated(self, call: CallAdapter, target: PoolTarget) -> None: ...
 
 
 class DatagramSink(Protocol):
@@ -72,6 +75,7 @@ class CallHost(Protocol):
     unix_offset: float  # unix time = loop time + unix_offset
     latency_samples: list[float]
     call_events: CallEvents | None
+    allocator: Allocator | None  # with allocate_url
     datagrams: DatagramSink
     pools: TargetPools
     metric_totals: MetricTotals  # published by the worker once a second
@@ -283,13 +287,41 @@ class CallAdapter(WSListener):
 
     def answered(self, connect: Connect, sample_rate: int) -> None:
         self.worker.call_answered(self)
+        allocator = self.worker.allocator
+        if allocator is None:
+            self._announce(connect, sample_rate)
+            return
+        self._held_rtp = []  # issue 15.4: the call's RTP waits for the allocation webhook's target
+        allocation = allocator.allocate(connect.call_id, self.route.name, connect.headers)
+        allocation.add_done_callback(functools.partial(self._allocated, connect, sample_rate))
+
+    def _allocated(self, connect: Connect, sample_rate: int, allocation: asyncio.Task[PoolTarget | None]) -> None:
+        """The webhook answered (or the call falls back to the route's target it has): the sockets connect to
+        its target, and the call is announced there."""
+        if self.session.state is not CallState.ANSWERED:
+            return  # the call ended meanwhile: what it held went out when it did
+        try:
+            target = allocation.result()
+            if target is not None:
+                self.worker.pools.allocated(self, target)
+                self._connect(target)
+            self._announce(connect, sample_rate)
+        except Exception:
+            self._fail("allocation", self.worker.loop.time())
+
+    def _announce(self, connect: Connect, sample_rate: int) -> None:
+        """call.answered in the log, call.started to call events, then the call's RTP (held until call.started
+        is answered, with call_started_wait)."""
         started = self.telemetry.answered(self.session, connect, sample_rate, self.rtp.getsockname()[1],
                                           self.target.name)
         wait = self.worker.config.call_started_wait
         if wait and started is not None:  # issue 12.7: the media service learns of the call before its audio
-            self._held_rtp = []
+            if self._held_rtp is None:
+                self._held_rtp = []
             started.add_done_callback(self._started_answered)
             self.worker.loop.call_later(wait, self._send_held_rtp, "call.started not answered in time")
+        else:
+            self._send_held_rtp("")
 
     def _started_answered(self, _task: object) -> None:
         self._send_held_rtp("")

@@ -73,11 +73,23 @@ class MediaPools:
     def call_ended(self, call: CallAdapter) -> None:
         call.target.calls.discard(call)
         self._silence.pop(call, None)
-        metrics.TARGET_CALLS.labels(call.route.name, call.target.name).dec()
+        if self._pooled(call):
+            metrics.TARGET_CALLS.labels(call.route.name, call.target.name).dec()
+
+    def allocated(self, call: CallAdapter, target: PoolTarget) -> None:
+        """The allocation webhook chose the call's target: the call leaves the route's pool, whose per-target
+        series and health are of the route's own targets only (a webhook's answers would be unbounded labels)."""
+        self.call_ended(call)
+        call.target = target
 
     def unreachable(self, call: CallAdapter) -> None:
-        """A call's connected socket got ECONNREFUSED: ICMP port unreachable from its target."""
-        self.mark_down(call.route.name, call.target, "unreachable")
+        """A call's connected socket got ECONNREFUSED: ICMP port unreachable from its target. An allocated
+        target is the allocating platform's to replace: its call stays."""
+        if self._pooled(call):
+            self.mark_down(call.route.name, call.target, "unreachable")
+
+    def _pooled(self, call: CallAdapter) -> bool:
+        return call.target in self.pools[call.route.name].targets
 
     def mark_down(self, route: str, target: PoolTarget, reason: str) -> None:
         """New calls skip the target until a probe answers; its calls move to another target of the route."""

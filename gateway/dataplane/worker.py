@@ -51,10 +51,12 @@ from gateway.shared.exit_codes import EXIT_BOOT_FAILURE
 from gateway.shared.fleet_replay import FleetReplayStore
 from gateway.shared.logs import RateLimitedEvent, log_event
 from gateway.shared.replay import ReplayGuard
+from gateway.shared.resolve import rtp_family
 from gateway.shared.scoreboard import Scoreboard, WorkerState
 from gateway.shared.tls import server_context
 
 if TYPE_CHECKING:
+    from gateway.dataplane.allocation import Allocator
     from gateway.dataplane.call_events import CallEvents
 
 log = logging.getLogger("gateway.worker")
@@ -92,6 +94,7 @@ class Worker:
         self._parent = os.getppid()
         self._echo: EchoService | None = None
         self.call_events = _call_events(config)
+        self.allocator = _allocator(config)
         self._server: asyncio.Server | None = None
         self._done: asyncio.Event
         self._max_lag = 0.0
@@ -141,6 +144,8 @@ class Worker:
             self._echo.close()
         if self.call_events:
             await self.call_events.close()
+        if self.allocator:
+            await self.allocator.close()
         if self.fleet_claims:
             await self.fleet_claims.store.close()
         log_event(log, logging.INFO, "worker.stopped", slot=self.slot)
@@ -359,6 +364,15 @@ def _call_events(config: Config) -> CallEvents | None:
     from gateway.dataplane.call_events import CallEvents
 
     return CallEvents(config.call_events_url, config.call_events_timeout)
+
+
+def _allocator(config: Config) -> Allocator | None:
+    """The allocation webhook only when allocate_url is set (aiohttp's import: see _call_events)."""
+    if not config.allocate_url:
+        return None
+    from gateway.dataplane.allocation import Allocator
+
+    return Allocator(config.allocate_url, config.allocate_timeout, rtp_family(config))
 
 
 def run_worker(

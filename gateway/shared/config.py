@@ -219,6 +219,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     call_events_timeout: PositiveSeconds = 2.0
     # The call's RTP waits (at most this long) for the receiver to answer its call.started; 0 = RTP at once
     call_started_wait: Annotated[float, msgspec.Meta(ge=0, le=5)] = 0.0
+    allocate_url: str = ""  # http(s) URL asked for each call's HOST:PORT (issue 15.4); "" = the route's targets
+    allocate_timeout: Annotated[float, msgspec.Meta(gt=0, le=5)] = 0.5  # then the call goes to the route's targets
     route_resolve_interval: Seconds = 60.0  # DNS names of routes resolved again this often; 0 = at load only
     target_probe_interval: PositiveSeconds = 1.0  # a target marked down is probed this often
     # ---- processes (prefork server) ----
@@ -277,6 +279,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             parse_host_port(getattr(self, key), key)
         if self.call_events_url and urlsplit(self.call_events_url).scheme not in ("http", "https"):
             raise ValueError("call_events_url: expected http://... or https://...")
+        if self.allocate_url and urlsplit(self.allocate_url).scheme not in ("http", "https"):
+            raise ValueError("allocate_url: expected http://... or https://...")
         if self.call_started_wait and not self.call_events_url:
             raise ValueError("call_started_wait: needs call_events_url (the call.started it waits for)")
         if self.public_url and urlsplit(self.public_url).scheme not in ("ws", "wss"):
@@ -441,16 +445,29 @@ def route_from_url(name: str, url: object) -> Route:
         raise ConfigError(f"routes.{name}: {exc}") from None
 
 
-def _target_from(name: str, text: str, url: str) -> Target:
-    """One `HOST:PORT` of a route's authority (`[IPv6]:PORT` for an IPv6 address)."""
-    try:
-        parts = urlsplit(f"//{text}")
-        port = parts.port
-    except ValueError as exc:  # a port that is no number in 0-65535, an IPv6 host without its "]"
-        raise ConfigError(f"routes.{name}: {exc}, in {url!r}") from None
+class NotHostPort(ValueError):
+    """Text with no host or no port where a `HOST:PORT` was expected."""
+
+
+def parse_target(text: str) -> Target:
+    """`HOST:PORT` (`[IPv6]:PORT` for an IPv6 address): a route's target, or an allocation webhook's answer.
+    ValueError for a port that is no number in 0-65535 or an IPv6 host without its "]"; NotHostPort for no
+    host or no port."""
+    parts = urlsplit(f"//{text}")
+    port = parts.port
     if not parts.hostname or port is None:
-        raise ConfigError(f"routes.{name}: expected rtp://HOST:PORT?..., got {url!r}")
+        raise NotHostPort(f"expected HOST:PORT, got {text!r}")
     return Target(parts.hostname, port)
+
+
+def _target_from(name: str, text: str, url: str) -> Target:
+    """One `HOST:PORT` of a route's authority."""
+    try:
+        return parse_target(text)
+    except NotHostPort:
+        raise ConfigError(f"routes.{name}: expected rtp://HOST:PORT?..., got {url!r}") from None
+    except ValueError as exc:
+        raise ConfigError(f"routes.{name}: {exc}, in {url!r}") from None
 
 
 def _routes_value(value: Any) -> dict[str, Route]:
@@ -654,6 +671,10 @@ KEY_DOCS: dict[str, KeyDoc] = {
     "call_started_wait": KeyDoc("SECONDS", "hold each call's RTP until the receiver has answered its call.started "
                                            "(so a media service knows the call's SSRC, port and headers before "
                                            "its audio), at most this long (0-5); 0 = off, RTP at once"),
+    "allocate_url": KeyDoc("URL", "an http(s):// URL asked once per call, with its call id, route and headers, "
+                                  "for the HOST:PORT its RTP goes to; empty = off (the route's own targets)"),
+    "allocate_timeout": KeyDoc("SECONDS", "time the allocation webhook may take (at most 5); past it, an error or "
+                                          "an answer that is no HOST:PORT, the call goes to the route's targets"),
     "route_resolve_interval": KeyDoc("SECONDS", "how often the DNS names of route targets are resolved again "
                                                 "(besides at start and on SIGHUP); 0 = never again"),
     "target_probe_interval": KeyDoc("SECONDS", "how often a route target marked down is probed (an empty RTCP "

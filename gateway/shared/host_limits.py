@@ -29,6 +29,7 @@ LISTEN_BACKLOG = 4096
 # Connections of the pool that posts call events (call_events_url): aiohttp's default limit, made explicit as the
 # descriptors a worker sets aside for them.
 CALL_EVENT_CONNECTIONS = 100
+ALLOCATION_CONNECTIONS = 100  # the same, of the pool that asks allocate_url
 SYSCTL_ROOT = "/proc/sys/"
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -120,8 +121,9 @@ def descriptors_in_use() -> int:
 
 def worker_reserve(config: Config, idle: int) -> int:
     """Descriptors a worker holds besides its calls: what it holds at idle, the headroom, and the connections of
-    call events (aiohttp's pool) when they are on."""
-    return idle + DESCRIPTOR_HEADROOM + (CALL_EVENT_CONNECTIONS if config.call_events_url else 0)
+    call events and of the allocation webhook (aiohttp's pools) when they are on."""
+    return (idle + DESCRIPTOR_HEADROOM + (CALL_EVENT_CONNECTIONS if config.call_events_url else 0)
+            + (ALLOCATION_CONNECTIONS if config.allocate_url else 0))
 
 
 def calls_for_descriptors(limit: int, reserve: int) -> int:

@@ -75,6 +75,11 @@ TARGET_FAILOVERS = Counter("gateway_target_failovers_total", "Calls moved off a 
                            "target of the route", ["route", "target"])
 TARGET_DOWN_REASONS = ("unreachable", "no_rtp")
 
+ALLOCATIONS = Counter("gateway_allocations_total", "Calls whose target was asked of allocate_url: allocated (its "
+                      "answer used), or the route's own targets after a timeout, an error or a bad_answer (no "
+                      "HOST:PORT, or one that does not resolve)", ["route", "outcome"])
+ALLOCATION_OUTCOMES = ("allocated", "timeout", "error", "bad_answer")
+
 # rtp_ports is shared by every worker (and any other process) of the machine: read from /proc/net/udp, so each
 # worker's latest reading is the machine's.
 RTP_PORT_PAIRS_IN_USE = Gauge("gateway_rtp_port_pairs_in_use", "Port pairs of rtp_ports taken on this machine, by "
@@ -156,7 +161,8 @@ AUTH_FAILURES = ("missing_token", "malformed_token", "forged_token", "expired_to
                  "token_for_another_instance", "replayed_token")
 REPLAY_STORE_OUTCOMES = ("refused", "accepted")
 # Where an internal error can be caught (gateway_internal_errors_total{where}).
-ERROR_SITES = ("websocket_frame", "datagram", "tick", "metrics", "call_end", "routing", "timer", "failover")
+ERROR_SITES = ("websocket_frame", "datagram", "tick", "metrics", "call_end", "routing", "timer", "failover",
+               "allocation")
 RESTART_REASONS = ("killed", "exited", "stuck", "boot_failed")
 RELOAD_RESULTS = ("applied", "refused", "failed")
 # Voice API 1's events, then 2.0's as sinch-sdk-python 2.3 lists them (sinch_events/event_type.py), customEvent
@@ -190,6 +196,8 @@ def create_worker_series(routes: list[str]) -> None:
             RTP_DROPPED.labels(route, reason)
         for metric in (RTP_LOST, RTP_REORDERED, RTP_JITTER, RETURN_QUEUE_DROPPED, UPSTREAM_POLICED, DTMF_DIGITS):
             metric.labels(route)
+        for outcome in ALLOCATION_OUTCOMES:
+            ALLOCATIONS.labels(route, outcome)
     for reason in DECLINE_REASONS:
         UPGRADES_DECLINED.labels(reason)
     for reason in AUTH_FAILURES:

@@ -167,8 +167,6 @@ def test_a_call_on_a_single_target_hears_its_media_service_again_after_a_restart
             await restarted.wait_until(lambda: len(restarted.packets) >= 1)
             await call.frames_after(loop.time(), 25)  # its echo reaches Sinch: the sockets are still read
             await call.hang_up()
-            ended = await asyncio.to_thread(gateway.wait_for, "call.ended", call_id="solo")
-            assert ended["rtp_packets_in"] >= 35
             restarted.close()
         finally:
             gateway.stop()
