@@ -127,6 +127,16 @@ def test_call_started_wait_needs_call_events_and_is_bounded():
                             "GATEWAY_CALL_EVENTS_URL": "http://127.0.0.1:1/e"}).call_started_wait == 0.5
 
 
+def test_allocate_url_is_an_http_url_and_its_timeout_is_bounded():
+    with pytest.raises(ConfigError, match=r"allocate_url: expected http://\.\.\. or https://\.\.\."):
+        load_config(env={"GATEWAY_ALLOCATE_URL": "ftp://127.0.0.1/allocate"})
+    for timeout in ("0", "6"):
+        with pytest.raises(ConfigError, match="allocate_timeout"):
+            load_config(env={"GATEWAY_ALLOCATE_URL": "http://127.0.0.1:1/a", "GATEWAY_ALLOCATE_TIMEOUT": timeout})
+    config = load_config(env={"GATEWAY_ALLOCATE_URL": "https://alloc.internal/a", "GATEWAY_ALLOCATE_TIMEOUT": "1.5"})
+    assert (config.allocate_url, config.allocate_timeout) == ("https://alloc.internal/a", 1.5)
+
+
 def test_a_token_key_needs_signed_callbacks():
     with pytest.raises(ConfigError, match="token_key: needs sinch_application_secret or sinch_service_secret"):
         load_config(env={"GATEWAY_TOKEN_KEY": "k" * 20})
