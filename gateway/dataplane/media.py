@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import logging
 import socket
 import time
@@ -149,6 +148,7 @@ class CallAdapter(WSListener):
         self._fragments_type = WSMsgType.BINARY
         self._output_paused = False
         self._held_rtp: list[tuple[bool, bytes]] | None = None  # RTP and RTCP waiting for call.started's answer
+        self._answer: tuple[Connect, int] | None = None  # the answered call's connect and rate, until announced
 
     # ---- picows listener ------------------------------------------------------------------------------
 
@@ -287,31 +287,30 @@ class CallAdapter(WSListener):
 
     def answered(self, connect: Connect, sample_rate: int) -> None:
         self.worker.call_answered(self)
+        self._answer = (connect, sample_rate)
         allocator = self.worker.allocator
         if allocator is None:
-            self._announce(connect, sample_rate)
+            self._announce(None)
             return
         self._held_rtp = []  # issue 15.4: the call's RTP waits for the allocation webhook's target
-        allocation = allocator.allocate(connect.call_id, self.route.name, connect.headers)
-        allocation.add_done_callback(functools.partial(self._allocated, connect, sample_rate))
+        allocator.allocate(connect.call_id, self.route.name, connect.headers).add_done_callback(self._allocated)
 
-    def _allocated(self, connect: Connect, sample_rate: int, allocation: asyncio.Task[PoolTarget | None]) -> None:
-        """The webhook answered (or the call falls back to the route's target it has): the sockets connect to
-        its target, and the call is announced there."""
-        if self.session.state is not CallState.ANSWERED:
-            return  # the call ended meanwhile: what it held went out when it did
+    def _allocated(self, allocation: asyncio.Task[PoolTarget | None]) -> None:
+        if self._answer is None:
+            return  # the call ended first, and was announced at the route's target then
         try:
-            target = allocation.result()
-            if target is not None:
-                self.worker.pools.allocated(self, target)
-                self._connect(target)
-            self._announce(connect, sample_rate)
+            self._announce(allocation.result())
         except Exception:
             self._fail("allocation", self.worker.loop.time())
 
-    def _announce(self, connect: Connect, sample_rate: int) -> None:
-        """call.answered in the log, call.started to call events, then the call's RTP (held until call.started
-        is answered, with call_started_wait)."""
+    def _announce(self, allocated: PoolTarget | None) -> None:
+        """The call's target is known (the webhook's answer, else the route's target it has): call.answered in
+        the log, call.started to call events, then its RTP (held until call.started is answered, with
+        call_started_wait)."""
+        (connect, sample_rate), self._answer = self._answer, None
+        if allocated is not None:
+            self.worker.pools.allocated(self, allocated)
+            self._connect(allocated)
         started = self.telemetry.answered(self.session, connect, sample_rate, self.rtp.getsockname()[1],
                                           self.target.name)
         wait = self.worker.config.call_started_wait
@@ -400,7 +399,7 @@ class CallAdapter(WSListener):
         self._resume_reading()
         log_event(log, logging.WARNING, "call.failover", call_id=session.call_id, route=self.route.name,
                   target=self.target.name, previous=old.name, reason=reason)
-        if session.state is CallState.ANSWERED:
+        if session.state is CallState.ANSWERED and self._answer is None:  # else announced later, at its target
             if self.forks is not None:
                 self.forks.restart()
             session.restart_stream(now)
@@ -484,6 +483,11 @@ class CallAdapter(WSListener):
 
     def _release(self) -> None:
         """The call is over: its sockets and its place in the worker are given back whatever reporting does."""
+        if self._answer is not None:  # ended while the allocation webhook was asked: the route's target it has
+            try:
+                self._announce(None)
+            except Exception:
+                self._count_error("allocation")
         self._send_held_rtp("")  # the call ended first: what it sent, its BYE included, still goes out
         for sock in (self.rtp, self.rtcp):
             self.worker.datagrams.remove(sock)
