@@ -318,21 +318,21 @@ class CallAdapter(WSListener):
             if self._held_rtp is None:
                 self._held_rtp = []
             started.add_done_callback(self._started_answered)
-            self.worker.loop.call_later(wait, self._send_held_rtp, "call.started not answered in time")
+            self.worker.loop.call_later(wait, self._send_held_rtp, True)
         else:
-            self._send_held_rtp("")
+            self._send_held_rtp(False)
 
     def _started_answered(self, _task: object) -> None:
-        self._send_held_rtp("")
+        self._send_held_rtp(False)
 
-    def _send_held_rtp(self, late: str) -> None:
+    def _send_held_rtp(self, wait_expired: bool) -> None:
         """The call's RTP and RTCP held for call_started_wait go out, in order; from now on, at once."""
         held, self._held_rtp = self._held_rtp, None
         if held is None:
             return
-        if late:
-            log_event(log, logging.WARNING, "call.started_wait_expired", call_id=self.session.call_id, reason=late,
-                      held_packets=len(held))
+        if wait_expired:
+            log_event(log, logging.WARNING, "call.started_wait_expired", call_id=self.session.call_id,
+                      reason="call.started not answered in time", held_packets=len(held))
         for rtcp, packet in held:
             if rtcp:
                 self.send_rtcp(packet)
@@ -488,7 +488,7 @@ class CallAdapter(WSListener):
                 self._announce(None)
             except Exception:
                 self._count_error("allocation")
-        self._send_held_rtp("")  # the call ended first: what it sent, its BYE included, still goes out
+        self._send_held_rtp(False)  # the call ended first: what it sent, its BYE included, still goes out
         for sock in (self.rtp, self.rtcp):
             self.worker.datagrams.remove(sock)
         self._close_sockets()
