@@ -41,6 +41,7 @@ cdef class CallSession(FrameSink):
     cdef _police(self, long size, double now)
     cdef bytes _keep_whole_samples(self, pcm)
     cdef _send_rtp(self, payload, double now)
+    cdef _send_packet(self, bytes packet)
     cdef _relay_dtmf(self, pcm)
     cdef _send_sender_report(self, double now)
     cpdef send_frame(self, bytes frame, double now)

@@ -354,10 +354,7 @@ class CallSession(FrameSink):
         return data[:cut]
 
     def _send_rtp(self, payload: bytes | bytearray, now: float) -> None:
-        packet = self.packetizer.pack(payload, self._packet_samples)
-        self.output.send_rtp(packet)
-        self.counters.rtp_packets_out += 1
-        self.counters.rtp_bytes_out += len(packet)
+        self._send_packet(self.packetizer.pack(payload, self._packet_samples))
         if self.packetizer.packet_count == 1:
             # Announce the CNAME (= Sinch CallId) with the first packet rather than 5 s later.
             self._send_sender_report(now)
@@ -366,13 +363,16 @@ class CallSession(FrameSink):
         """The route's DTMF detection (route option dtmf): the telephone events this chunk completes go out
         before its audio, and each digit that ended is reported."""
         packets, digits = self._dtmf.feed(pcm)
-        counters = self.counters
         for packet in packets:
-            self.output.send_rtp(packet)
-            counters.rtp_packets_out += 1
-            counters.rtp_bytes_out += len(packet)
+            self._send_packet(packet)
         for digit in digits:
             self.output.dtmf(digit.digit, digit.duration / self.format.call_rate)
+
+    def _send_packet(self, packet: bytes) -> None:
+        """One RTP packet of the call's stream to the media service, counted."""
+        self.output.send_rtp(packet)
+        self.counters.rtp_packets_out += 1
+        self.counters.rtp_bytes_out += len(packet)
 
     def _send_sender_report(self, now: float) -> None:
         self._next_rtcp = now + self.config.rtcp_interval
