@@ -210,7 +210,7 @@ class RtpPacketizer:
         SSRC, sequence space and clock): the next sequence number, the timestamp given; the audio's own
         timestamp and marker are left as they are."""
         packet = RTP_HEADER.pack(V2, (MARKER_BIT if marker else 0) | payload_type, self._sequence,
-                                 timestamp & 0xFFFFFFFF, self.ssrc) + payload
+                                 timestamp & TS_MASK, self.ssrc) + payload
         self._sequence = (self._sequence + 1) & 0xFFFF
         self.packet_count += 1
         self.octet_count += len(payload)
