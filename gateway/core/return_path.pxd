@@ -37,5 +37,7 @@ cdef class ReturnPath:
     cdef _play_out(self, double now, bint flush=*)
     cdef _trim_queue(self)
     cdef _accrue_credit(self, double now, long extra_frames)
+    cdef inline bint _earned_frame(self)
+    @cython.locals(frame_bytes=long)
     cdef _send_due(self, double now)
     cdef _send_silence(self, double now)

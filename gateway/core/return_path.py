@@ -205,7 +205,7 @@ class ReturnPath:
         """An in-order packet with nothing held back: straight to Sinch when it is one whole frame and due."""
         pcm = self._decoder.decode(payload)
         self._accrue_credit(now, 0)
-        if not self._queue and len(pcm) == self._frame_bytes and self._frame_due and not self.paused:
+        if not self._queue and len(pcm) == self._frame_bytes and self._earned_frame() and not self.paused:
             self._credit -= 1.0
             self._sink.send_frame(pcm, now)
             self._played_until = (timestamp + samples) & TS_MASK
@@ -250,9 +250,8 @@ class ReturnPath:
         self._credit = credit if credit < limit else float(limit)
         self._credit_at = now
 
-    @property
-    def _frame_due(self) -> bool:
-        """Real time has earned at least one more 20 ms frame to Sinch."""
+    def _earned_frame(self) -> bool:
+        """Real time has earned at least one more 20 ms frame to Sinch (a method: compiled, a C call)."""
         return self._credit >= 1.0 - CREDIT_EPSILON
 
     def _send_due(self, now: float) -> None:
@@ -260,7 +259,7 @@ class ReturnPath:
         notes: faster than real time fills Sinch's 5 MB buffer and adds delay only `clear` removes)."""
         queue = self._queue
         frame_bytes = self._frame_bytes
-        while self._frame_due and len(queue) >= frame_bytes and not self.paused:
+        while self._earned_frame() and len(queue) >= frame_bytes and not self.paused:
             frame = bytes(queue[:frame_bytes])
             del queue[:frame_bytes]
             self._credit -= 1.0
@@ -268,7 +267,7 @@ class ReturnPath:
             self._head_ts = self._played_until = (self._head_ts + self._frame_ts) & TS_MASK
             if self._marks:
                 self._settle_marks(NO_TS)
-        if self._on_played_out is not None and len(queue) < frame_bytes and self._frame_due:
+        if self._on_played_out is not None and len(queue) < frame_bytes and self._earned_frame():
             if queue:  # the last partial frame, padded with silence
                 self._sink.send_frame(bytes(queue) + bytes(frame_bytes - len(queue)), now)
                 queue.clear()
@@ -285,7 +284,7 @@ class ReturnPath:
         if self._played_until != NO_TS:
             self._holding = False  # the media service's audio is playing
             return
-        while self._frame_due and not self.paused and len(self._queue) < self._frame_bytes:
+        while self._earned_frame() and not self.paused and len(self._queue) < self._frame_bytes:
             self._credit -= 1.0
             self._sink.send_frame(bytes(self._frame_bytes), now)
 

@@ -26,7 +26,7 @@ cdef class RtpPacketizer:
     cdef long _sequence
     cdef long long _timestamp
     cdef public long long ssrc, last_timestamp, packet_count, octet_count
-    @cython.locals(size=Py_ssize_t, header=Py_ssize_t, out="unsigned char *", source="char *")
+    @cython.locals(size=Py_ssize_t, header=Py_ssize_t, out="unsigned char *", source="char *", timestamp="long long")
     cpdef bytes pack(self, payload, long samples)
     cpdef bytes pack_event(self, int payload_type, bint marker, long long timestamp, bytes payload)
 

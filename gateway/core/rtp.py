@@ -24,7 +24,7 @@ if cython.compiled:  # C-level names for the compiled data plane; the Python one
 # RFC 3550 §5.1: fixed header V|P|X|CC, M|PT, sequence, timestamp, SSRC. Constants the per-packet code uses
 # are C values when compiled (cython.declare), plain ints as Python.
 RTP_VERSION = cython.declare(cython.int, 2)
-V2 = RTP_VERSION << 6  # first octet: version 2, no padding/extension, count 0
+V2 = cython.declare(cython.int, RTP_VERSION << 6)  # first octet: version 2, no padding/extension, count 0
 RTP_HEADER = struct.Struct("!BBHII")
 RTP_HEADER_SIZE = cython.declare(cython.Py_ssize_t, 12)
 CSRC_SIZE = cython.declare(cython.int, 4)
@@ -357,7 +357,7 @@ def app_messages(packets: list[RtcpPacket]) -> list[tuple[bytes, int, bytes]]:
 # --- Which stream a call plays ----------------------------------------------------------------------------
 
 MIN_SEQUENTIAL = cython.declare(cython.long, 2)  # RFC 3550 A.1: packets in sequence before a new source is valid
-NO_SSRC = -1  # no source yet (an SSRC is 32 bits unsigned, so never this)
+NO_SSRC = cython.declare(cython.longlong, -1)  # no source yet (an SSRC is 32 bits unsigned, so never this)
 
 
 class SourceLatch:

@@ -1,4 +1,5 @@
 # Types for the compiled data plane (Cython pure Python mode: session.py is the source).
+cimport cython
 from gateway.core.call cimport CallCounters, CallOutput, FrameSink
 from gateway.core.codec cimport UpstreamEncoder
 from gateway.core.policing cimport UpstreamBudget
@@ -23,10 +24,12 @@ cdef class CallSession(FrameSink):
     cdef UpstreamBudget _budget
     cdef object _dtmf
     cdef long _packet_bytes, _packet_samples
+    cdef int _payload_type
 
     cpdef on_text(self, bytes text, double now)
     cpdef on_audio(self, pcm, double now)
     cpdef on_closed(self, long code, str reason, double now, bint by_peer=*)
+    @cython.locals(packet=RtpPacket)
     cpdef on_rtp(self, bytes data, double now)
     cpdef on_rtcp(self, bytes data, double now)
     cpdef on_pacing_tick(self, double now)

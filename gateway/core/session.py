@@ -187,7 +187,7 @@ class CallSession(FrameSink):
         except RtpError as exc:
             counters.rtp_dropped[exc.reason] += 1
             return
-        if packet.payload_type != self.format.payload_type:
+        if packet.payload_type != self._payload_type:
             counters.rtp_dropped["unexpected_payload_type"] += 1
             return
         self.return_path.receive(packet, len(data), now)
@@ -291,6 +291,7 @@ class CallSession(FrameSink):
             wire_bytes_per_sample=self._encoder.bytes_per_sample,
         )
         self._packet_bytes = fmt.packet_bytes
+        self._payload_type = fmt.payload_type  # a C value, compared on every packet
         self._packet_samples = fmt.packet_samples
         self._new_stream(now)
         config = self.config
