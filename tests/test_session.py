@@ -165,14 +165,14 @@ def test_return_audio_is_paced_at_real_time_with_a_small_lead():
     for packet in media_packets(10):
         session.on_rtp(packet, 100.5)
     assert len(output.audio) == 3  # the lead goes out at once
-    assert session.pacing_pending  # the rest waits on the clock: the worker's fast tick must come
+    assert session.pacing_pending()  # the rest waits on the clock: the worker's fast tick must come
     for step in range(1, 8):  # then one frame per 20 ms, the worker ticking every 10 ms
         session.on_pacing_tick(100.5 + step * 0.01)
         assert len(output.audio) == 3 + step // 2
     for step in range(8, 15):
         session.on_pacing_tick(100.5 + step * 0.01)
     assert len(output.audio) == 10
-    assert not session.pacing_pending
+    assert not session.pacing_pending()
     assert all(frame == FRAME for frame in output.audio)  # L16 round trip is exact
 
 
@@ -205,7 +205,7 @@ def test_bye_plays_what_the_jitter_buffer_holds_behind_a_gap_then_closes_once():
     assert len(output.audio) == 6  # the gap concealed, the held packets played
     assert output.audio[-1] == FRAME
     assert output.closed == (CloseCode.NORMAL, "media service sent RTCP BYE")
-    assert not session.pacing_pending
+    assert not session.pacing_pending()
     output.closed = None
     session.on_pacing_tick(100.6)
     assert output.closed is None  # closed once, not again on every tick

@@ -36,6 +36,7 @@ cdef class CallSession(FrameSink):
     cpdef mark_settled(self, long long mark_id, long long timestamp, bint played)
     cdef _on_app(self, bytes name, long subtype, bytes data, double now)
     cpdef shutdown(self, long code, str reason, double now)
+    cpdef bint pacing_pending(self)
     cpdef restart_stream(self, double now)
     cdef _new_stream(self, double now)
     cdef _police(self, long size, double now)

@@ -262,9 +262,9 @@ class CallSession(FrameSink):
         if self.state is not CLOSED:
             self._close(code, reason, now)
 
-    @property
     def pacing_pending(self) -> bool:
-        """Audio or a gap waits on the clock: the worker's fast tick is needed."""
+        """Audio or a gap waits on the clock: the worker's fast tick is needed. A method, not a property: the
+        compiled worker's timer and adapter call it at C level."""
         return self.return_path is not None and self.return_path.pending
 
     @property

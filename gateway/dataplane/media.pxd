@@ -31,6 +31,7 @@ cdef class CallAdapter(WSListener):
     cpdef pause_writing(self)
     cpdef resume_writing(self)
     cpdef on_datagram(self, bytes data, bint rtcp, double now)
+    cdef _watch_pacing(self)
     cpdef send_command(self, bytes message)
     cpdef send_audio(self, bytes pcm)
     @cython.locals(error=int)
@@ -47,7 +48,7 @@ cdef class CallAdapter(WSListener):
 
 
 @cython.locals(call=CallAdapter)
-cpdef tick_calls(tuple calls, double now, bint pacing_only)
+cpdef tick_calls(tuple calls, double now, bint pacing_only, set pacing)
 
 
 cpdef int _sent(sock, int fd, bytes packet)

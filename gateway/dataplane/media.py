@@ -75,6 +75,7 @@ class CallHost(Protocol):
     latency_samples: list[float]
     call_events: CallEvents | None
     allocator: Allocator | None  # with allocate_url
+    pacing: set[CallAdapter]  # the calls whose audio or gap waits on the clock: the fast tick's only work
     datagrams: DatagramSink
     pools: TargetPools
     metric_totals: MetricTotals  # published by the worker once a second
@@ -243,6 +244,7 @@ class CallAdapter(WSListener):
         self._output_paused = False
         if self.session is not None:
             self.session.set_output_paused(False, self.worker.loop.time())
+            self._watch_pacing()
 
     # ---- CallOutput ----------------------------------------------------------------------------------
 
@@ -403,6 +405,7 @@ class CallAdapter(WSListener):
             if self.forks is not None:
                 self.forks.restart()
             session.restart_stream(now)
+            self._watch_pacing()
             self.telemetry.failed_over(session, old.name, self.target.name, self.rtp.getsockname()[1], now)
 
     def _resume_reading(self) -> None:
@@ -418,8 +421,15 @@ class CallAdapter(WSListener):
                 self.session.on_rtcp(data, now)
             else:
                 self.session.on_rtp(data, now)
+            self._watch_pacing()
         except Exception:
             self._fail("datagram", now)
+
+    def _watch_pacing(self) -> None:
+        """What came in left audio or a gap waiting on the clock: the worker's fast tick takes the call on (and
+        lets it go once nothing waits), so it never scans the calls that have nothing due."""
+        if self.session.pacing_pending():
+            self.worker.pacing.add(self)
 
     def _on_fragment(self, frame: WSFrame, now: float) -> None:
         """Reassemble a fragmented message (RFC 6455 §5.4), bounded by max_frame_bytes."""
@@ -501,12 +511,16 @@ class CallAdapter(WSListener):
             self.worker.call_ended(self, self.session.outcome == "answer")
 
 
-def tick_calls(calls: tuple[CallAdapter, ...], now: float, pacing_only: bool) -> None:
-    """The worker's shared timer over its calls: every call's deadlines, or (the fast tick, every few ms) only
-    the calls whose audio or gap waits on the clock. Compiled, a loop in C over typed calls."""
+def tick_calls(calls: tuple[CallAdapter, ...], now: float, pacing_only: bool, pacing: set[CallAdapter]) -> None:
+    """The worker's shared timer over `calls`: every call's deadlines (the slow tick, over every call), or only
+    the pacing (the fast tick, every few ms, over the calls in `pacing`). `pacing` is left holding those of
+    them whose audio or gap still waits on the clock. Compiled, a loop in C over typed calls."""
     for call in calls:
-        if not pacing_only or call.session.pacing_pending:
-            call.tick(now, pacing_only)
+        call.tick(now, pacing_only)
+        if call.session.pacing_pending():
+            pacing.add(call)
+        else:
+            pacing.discard(call)
 
 
 def _sent(sock: socket.socket, fd: int, packet: bytes) -> int:

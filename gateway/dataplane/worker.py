@@ -84,6 +84,7 @@ class Worker:
         self.routes: dict[str, Route] = dict(config.routes)
         self.pools = MediaPools(config)
         self.calls: set[CallAdapter] = set()
+        self.pacing: set[CallAdapter] = set()  # the calls the fast tick paces (CallHost.pacing)
         self.answered_calls = 0
         self.state = WorkerState.BOOTING
         self._drain_deadline: asyncio.TimerHandle | None = None
@@ -220,6 +221,7 @@ class Worker:
 
     def call_ended(self, call: CallAdapter, answered: bool) -> None:
         self.calls.discard(call)
+        self.pacing.discard(call)
         self._listener.resume()  # its descriptors are free: accept again if that had paused
         if answered:
             self.answered_calls -= 1
@@ -305,7 +307,8 @@ class Worker:
                 self._max_lag = lag
             metrics.LOOP_LAG.observe(lag)
             self._ticks += 1
-            tick_calls(tuple(self.calls), now, pacing_only=self._ticks % SLOW_TICK_EVERY != 0)
+            pacing_only = self._ticks % SLOW_TICK_EVERY != 0
+            tick_calls(tuple(self.pacing if pacing_only else self.calls), now, pacing_only, self.pacing)
         except Exception:
             count_internal_error(log, "worker.error", "tick")
 
