@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 def masked(config: Config) -> dict[str, object]:
     """The configuration as a dict with what may hold a credential masked: the secrets, each route's static
     token, the password and query of call_events_url and replay_store, and the values of the headers ICE rules
-    pass on. Without routes, the embedded echo route the workers add is shown in their place."""
+    pass on; a route's hold sound is shown by its path. Without routes, the embedded echo route the workers
+    add is shown in their place."""
     data = msgspec.to_builtins(config)
     for key in SECRET_KEYS:
         if data[key]:
@@ -122,6 +123,8 @@ def masked(config: Config) -> dict[str, object]:
     for route in data["routes"].values():
         if route["token"]:
             route["token"] = MASK
+        if route["hold_sound"]:
+            route["hold_sound"] = route["hold_sound"]["path"]  # not its samples
     if not data["routes"]:
         data["routes"] = {EMBEDDED_ECHO_ROUTE: "embedded: each worker's echo service sends a call's RTP back to it "
                                                "over loopback (no route is configured)"}

@@ -168,7 +168,7 @@ def test_audio_sent_before_a_barge_in_arriving_after_it_holds_up_nothing():
 def test_holding_paces_silence_until_the_media_services_first_audio_plays():
     """A failover: the new target has sent nothing yet, and Sinch hears silence at real time meanwhile."""
     return_path, sent = path()
-    return_path.hold()
+    return_path.hold(b"")
     for tick in range(11):
         return_path.on_tick(tick * 0.01)
     assert [frame for frame, _ in sent] == [bytes(FRAME)] * 8  # the 3-frame lead, then one per 20 ms
@@ -180,3 +180,16 @@ def test_holding_paces_silence_until_the_media_services_first_audio_plays():
         return_path.on_tick(0.2 + tick * 0.01)
     assert frame_numbers(sent[8:]) == [0, 1, 2, 3, 4]  # no silence between or after the audio
     assert not return_path.pending
+
+
+def test_holding_with_a_hold_sound_loops_it_frame_by_frame_until_the_audio_plays():
+    return_path, sent = path()
+    sound = b"".join(n.to_bytes(2, "little") * (FRAME // 2) for n in (100, 101, 102))  # three frames
+    return_path.hold(sound)
+    for tick in range(11):
+        return_path.on_tick(tick * 0.01)
+    assert frame_numbers(sent) == [100, 101, 102, 100, 101, 102, 100, 101]  # the lead, then one per 20 ms
+    return_path.receive(packets(1)[0], 172, 0.12)
+    for tick in range(10):
+        return_path.on_tick(0.12 + tick * 0.01)
+    assert frame_numbers(sent[8:]) == [0]  # the media service's audio, and no hold sound after it

@@ -11,9 +11,10 @@ cdef class ReturnPath:
     cdef DownstreamDecoder _decoder
     cdef long long _frame_ts, _head_ts, _played_until, _received_until, _discard_until
     cdef list _marks
-    cdef long _frame_bytes, _lead, _queue_cap, _stall_frames
+    cdef long _frame_bytes, _lead, _queue_cap, _stall_frames, _hold_offset
     cdef object _on_played_out
     cdef bytearray _queue
+    cdef bytes _hold_sound
     cdef FrameSink _sink
     cdef bint _waiting_for_gap, _done, _holding
     cdef public CallCounters counters
@@ -30,7 +31,7 @@ cdef class ReturnPath:
     cpdef clear_received(self)
     cpdef clear_through(self, long long through)
     cpdef add_mark(self, long long mark_id, long long timestamp)
-    cpdef hold(self)
+    cpdef hold(self, bytes sound)
     cpdef stop(self)
     cdef _play_now(self, bytes payload, long long timestamp, long samples, double now)
     cdef _settle_marks(self, long long cleared_through)
@@ -40,4 +41,5 @@ cdef class ReturnPath:
     cdef inline bint _earned_frame(self)
     @cython.locals(frame_bytes=long)
     cdef _send_due(self, double now)
-    cdef _send_silence(self, double now)
+    @cython.locals(frame_bytes=long, start=long, sound=bytes)
+    cdef _send_hold(self, double now)

@@ -43,6 +43,8 @@ class ReturnPath:
         "_frame_bytes",
         "_frame_ts",
         "_head_ts",
+        "_hold_offset",
+        "_hold_sound",
         "_holding",
         "_lead",
         "_marks",
@@ -91,7 +93,9 @@ class ReturnPath:
         self._received_until = NO_TS  # just after the latest audio received
         self._discard_until = NO_TS  # a barge-in's point: packets at or before it are never played
         self._marks: list[tuple[int, int]] = []  # (mark id, timestamp) not yet answered
-        self._holding = False  # silence is paced to Sinch until the first frame of the media service's audio
+        self._holding = False  # hold audio is paced to Sinch until the first frame of the media service's audio
+        self._hold_sound = b""  # what is held: whole frames of PCM, looped; empty: silence
+        self._hold_offset = 0  # where in it the next frame starts
         self.paused = False  # Sinch's connection is not taking data (TCP backpressure)
         self.pending = False  # audio or a gap waits on the clock: the worker's fast tick is needed
 
@@ -183,10 +187,13 @@ class ReturnPath:
         self._marks.append((mark_id, timestamp))
         self._settle_marks(NO_TS)
 
-    def hold(self) -> None:
-        """Pace silence to Sinch until the media service's first audio is played (a failover: the call's new
-        target has sent nothing yet), so Sinch hears the call go on."""
+    def hold(self, sound: bytes) -> None:
+        """Pace `sound` (whole frames of Sinch's PCM, looped; empty: silence) to Sinch until the media service's
+        first audio is played (a failover: the call's new target has sent nothing yet), so Sinch hears the
+        call go on."""
         self._holding = True
+        self._hold_sound = sound
+        self._hold_offset = 0
         self.pending = True
 
     def stop(self) -> None:
@@ -275,18 +282,26 @@ class ReturnPath:
             on_played_out(now)
             return
         if self._holding:
-            self._send_silence(now)
+            self._send_hold(now)
         self.pending = (len(queue) >= frame_bytes or self._waiting_for_gap or self._on_played_out is not None
                         or self._holding)
 
-    def _send_silence(self, now: float) -> None:
-        """While holding: a frame of silence in each 20 ms slot real time has earned and no audio took."""
+    def _send_hold(self, now: float) -> None:
+        """While holding: a frame of the hold sound (or silence) in each 20 ms slot real time has earned and no
+        audio took."""
         if self._played_until != NO_TS:
             self._holding = False  # the media service's audio is playing
             return
-        while self._earned_frame() and not self.paused and len(self._queue) < self._frame_bytes:
+        frame_bytes = self._frame_bytes
+        sound = self._hold_sound
+        while self._earned_frame() and not self.paused and len(self._queue) < frame_bytes:
             self._credit -= 1.0
-            self._sink.send_frame(bytes(self._frame_bytes), now)
+            if sound:
+                start = self._hold_offset
+                self._hold_offset = (start + frame_bytes) % len(sound)
+                self._sink.send_frame(sound[start:start + frame_bytes], now)
+            else:
+                self._sink.send_frame(bytes(frame_bytes), now)
 
     def _settle_marks(self, cleared_through: int) -> None:
         """Answer the marks whose frame has been sent (played), and those at or before `cleared_through` (a

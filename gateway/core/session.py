@@ -13,6 +13,7 @@ from gateway.core import commands
 from gateway.core.call import CallCounters, CallOutput, FrameSink, MediaFormat
 from gateway.core.codec import DownstreamDecoder, UpstreamEncoder
 from gateway.core.commands import CommandError, Connect
+from gateway.core.hold import hold_frames
 from gateway.core.policing import UpstreamBudget
 from gateway.core.return_path import ReturnPath
 from gateway.core.rtp import (
@@ -312,7 +313,8 @@ class CallSession(FrameSink):
         if self.state is ANSWERED:
             self.return_path.stop()  # marks pending are answered (cleared) before the old stream goes
             self._new_stream(now)
-            self.return_path.hold()  # Sinch hears silence until the new target's audio
+            # Sinch hears the route's hold sound (or silence) until the new target's audio
+            self.return_path.hold(hold_frames(self.route.hold_sound, self.format.call_rate))
 
     def _new_stream(self, now: float) -> None:
         fmt = self.format

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import uvloop
 from picows import ws_create_server
 
+from gateway.core.hold import hold_frames
 from gateway.core.session import CloseCode
 from gateway.dataplane.claims import PendingClaims
 from gateway.dataplane.datagrams import DatagramReader
@@ -46,7 +47,7 @@ from gateway.dataplane.telemetry import MetricTotals
 from gateway.dataplane.udpstats import udp_sockets
 from gateway.shared import host_limits, metrics
 from gateway.shared.build import data_plane
-from gateway.shared.config import EMBEDDED_ECHO_ROUTE, LOCAL_REPLAY_STORE, Config, Route
+from gateway.shared.config import EMBEDDED_ECHO_ROUTE, LOCAL_REPLAY_STORE, SINCH_RATES, Config, Route
 from gateway.shared.exit_codes import EXIT_BOOT_FAILURE
 from gateway.shared.fleet_replay import FleetReplayStore
 from gateway.shared.logs import RateLimitedEvent, log_event
@@ -119,6 +120,10 @@ class Worker:
             self.routes[EMBEDDED_ECHO_ROUTE] = Route(name=EMBEDDED_ECHO_ROUTE, host="127.0.0.1", port=port)
             self.pools.add(self.routes[EMBEDDED_ECHO_ROUTE])
         metrics.create_worker_series(list(self.routes))
+        for route in self.routes.values():
+            if route.hold_sound:  # converted to every call rate now, never at a call's failover
+                for rate in SINCH_RATES:
+                    hold_frames(route.hold_sound, rate)
         if self.config.replay_store != LOCAL_REPLAY_STORE:
             self.fleet_claims = PendingClaims(FleetReplayStore.from_config(self.config, "worker"), loop)
             await self.fleet_claims.store.connect()

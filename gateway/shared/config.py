@@ -15,11 +15,12 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, NamedTuple, get_args, get_origin, get_type_hints
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import msgspec
 
 from gateway.shared.cpus import usable_cpus
+from gateway.shared.hold_sound import HoldSound, read_hold_sound
 from gateway.shared.tls import TlsError, server_context
 
 # Sample rates Sinch's streamingOptions allows (protocol notes §2.4).
@@ -90,6 +91,7 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rtp_timeout: Seconds = 0.0  # a target that sends no RTP back for this long to a call sending it is down; 0 = off
     forks: tuple[Target, ...] = ()  # get a copy of the upstream RTP (own SSRC and RTCP); their audio is not played
     dtmf: int = 0  # payload type of RFC 4733 telephone events for the DTMF heard in the caller's audio; 0 = off
+    hold_sound: HoldSound | None = None  # played to Sinch, looped, while a call fails over; None = silence
 
     def __post_init__(self) -> None:
         if self.codec != "L16" and self.rate not in (0, G711_RATE):
@@ -140,7 +142,8 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def url(self) -> str:
         forks = "".join(f"&fork={fork}" for fork in self.forks)
         dtmf = f"&dtmf={self.dtmf}" if self.dtmf else ""
-        return f"rtp://{','.join(map(str, self.targets))}?codec={self.codec}{forks}{dtmf}"
+        hold = f"&hold_sound={quote(self.hold_sound.path)}" if self.hold_sound else ""
+        return f"rtp://{','.join(map(str, self.targets))}?codec={self.codec}{forks}{dtmf}{hold}"
 
 
 def is_ip_address(host: str) -> bool:
@@ -413,7 +416,7 @@ def parse_host_port(value: str, key: str) -> tuple[str, int]:
 
 
 def parse_route(spec: object) -> Route:
-    """`NAME=rtp://HOST:PORT?codec=L16|PCMU|PCMA&rate=HZ&ptime=MS&pt=N&dtmf=PT`."""
+    """`NAME=rtp://HOST:PORT?codec=L16|PCMU|PCMA&rate=HZ&ptime=MS&pt=N&dtmf=PT&hold_sound=PATH`."""
     name, sep, url = spec.partition("=") if isinstance(spec, str) else ("", "", "")
     if not sep or not name:
         raise ConfigError(f"route: expected NAME=rtp://HOST:PORT?..., got {spec!r}")
@@ -433,8 +436,14 @@ def route_from_url(name: str, url: object) -> Route:
     fields: dict[str, Any] = {"name": name, "host": targets[0].host, "port": targets[0].port,
                               "more_targets": targets[1:],
                               "forks": [_target_from(name, text, url) for text in query.pop("fork", [])]}
+    if "hold_sound" in query:
+        try:
+            fields["hold_sound"] = read_hold_sound(query.pop("hold_sound")[-1])
+        except ValueError as exc:
+            raise ConfigError(f"routes.{name}: {exc}") from None
     renames = {"codec": "codec", "rate": "rate", "ptime": "ptime_ms", "pt": "payload_type", "token": "token",
-               "policy": "policy", "rtp_timeout": "rtp_timeout", "fork": "forks", "dtmf": "dtmf"}
+               "policy": "policy", "rtp_timeout": "rtp_timeout", "fork": "forks", "dtmf": "dtmf",
+               "hold_sound": "hold_sound"}
     for key, values in query.items():
         if key not in renames:
             raise ConfigError(f"routes.{name}: unknown option {key!r} (known: {', '.join(renames)})")

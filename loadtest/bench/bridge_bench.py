@@ -64,8 +64,8 @@ def _median(reports: list[dict[str, Any]], path: tuple[str, ...], scale: float) 
 
 def run_bench(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
-    media = Child(media_process, "echo", "127.0.0.1", 0)
-    echo_port = media.expect("ready", READY_TIMEOUT)[1]
+    media = Child(media_process, "echo", [("127.0.0.1", 0)])
+    (echo_port,) = media.expect("ready", READY_TIMEOUT)[1]
     ramp_seconds = args.calls / args.ramp if args.ramp else 0.0
     reports: dict[str, list[dict[str, Any]]] = {"gateway": [], "naive": [], "native": []}
     hot: list[tuple[str, float, float]] = []

@@ -5,15 +5,15 @@ also holds the load generator's and the echo's scheduling), and how late the wor
 from __future__ import annotations
 
 import math
-import urllib.request
 from collections import defaultdict
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from loadtest.shared.exposition import scrape
+
 UPSTREAM = "gateway_upstream_latency_seconds"
 LOOP_LAG = "gateway_event_loop_lag_seconds"
-SCRAPE_TIMEOUT = 5.0
 
 
 def bucket_quantile(buckets: dict[float, float], q: float) -> float | None:
@@ -40,8 +40,7 @@ def histograms(text: str) -> dict[str, dict[float, float]]:
 
 
 def gateway_own_figures(metrics_url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(metrics_url, timeout=SCRAPE_TIMEOUT) as response:
-        found = histograms(response.read().decode())
+    found = histograms(scrape(metrics_url))
     upstream, lag = found.get(UPSTREAM, {}), found.get(LOOP_LAG, {})
 
     def ms(buckets: dict[float, float], q: float) -> float | None:

@@ -48,9 +48,16 @@ class MediaSimulator:
         self._talker: Talker | None = None
 
     async def start(self) -> int:
+        return self.open()
+
+    def open(self) -> int:
+        """Bind and serve on the running loop; again after `close` (a restarted service), on the port it had,
+        keeping its counts. The port."""
         loop = asyncio.get_running_loop()
         self.rtp, self.rtcp = bind_pair(self.host, self.port)
         self.port = self.rtp.getsockname()[1]
+        if self._talker is not None:
+            self._talker.sock = self.rtp
         loop.add_reader(self.rtp.fileno(), self._read_rtp)
         loop.add_reader(self.rtcp.fileno(), self._read_rtcp)
         self._timer = loop.call_later(TIMER_SECONDS, self._tick)
@@ -64,9 +71,7 @@ class MediaSimulator:
             sock.close()
 
     def summary(self) -> dict[str, Any]:
-        talked = self._talker.packets_sent if self._talker else 0
-        return summarize(list(self.streams.values()), self.upstream,
-                         {"kind": self.kind, "port": self.port, "talked": talked, **self.counts})
+        return pooled_summary([self])
 
     def _read_rtp(self) -> None:
         sock = self.rtp
@@ -133,3 +138,17 @@ class MediaSimulator:
         if self._talker is not None:
             self._talker.tick(now)
         self._timer = asyncio.get_running_loop().call_later(TIMER_SECONDS, self._tick)
+
+
+def pooled_summary(simulators: list[MediaSimulator]) -> dict[str, Any]:
+    """One summary over several simulators (the targets of one route), as of one media service."""
+    upstream = Histogram()
+    for simulator in simulators:
+        upstream.merge(simulator.upstream)
+    first = simulators[0]
+    counts = {key: sum(simulator.counts[key] for simulator in simulators) for key in first.counts}
+    talked = sum(simulator._talker.packets_sent for simulator in simulators if simulator._talker)
+    streams = [stream for simulator in simulators for stream in simulator.streams.values()]
+    return summarize(streams, upstream, {"kind": first.kind, "port": first.port,
+                                         "ports": [simulator.port for simulator in simulators], "talked": talked,
+                                         **counts})

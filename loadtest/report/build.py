@@ -37,6 +37,8 @@ def build_report(result: RunResult) -> dict[str, Any]:
                        "upstream": result.media["upstream_ms"] if result.media else None},
         "jitter_ms": {"round_trip": stats.jitter.summary_ms(),
                       "upstream": result.media["upstream_jitter_ms"] if result.media else None},
+        "receive_gap_ms": stats.receive_gap.summary_ms(),
+        "failover": result.failover,
         "gateway": _gateway(result, spans),
         "media": result.media,
         "generator": {"procs": scenario.procs, "cpu_seconds": round(stats.cpu_seconds, 2),

@@ -17,7 +17,8 @@ LOWER_IS_BETTER, NEUTRAL, HIGHER_IS_BETTER = -1, 0, 1
 DIRECTIONS = (
     ("*.count", NEUTRAL),  # samples taken, not a quality
     ("latency_ms.*", LOWER_IS_BETTER), ("jitter_ms.*", LOWER_IS_BETTER), ("generator.tick_lag_ms.*", LOWER_IS_BETTER),
-    ("loss_ratio", LOWER_IS_BETTER), ("calls.failed", LOWER_IS_BETTER), ("calls.failed_by_reason.*", LOWER_IS_BETTER),
+    ("receive_gap_ms.*", LOWER_IS_BETTER), ("loss_ratio", LOWER_IS_BETTER), ("calls.failed", LOWER_IS_BETTER),
+    ("calls.failed_by_reason.*", LOWER_IS_BETTER),
     ("calls.answered", HIGHER_IS_BETTER), ("calls.completed", HIGHER_IS_BETTER),
     ("frames.lost", LOWER_IS_BETTER), ("frames.duplicate", LOWER_IS_BETTER), ("frames.reordered", LOWER_IS_BETTER),
     ("frames.crossed", LOWER_IS_BETTER), ("frames.skipped", LOWER_IS_BETTER),

@@ -13,6 +13,7 @@ def render(report: dict[str, Any], plots: list[str], hlogs: list[str]) -> str:
         _latencies(report),
         _gateway(report["gateway"]),
         _media(report["media"]),
+        _failover(report.get("failover")),
         _machine(report.get("machine")),
         _generator(report["generator"]),
         _thresholds(report),
@@ -61,6 +62,7 @@ def _latencies(report: dict[str, Any]) -> str:
     text += _latency_rows("upstream (send → RTP at media)", report["latency_ms"]["upstream"])
     text += _latency_rows("jitter per call, round trip", report["jitter_ms"]["round_trip"])
     text += _latency_rows("jitter per stream, upstream", report["jitter_ms"]["upstream"])
+    text += _latency_rows("longest gap between frames received, per call", report.get("receive_gap_ms"))
     return text
 
 
@@ -95,6 +97,19 @@ def _media(media: dict[str, Any] | None) -> str:
             f"{media['lost']}, gaps {media['gaps']}, duplicates {media['duplicates']}, reordered "
             f"{media['reordered']}, timestamp errors {media['timestamp_errors']}; BYE sent "
             f"{media['byes_sent']}.\n")
+
+
+def _failover(failover: dict[str, Any] | None) -> str:
+    if not failover:
+        return ""
+    text = f"\nFailover on route `{failover['route']}`: "
+    if failover["target"]:
+        text += (f"target {failover['target']} stopped at {_value(failover['stopped_at_s'], ' s')}, restarted at "
+                 f"{_value(failover['restarted_at_s'], ' s')}; ")
+    text += f"**{_value(failover['failovers'])} calls moved** to another target"
+    by_target = failover["failovers_by_target"] or {}
+    moved_off = ", ".join(f"{target} {_value(count)}" for target, count in sorted(by_target.items()) if count)
+    return text + (f" (off {moved_off})" if moved_off else "") + ".\n"
 
 
 def _machine(machine: dict[str, Any] | None) -> str:

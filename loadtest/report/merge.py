@@ -50,6 +50,9 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
             "round_trip": _merged_summary(r["jitter_ms"]["round_trip"] for r in reports),
             "upstream": media["upstream_jitter_ms"] if media else None,
         },
+        "receive_gap_ms": _merged_summary(r.get("receive_gap_ms") for r in reports),
+        # One outage of the gateway's targets, seen by each run that read its metrics: the first one's view.
+        "failover": next((r["failover"] for r in reports if r.get("failover")), None),
         "gateway": _merge_gateway([r["gateway"] for r in reports if r["gateway"]], calls),
         "media": media,
         "generator": _merge_generators([r["generator"] for r in reports]),

@@ -11,11 +11,11 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from loadtest.media.process import media_process
+from loadtest.runner.outage import TargetOutage
 from loadtest.runner.timeline import Timeline, progress_line
 from loadtest.shared.procs import Child
 from loadtest.shared.procstat import Usage, machine_busy_seconds
 from loadtest.shared.scenario import CallPlan, Scenario, new_run_id, plan_calls
-from loadtest.shared.udp import parse_host_port
 from loadtest.sinch.generator import generator_process
 from loadtest.sinch.stats import LoadStats
 
@@ -38,6 +38,7 @@ class RunResult:
     machine_busy_cores: float  # average busy cores of the whole machine (everything on it) during the run
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False  # stopped early by SIGINT or SIGTERM: calls still up were cut short, not failed
+    failover: dict[str, Any] | None = None  # a media target's outage and the gateway's failovers (TargetOutage)
 
 
 def _print_now(line: str) -> None:
@@ -52,8 +53,7 @@ def run_load(scenario: Scenario, start_at_unix: float | None = None,
     run_id = new_run_id()
     own_media = media is None and scenario.media != "none"
     if own_media:
-        host, port = parse_host_port(scenario.media_listen)
-        media = Child(media_process, scenario.media, host, port)
+        media = Child(media_process, scenario.media, scenario.media_addresses)
         media.expect("ready", READY_TIMEOUT)
     generators = [Child(generator_process, scenario, plans[i::scenario.procs], run_id, i)
                   for i in range(scenario.procs)]
@@ -100,6 +100,7 @@ def _drive(scenario: Scenario, plans: list[CallPlan], run_id: str, generators: l
            start_at_unix: float | None, progress: Callable[[str], None] | None) -> RunResult:
     delay = START_DELAY_NS if start_at_unix is None else max(START_DELAY_NS, int((start_at_unix - time.time()) * 1e9))
     t0 = time.monotonic_ns() + delay
+    outage = TargetOutage(scenario, media, t0, READY_TIMEOUT)
     timeline = Timeline(t0, len(generators), scenario.gateway_pid)
     timeline.sample_gateway()  # idle: before any call
     started_unix = time.time() + delay / 1e9
@@ -111,7 +112,7 @@ def _drive(scenario: Scenario, plans: list[CallPlan], run_id: str, generators: l
     results: dict[int, LoadStats] = {}
     notes: list[str] = []
     with _StopRequests() as stop:
-        _gather(generators, results, timeline, overrun, stop, notes,
+        _gather(generators, results, timeline, outage, overrun, stop, notes,
                 _Progress(progress, t0, scenario.progress_interval, last_end + scenario.drain))
     end = time.monotonic_ns()
     busy_cores = (machine_busy_seconds() - busy_before) / ((end - busy_since) / 1e9)
@@ -124,7 +125,8 @@ def _drive(scenario: Scenario, plans: list[CallPlan], run_id: str, generators: l
         media.conn.send(("stats",))
         media_summary = media.expect("stats", READY_TIMEOUT)[1]
     return RunResult(scenario, run_id, started_unix, t0, (end - t0) / 1e9, stats, timeline.rows, timeline.samples,
-                     media_summary, round(busy_cores, 2), notes, interrupted=stop.requested is not None)
+                     media_summary, round(busy_cores, 2), notes, interrupted=stop.requested is not None,
+                     failover=outage.summary(notes))
 
 
 class _Progress:
@@ -144,12 +146,14 @@ class _Progress:
             self.printer(progress_line(row, self.total_seconds))
 
 
-def _gather(generators: list[Child], results: dict[int, LoadStats], timeline: Timeline, overrun: int,
-            stop: _StopRequests, notes: list[str], progress: _Progress) -> None:
-    """Collect every generator's progress and final stats, adding a timeline row a second."""
+def _gather(generators: list[Child], results: dict[int, LoadStats], timeline: Timeline, outage: TargetOutage,
+            overrun: int, stop: _StopRequests, notes: list[str], progress: _Progress) -> None:
+    """Collect every generator's progress and final stats, adding a timeline row a second and taking the
+    media target down and up on time."""
     stop_sent = False
     while len(results) < len(generators):
         now = time.monotonic_ns()
+        outage.run_due(now)
         if now >= timeline.next_row:
             progress.row_added(timeline.add_row(now), now)
         if now >= overrun:
@@ -162,7 +166,8 @@ def _gather(generators: list[Child], results: dict[int, LoadStats], timeline: Ti
                 if i not in results:
                     child.conn.send(("stop",))
         conns = {child.conn: i for i, child in enumerate(generators) if i not in results}
-        for conn in wait(list(conns), timeout=max(0.0, (timeline.next_row - now) / 1e9)):
+        wake = min(timeline.next_row, outage.next_ns or timeline.next_row)
+        for conn in wait(list(conns), timeout=max(0.0, (wake - now) / 1e9)):
             index = conns[conn]
             try:
                 kind, payload = conn.recv()

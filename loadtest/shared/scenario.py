@@ -14,6 +14,7 @@ import msgspec
 
 from gateway.shared.config import ConfigError, name_the_key, read_toml
 from loadtest.shared.thresholds import Thresholds
+from loadtest.shared.udp import parse_host_port
 
 SINCH_RATES = (8000, 16000, 24000, 44100, 48000, 96000)
 MIN_CALL_SECONDS = 0.2  # shorter calls would end before their first echo: not worth planning
@@ -60,7 +61,10 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     churn_duration: DurationSpec = DurationSpec()
     media_hangup: Fraction = 0.0  # fraction of calls the media side ends (RTCP BYE), needs `media`
     media: Literal["none", "echo", "sink", "talker"] = "none"  # run this media simulator for the route
-    media_listen: str = "127.0.0.1:40100"  # where it listens: the gateway's route must point here
+    media_listen: str = "127.0.0.1:40100"  # where it listens (HOST:PORT,HOST:PORT,... one each): the route's targets
+    kill_target_at: NonNegative = 0.0  # seconds into the run: stop the first media target (0: never)
+    restart_target_at: NonNegative = 0.0  # seconds into the run: start it again on its port (0: never)
+    metrics_url: str = ""  # the gateway's /metrics: failovers are read from it at the start and the end
     procs: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1  # load generator processes
     phases: Annotated[int, msgspec.Meta(ge=1, le=20)] = 4  # timer slots per 20 ms: calls spread over them
     seed: int = 1
@@ -81,7 +85,21 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("calls: no load (calls = 0 and churn_rate = 0)")
         if self.media_hangup and self.media == "none":
             raise ValueError("media_hangup: needs a media simulator (media = echo|sink|talker) to send the BYE")
+        self._check_outage(len(self.media_addresses))  # (parsed here: a bad address is refused before the run)
         self._check_thresholds_are_measured()
+
+    def _check_outage(self, targets: int) -> None:
+        if self.kill_target_at:
+            if self.media == "none" or targets < 2:
+                raise ValueError("kill_target_at: needs a media simulator with two targets or more "
+                                 "(media = echo|sink|talker, media_listen = HOST:PORT,HOST:PORT)")
+            if self.kill_target_at >= self.duration:
+                raise ValueError(f"kill_target_at: {self.kill_target_at:g} s is not within the run's "
+                                 f"duration ({self.duration:g} s)")
+        if self.restart_target_at and not 0 < self.kill_target_at < self.restart_target_at:
+            raise ValueError("restart_target_at: needs a kill_target_at before it")
+        if self.metrics_url and urlsplit(self.metrics_url).scheme not in ("http", "https"):
+            raise ValueError(f"metrics_url: expected http://HOST:PORT/metrics, got {self.metrics_url!r}")
 
     def _check_thresholds_are_measured(self) -> None:
         limits = self.thresholds
@@ -90,6 +108,7 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             ("max_pss_per_call_kib", not self.gateway_pid, "gateway_pid (the gateway's memory is measured from /proc)"),
             ("max_upstream_p99_ms", self.media == "none", "a media simulator (media = echo|sink|talker)"),
             ("max_rtt_p99_ms", not self.expects_echo, "an echo route: a sink or talker returns none of our frames"),
+            ("min_failovers", not self.metrics_url, "metrics_url (failovers are read from the gateway's /metrics)"),
         )
         for name, missing, what in needs:
             if getattr(limits, name) is not None and missing:
@@ -100,6 +119,14 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """Whether each call's own frames come back (an echo route), so loss and round trip are measured
         per frame; a sink or talker sends back nothing of ours."""
         return self.media not in ("sink", "talker")
+
+    @property
+    def media_addresses(self) -> list[tuple[str, int]]:
+        """One media simulator per address of `media_listen`, as the route lists its targets."""
+        try:
+            return [parse_host_port(part.strip()) for part in self.media_listen.split(",")]
+        except ValueError as exc:
+            raise ValueError(f"media_listen: {exc}") from None
 
     @property
     def rates(self) -> list[int]:

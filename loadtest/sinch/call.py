@@ -68,6 +68,8 @@ class Call(WSListener):
         self.unique = 0
         self.last_transit = -1
         self.jitter = 0.0
+        self.last_frame_ns = 0
+        self.longest_gap_ns = 0  # between two frames from the gateway: what a failover's silence would show
         self._connect_sent_ns = 0
 
     async def open(self) -> None:
@@ -177,6 +179,10 @@ class Call(WSListener):
     def _on_audio(self, payload: memoryview) -> None:
         stats = self.stats
         stats.frames_received += 1
+        now = time.monotonic_ns()
+        if self.last_frame_ns and now - self.last_frame_ns > self.longest_gap_ns:
+            self.longest_gap_ns = now - self.last_frame_ns
+        self.last_frame_ns = now
         found = marker.read_le(payload)
         if found is None:
             stats.frames_unmarked += 1  # concealment, silence, or a codec that does not carry the marker
@@ -197,7 +203,7 @@ class Call(WSListener):
             stats.frames_reordered += 1
         self.unique += 1
         stats.frames_marked += 1
-        transit = marker.elapsed_us(time.monotonic_ns() // 1000, found.sent_us)
+        transit = marker.elapsed_us(now // 1000, found.sent_us)
         stats.round_trip.record(transit)
         if self.last_transit >= 0:  # RFC 3550 A.8: J += (|D| - J) / 16
             self.jitter += (abs(transit - self.last_transit) - self.jitter) / 16
@@ -260,4 +266,6 @@ class Call(WSListener):
             stats.fail(f"dropped:{self.close_code or 1006}")
         if self.unique > 1:
             stats.jitter.record(round(self.jitter))
+        if self.longest_gap_ns:
+            stats.receive_gap.record(self.longest_gap_ns // 1000)
         self.gen.call_done(self)

@@ -13,7 +13,7 @@ COUNTERS = (
     "frames_reordered", "frames_crossed", "frames_cut_at_hangup", "frames_skipped", "heartbeats",
     "media_hangup_missed",
 )
-HISTOGRAMS = ("setup", "round_trip", "jitter", "tick_lag")
+HISTOGRAMS = ("setup", "round_trip", "jitter", "receive_gap", "tick_lag")
 TALLIES = ("failed_by_reason", "hangup_by", "close_codes")
 
 
@@ -26,6 +26,7 @@ class LoadStats:
         self.setup = Histogram()  # connect command sent -> answer received
         self.round_trip = Histogram()  # frame sent -> the same frame back from the gateway
         self.jitter = Histogram()  # per call: RFC 3550 A.8 interarrival jitter of the returned frames
+        self.receive_gap = Histogram()  # per call: the longest time between two frames from the gateway
         self.tick_lag = Histogram()  # how late the generator's shared timer fired: its own overload
         self.failed_by_reason: Counter[str] = Counter()
         self.hangup_by: Counter[str] = Counter()

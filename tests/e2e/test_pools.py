@@ -4,8 +4,11 @@ failover when one stops, and a DNS name that does not resolve refused at load.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
+import wave
+from collections.abc import AsyncIterator, Callable
 
 from tests.aio import run
 from tests.gateway_process import GatewayProcess, scrape, value
@@ -22,6 +25,7 @@ class TalkingCall:
     def __init__(self, call: SinchCall) -> None:
         self.call = call
         self.arrivals: list[float] = []
+        self.frames: list[bytes] = []
         self._stop = asyncio.Event()
 
     @classmethod
@@ -47,10 +51,14 @@ class TalkingCall:
         async for message in self.call.ws:
             if isinstance(message, bytes):
                 self.arrivals.append(loop.time())
+                self.frames.append(message)
 
     async def frames_after(self, moment: float, count: int, timeout: float = 5.0) -> None:
+        await self.frames_such(lambda: sum(arrival > moment for arrival in self.arrivals) >= count, timeout)
+
+    async def frames_such(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         async def enough() -> None:
-            while sum(arrival > moment for arrival in self.arrivals) < count:
+            while not predicate():
                 await asyncio.sleep(FRAME_SECONDS)
         await asyncio.wait_for(enough(), timeout)
 
@@ -65,6 +73,21 @@ class TalkingCall:
 
 def sources(peer: MediaPeer) -> set[int]:
     return {packet.ssrc for packet in peer.packets}
+
+
+@contextlib.asynccontextmanager
+async def pool_route(query: str, second_echoes: bool = True) -> AsyncIterator[tuple[MediaPeer, MediaPeer, list[str],
+                                                                                  GatewayProcess]]:
+    """Two media peers behind the route `pool` (with these options), and the gateway; all stopped after."""
+    first, second = await MediaPeer().start(), await MediaPeer(echo=second_echoes).start()
+    targets = [f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"]
+    gateway = await asyncio.to_thread(GatewayProcess("--route", f"pool=rtp://{','.join(targets)}?{query}").start)
+    try:
+        yield first, second, targets, gateway
+    finally:
+        gateway.stop()
+        first.close()
+        second.close()
 
 
 def test_calls_spread_round_robin_and_by_least_calls():
@@ -174,13 +197,48 @@ def test_a_call_on_a_single_target_hears_its_media_service_again_after_a_restart
     run(scenario())
 
 
+def test_a_route_whose_hold_sound_cannot_be_read_is_refused_at_load(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--route", f"asr=rtp://127.0.0.1:5004?hold_sound={tmp_path}/no.wav"],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert f"routes.asr: hold_sound: {tmp_path}/no.wav: [Errno 2] No such file or directory" in result.stderr
+
+
+def test_a_failover_plays_the_routes_hold_sound_until_the_new_targets_audio(tmp_path):
+    """Sinch hears the hold sound, looped frame by frame, from the failover until the new target's audio."""
+    samples = RATE // 50
+    hold_frames = [value.to_bytes(2, "little") * samples for value in (1000, 1001, 1002)]  # one value a frame
+    with wave.open(str(tmp_path / "hold.wav"), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(RATE)  # the call's rate: its samples reach Sinch as they are
+        wav.writeframes(b"".join(hold_frames))
+
+    async def scenario() -> None:
+        async with pool_route(f"hold_sound={tmp_path}/hold.wav", second_echoes=False) as (first, second, _, gateway):
+            call = await TalkingCall.start(gateway.url + "/stream/pool", "held")
+            loop = asyncio.get_running_loop()
+            await call.frames_after(loop.time(), 10)
+            assert not set(call.frames) & set(hold_frames)  # the first target's echo, no hold sound
+            first.close()
+            await asyncio.to_thread(gateway.wait_for, "call.failover", call_id="held")
+            await call.frames_such(lambda: sum(frame in hold_frames for frame in call.frames) >= 10)
+            second.echo = True  # the new target's audio arrives
+            await call.frames_after(loop.time(), 20)
+            held = [index for index, frame in enumerate(call.frames) if frame in hold_frames]
+            assert held == list(range(held[0], held[-1] + 1))  # unbroken: none once the audio came
+            assert len(call.frames) - 1 - held[-1] >= 10  # the new target's audio after them
+            assert [hold_frames.index(call.frames[index]) for index in held] == [i % 3 for i in range(len(held))]
+            assert call.longest_gap() < 1.0
+            await call.hang_up()
+
+    run(scenario())
+
+
 def test_a_target_that_stops_sending_rtp_back_is_marked_down_after_rtp_timeout():
     async def scenario() -> None:
-        first, second = await MediaPeer().start(), await MediaPeer().start()
-        targets = [f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"]
-        gateway = await asyncio.to_thread(GatewayProcess(
-            "--route", f"pool=rtp://{','.join(targets)}?rtp_timeout=0.3").start)
-        try:
+        async with pool_route("rtp_timeout=0.3") as (first, _, targets, gateway):
             calls = [await TalkingCall.start(gateway.url + "/stream/pool", f"quiet-{index}") for index in range(2)]
             loop = asyncio.get_running_loop()
             await asyncio.gather(*(call.frames_after(loop.time(), 10) for call in calls))
@@ -193,10 +251,6 @@ def test_a_target_that_stops_sending_rtp_back_is_marked_down_after_rtp_timeout()
                          reason="no_rtp") == 1
             for call in calls:
                 await call.hang_up()
-        finally:
-            gateway.stop()
-            first.close()
-            second.close()
 
     run(scenario())
 

@@ -14,9 +14,9 @@ RATE = 16000
 
 @pytest.fixture(scope="module")
 def echo_port():
-    media = Child(media_process, "echo", "127.0.0.1", 0)
+    media = Child(media_process, "echo", [("127.0.0.1", 0)])
     try:
-        yield media.expect("ready", 30)[1]
+        yield media.expect("ready", 30)[1][0]
     finally:
         media.conn.send(("stop",))
         media.stop()

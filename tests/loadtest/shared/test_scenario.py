@@ -7,7 +7,7 @@ from loadtest.shared.scenario import ScenarioError, load_scenario, plan_calls
 SCENARIOS = Path(__file__).parents[3] / "loadtest" / "scenarios"
 
 
-@pytest.mark.parametrize("name", ["steady", "ramp", "churn", "soak"])
+@pytest.mark.parametrize("name", ["steady", "ramp", "churn", "soak", "failover"])
 def test_shipped_scenarios_parse_and_plan(name):
     scenario = load_scenario(str(SCENARIOS / f"{name}.toml"))
     assert scenario.name == name
@@ -59,6 +59,13 @@ def test_media_hangup_is_requested_in_the_call_id():
     ({"calls": 0, "churn_rate": 0.0}, "no load"),
     ({"bogus": 1}, "bogus"),
     ({"churn_duration": {"distribution": "weibull"}}, r"churn_duration\.distribution"),
+    ({"media": "echo", "media_listen": "127.0.0.1:40100,nope"}, "media_listen: expected HOST:PORT"),
+    ({"media": "echo", "kill_target_at": 1.0}, "kill_target_at: needs a media simulator with two targets"),
+    ({"media": "echo", "media_listen": "127.0.0.1:40100,127.0.0.1:40102", "kill_target_at": 20.0},
+     "kill_target_at: 20 s is not within"),
+    ({"restart_target_at": 2.0}, "restart_target_at: needs a kill_target_at before it"),
+    ({"metrics_url": "127.0.0.1:9100"}, "metrics_url"),
+    ({"thresholds": {"min_failovers": 1}}, "thresholds.min_failovers: needs metrics_url"),
 ])
 def test_invalid_scenarios_name_the_key(overrides, message):
     with pytest.raises(ScenarioError, match=message):
