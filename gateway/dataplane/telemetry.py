@@ -9,6 +9,7 @@ call: at 150 calls, per-call writes were 5 % of the worker's CPU.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -57,6 +58,29 @@ class MetricTotals:
             series.inc(amount)
 
 
+class RouteSeries:
+    """A route's per-call metric series, looked up once and shared by its calls: `labels()` takes a lock and
+    builds a key, and fourteen lookups for every call were a visible share of its setup (py-spy under churn),
+    besides a list of them per call in memory."""
+
+    def __init__(self, route: str) -> None:
+        self.traffic = tuple(
+            (field, metric.labels(route, direction) if direction else metric.labels(route))
+            for field, metric, direction in _TRAFFIC
+        )
+        self.lost = metrics.RTP_LOST.labels(route)
+        self.reordered = metrics.RTP_REORDERED.labels(route)
+        self.jitter = metrics.RTP_JITTER.labels(route)
+        self.dtmf = metrics.DTMF_DIGITS.labels(route)
+        self.active = metrics.CALLS_ACTIVE.labels(route)
+        self.duration = metrics.CALL_DURATION.labels(route)
+
+
+@functools.cache
+def route_series(route: str) -> RouteSeries:
+    return RouteSeries(route)
+
+
 class CallTelemetry:
     """What one call has reported, and to whom: each flush adds only what is new."""
 
@@ -65,14 +89,7 @@ class CallTelemetry:
         self._codec = route.codec
         self._call_events = call_events
         self._totals = totals
-        self._series = [
-            (field, metric.labels(name, direction) if direction else metric.labels(name))
-            for field, metric, direction in _TRAFFIC
-        ]
-        self._lost_series = metrics.RTP_LOST.labels(name)
-        self._reordered_series = metrics.RTP_REORDERED.labels(name)
-        self._jitter_series = metrics.RTP_JITTER.labels(name)
-        self._dtmf_series = metrics.DTMF_DIGITS.labels(name)
+        self._series = route_series(name)
         self._reported: dict[str, int] = dict.fromkeys((name for name, _, _ in _TRAFFIC), 0)
         self._dropped: Counter[str] = Counter()
         self._ignored: Counter[str] = Counter()
@@ -86,7 +103,7 @@ class CallTelemetry:
         counters = session.counters
         reported = self._reported
         totals = self._totals
-        for name, series in self._series:
+        for name, series in self._series.traffic:
             value = getattr(counters, name)
             if value != reported[name]:
                 totals.add(series, value - reported[name])
@@ -101,13 +118,13 @@ class CallTelemetry:
             return
         lost, reordered = return_path.jitter_buffer.lost_packets, return_path.receive_stats.reordered
         if lost != self._lost:
-            totals.add(self._lost_series, lost - self._lost)
+            totals.add(self._series.lost, lost - self._lost)
             self._lost = lost
         if reordered != self._reordered:
-            totals.add(self._reordered_series, reordered - self._reordered)
+            totals.add(self._series.reordered, reordered - self._reordered)
             self._reordered = reordered
         if session.state is CallState.ANSWERED and return_path.receive_stats.received:
-            self._jitter_series.observe(return_path.receive_stats.jitter_seconds)
+            self._series.jitter.observe(return_path.receive_stats.jitter_seconds)
 
     def _flush_counts(self, current: Counter[str], reported: Counter[str], series: Callable[[str], Any]) -> None:
         for key, value in current.items():
@@ -120,7 +137,7 @@ class CallTelemetry:
     ) -> asyncio.Task[None] | None:
         fmt = session.format
         self._target = target
-        metrics.CALLS_ACTIVE.labels(self.route).inc()
+        self._series.active.inc()
         log_event(
             log, logging.INFO, "call.answered", call_id=connect.call_id, route=self.route, sample_rate=sample_rate,
             codec=self._codec, wire_rate=fmt.wire_rate, ptime_ms=fmt.ptime_ms, payload_type=fmt.payload_type,
@@ -160,7 +177,7 @@ class CallTelemetry:
     def dtmf(self, session: CallSession, digit: str, seconds: float) -> None:
         """A DTMF digit heard in the caller's audio: the RFC 4733 events are the session's; this counts it and
         is the call event. No log line: digits are often PINs and card numbers."""
-        self._dtmf_series.inc()
+        self._series.dtmf.inc()
         if self._call_events:
             self._call_events.post({"event": "dtmf", "call_id": session.call_id, "route": self.route,
                                     "digit": digit, "duration": round(seconds, 3)})
@@ -174,8 +191,8 @@ class CallTelemetry:
             metrics.CALLS.labels(route, session.outcome).inc()
         answered = session.outcome == "answer"
         if answered:
-            metrics.CALLS_ACTIVE.labels(route).dec()
-            metrics.CALL_DURATION.labels(route).observe(session.ended_at - session.answered_at)
+            self._series.active.dec()
+            self._series.duration.observe(session.ended_at - session.answered_at)
         code = str(session.close_code) if session.close_code in metrics.KNOWN_CLOSE_CODES else "other"
         metrics.WS_CLOSES.labels(code, "sinch" if session.closed_by_peer else "gateway").inc()
         log_event(

@@ -28,6 +28,14 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup(level: str) -> None:
+    # What a LogRecord would gather and JsonFormatter never writes (the caller's frame, walked up the stack; the
+    # thread, process and task names) is not gathered: a call's log lines were among the largest costs of its
+    # setup and end (py-spy under churn). The logging HOWTO's "Optimization" section documents these switches;
+    # the pid is written, so logProcesses stays on.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
+    logging.logAsyncioTasks = False  # Python 3.12+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
