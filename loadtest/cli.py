@@ -118,6 +118,8 @@ def _add_bench_options(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--seconds", type=float, default=8.0, help="seconds of load per round and side")
     bench.add_argument("--ramp", type=float, default=100.0, help="calls started per second")
     bench.add_argument("--procs", type=int, default=1, help="load generator processes")
+    bench.add_argument("--workers", type=int, default=1,
+                       help="the gateway's worker processes (the baselines are one process each)")
     bench.add_argument("--out", metavar="DIR", help="also write bench.json, bench.md and each round's report")
     bench.add_argument("--profile", metavar="DIR", help="py-spy the gateway during its first round (needs py-spy)")
 

@@ -35,6 +35,7 @@ METRICS = (
     ("gateway CPU ms per call-second", ("gateway", "cpu_ms_per_call_second"), 1.0),
     ("  same, steady state only", ("gateway", "cpu_ms_per_call_second_steady"), 1.0),
     ("RSS per call (KiB)", ("gateway", "rss_per_call_bytes"), 1 / 1024),
+    ("  PSS per call (KiB): pages shared between processes counted once", ("gateway", "pss_per_call_bytes"), 1 / 1024),
     ("round trip p50 (ms)", ("latency_ms", "round_trip", "p50"), 1.0),
     ("round trip p99 (ms)", ("latency_ms", "round_trip", "p99"), 1.0),
     ("round trip max (ms)", ("latency_ms", "round_trip", "max"), 1.0),
@@ -73,7 +74,8 @@ def run_bench(args: argparse.Namespace) -> int:
           f"{ramp_seconds:g} s ramp, {args.rounds} rounds, media echo on 127.0.0.1:{echo_port}", flush=True)
     build = tempfile.TemporaryDirectory(prefix="loadtest-native-")
     try:
-        makers = (gateway, naive, functools.partial(native, executable=build_native(Path(build.name))))
+        makers = (functools.partial(gateway, workers=args.workers), naive,
+                  functools.partial(native, executable=build_native(Path(build.name))))
         for round_index in range(args.rounds):
             for make in makers:
                 subject = make(echo_port).start()
@@ -118,7 +120,7 @@ def _one_round(args: argparse.Namespace, subject: Subject, echo_port: int, ramp_
 def _profiled_round(args: argparse.Namespace, echo_port: int, ramp_seconds: float,
                     media: Child) -> list[tuple[str, float, float]]:
     """One more gateway round under py-spy, left out of the figures: sampling costs CPU on a small machine."""
-    subject = gateway(echo_port).start()
+    subject = gateway(echo_port, args.workers).start()
     try:
         profiler = Profiler(subject.pid, Path(args.profile), ramp_seconds + 1,
                             min(PROFILE_MAX_SECONDS, args.seconds - 1))
@@ -144,7 +146,8 @@ def _cell(value: float | None) -> str:
 
 
 def render_table(args: argparse.Namespace, reports: dict[str, list[dict[str, Any]]]) -> str:
-    lines = [f"\n{args.calls} calls, {args.rate} Hz, {args.rounds} rounds (medians)\n",
+    workers = f", gateway workers {args.workers}" if args.workers != 1 else ""
+    lines = [f"\n{args.calls} calls, {args.rate} Hz{workers}, {args.rounds} rounds (medians)\n",
              "| figure | gateway | naive | native | naive ÷ gateway | gateway ÷ native |", "|---|---|---|---|---|---|"]
     for label, path, scale in METRICS:
         ours, naive_figure, native_figure = (_median(reports[name], path, scale)

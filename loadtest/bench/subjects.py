@@ -86,10 +86,10 @@ class Subject:
         return self.proc.returncode
 
 
-def gateway(echo_port: int) -> Subject:
+def gateway(echo_port: int, workers: int = 1) -> Subject:
     port, metrics_port = free_tcp_port(), free_tcp_port()
     command = [
-        sys.executable, "-m", "gateway", "serve", "--listen", f"127.0.0.1:{port}", "--workers", "1",
+        sys.executable, "-m", "gateway", "serve", "--listen", f"127.0.0.1:{port}", "--workers", str(workers),
         "--metrics-listen", f"127.0.0.1:{metrics_port}", "--callback-listen", f"127.0.0.1:{free_tcp_port()}",
         "--rtp-host", "127.0.0.1", "--route", f"{ROUTE}=rtp://127.0.0.1:{echo_port}",
     ]

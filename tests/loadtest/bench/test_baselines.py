@@ -1,9 +1,10 @@
-"""The bench's baselines bridge a call as the gateway does: the naive Python bridge and the native floor (C,
-compiled here with the system compiler as the bench does), each against the bench's own media echo."""
+"""The bench's subjects bridge a call alike: the naive Python bridge, the native floor (C, compiled here with the
+system compiler as the bench does) and the gateway as the bench starts it (here with `--workers 2`), each against
+the bench's own media echo."""
 
 import pytest
 
-from loadtest.bench.subjects import build_native, naive, native
+from loadtest.bench.subjects import build_native, gateway, naive, native
 from loadtest.media.process import media_process
 from loadtest.shared.procs import Child
 from tests.aio import run
@@ -22,9 +23,14 @@ def echo_port():
         media.stop()
 
 
-@pytest.mark.parametrize("kind", ["naive", "native"])
-def test_a_baseline_echoes_a_call_bit_exact(kind, echo_port, tmp_path):
-    subject = naive(echo_port) if kind == "naive" else native(echo_port, build_native(tmp_path))
+@pytest.mark.parametrize("kind", ["naive", "native", "gateway"])
+def test_a_subject_echoes_a_call_bit_exact(kind, echo_port, tmp_path):
+    subject = {
+        "naive": lambda: naive(echo_port),
+        "native": lambda: native(echo_port, build_native(tmp_path)),
+        "gateway": lambda: gateway(echo_port, workers=2),
+    }[kind]()
+    assert kind != "gateway" or subject.command[subject.command.index("--workers") + 1] == "2"
 
     async def scenario() -> None:
         call = await SinchCall.open(subject.url)
