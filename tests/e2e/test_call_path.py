@@ -15,7 +15,7 @@ import websockets
 
 from gateway.core.rtp import build_bye, bye_sources
 from tests.aio import run
-from tests.gateway_process import GatewayProcess
+from tests.gateway_process import GatewayProcess, scrape, value
 from tests.media_peer import MediaPeer
 from tests.rtcp import sdes_cname
 from tests.sinch_client import SinchCall, frames, sine
@@ -90,6 +90,30 @@ def test_any_chunk_size_including_odd(echo_gateway):
         await call.ws.close()
 
     run(scenario())
+
+
+def test_one_audio_frame_in_64_is_timed_for_the_upstream_latency_histogram():
+    gateway = GatewayProcess().start()
+    try:
+        async def scenario() -> None:
+            call = await SinchCall.open(gateway.url + "/stream/echo")
+            await call.connect("latency-samples", rate=8000)
+            pcm = sine(8000, 2.56)  # 128 frames: the 64th and the 128th are timed
+            await call.send_paced(pcm, 8000)
+            await call.receive_audio(len(pcm))
+            await call.ws.close()
+
+        run(scenario())
+        gateway.wait_for("call.ended", call_id="latency-samples")
+
+        async def timed_frames() -> float:  # the samples are observed at the worker's metrics flushes (1 s)
+            while (count := value(scrape(gateway), "gateway_upstream_latency_seconds_count")) < 2:
+                await asyncio.sleep(0.1)
+            return count
+
+        assert run(timed_frames(), deadline=5) == 2
+    finally:
+        assert gateway.stop() == 0
 
 
 def test_url_rate_applies_when_connect_has_none(echo_gateway):
