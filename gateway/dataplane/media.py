@@ -78,12 +78,12 @@ class CallHost(Protocol):
     latency_samples: list[float]
     call_events: CallEvents | None
     allocator: Allocator | None  # with allocate_url
-    pacing: set[CallAdapter]  # the calls whose audio or gap waits on the clock: the fast tick's only work
     datagrams: DatagramSink
     pools: TargetPools
     metric_totals: MetricTotals  # published by the worker once a second
 
     def admit(self, call: CallAdapter) -> bool: ...
+    def pace(self, call: CallAdapter) -> None: ...  # its audio or gap waits on the clock: the fast tick's work
     def call_started(self, call: CallAdapter) -> None: ...
     def call_answered(self, call: CallAdapter) -> None: ...
     def call_ended(self, call: CallAdapter, answered: bool) -> None: ...
@@ -432,7 +432,7 @@ class CallAdapter(WSListener):
         """What came in left audio or a gap waiting on the clock: the worker's fast tick takes the call on (and
         lets it go once nothing waits), so it never scans the calls that have nothing due."""
         if self.session.pacing_pending():
-            self.worker.pacing.add(self)
+            self.worker.pace(self)
 
     def _on_fragment(self, frame: WSFrame, now: float) -> None:
         """Reassemble a fragmented message (RFC 6455 §5.4), bounded by max_frame_bytes."""

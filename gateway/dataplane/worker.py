@@ -69,7 +69,7 @@ FLUSH_EVERY = 2  # housekeeping rounds between metric flushes (1 s)
 UDP_TABLE_EVERY = 10  # housekeeping rounds between /proc/net/udp reads (5 s): kernel drops, RTP ports taken
 ACCEPT_RETRY = 0.25  # seconds before accepting again after running out of descriptors, unless a call ends first
 CLOSE_GRACE = 2.5  # after closing every call, how long to wait for the close handshakes
-SLOW_TICK_EVERY = 10  # deadlines, heartbeats and RTCP reports: every 10th tick (100 ms at the default 10 ms)
+SLOW_TICK_EVERY = 10  # deadlines, heartbeats and RTCP reports: every 10 tick intervals (100 ms at the default)
 
 
 class Worker:
@@ -84,7 +84,7 @@ class Worker:
         self.routes: dict[str, Route] = dict(config.routes)
         self.pools = MediaPools(config)
         self.calls: set[CallAdapter] = set()
-        self.pacing: set[CallAdapter] = set()  # the calls the fast tick paces (CallHost.pacing)
+        self.pacing: set[CallAdapter] = set()  # the calls the fast tick paces (joined through pace())
         self.answered_calls = 0
         self.state = WorkerState.BOOTING
         self._drain_deadline: asyncio.TimerHandle | None = None
@@ -100,7 +100,8 @@ class Worker:
         self._server: asyncio.Server | None = None
         self._done: asyncio.Event
         self._max_lag = 0.0
-        self._ticks = 0
+        self._tick_timer: asyncio.TimerHandle | None = None
+        self._next_slow_tick = 0.0
         self._rounds = 0
         self._cpu_mark = (time.monotonic(), time.process_time())
         self._calls_gauge = metrics.WORKER_CALLS_ACTIVE.labels(slot)
@@ -295,22 +296,37 @@ class Worker:
     # ---- timers ----------------------------------------------------------------------------------------
 
     def _tick(self, scheduled: float) -> None:
-        """One timer for all calls instead of one per call. Every tick paces the calls with audio or a gap
-        waiting on the clock; every SLOW_TICK_EVERY-th tick also runs every call's deadlines. It is re-armed
-        first, so an exception here can cost one tick, never the timer."""
+        """One timer for all calls instead of one per call. A slow tick (every SLOW_TICK_EVERY tick intervals)
+        runs every call's deadlines; between them the timer fires every tick interval only while some call's
+        audio or gap waits on the clock (`pacing`), and pacing only those: a worker whose calls all play as their
+        RTP comes wakes ten times a second for its timer, not a hundred. It is re-armed whatever happens here,
+        so an exception can cost one tick, never the timer."""
         now = self.loop.time()
-        next_at = max(scheduled + self.config.tick_interval, now)
-        self.loop.call_at(next_at, self._tick, next_at)
         try:
             lag = now - scheduled
             if lag > self._max_lag:
                 self._max_lag = lag
             metrics.LOOP_LAG.observe(lag)
-            self._ticks += 1
-            pacing_only = self._ticks % SLOW_TICK_EVERY != 0
-            tick_calls(tuple(self.pacing if pacing_only else self.calls), now, pacing_only, self.pacing)
+            slow = now >= self._next_slow_tick
+            if slow:
+                self._next_slow_tick = max(self._next_slow_tick + SLOW_TICK_EVERY * self.config.tick_interval, now)
+            tick_calls(tuple(self.calls if slow else self.pacing), now, not slow, self.pacing)
         except Exception:
             count_internal_error(log, "worker.error", "tick")
+        finally:
+            next_at = scheduled + self.config.tick_interval if self.pacing else self._next_slow_tick
+            self._arm_tick(max(next_at, now))
+
+    def _arm_tick(self, at: float) -> None:
+        self._tick_timer = self.loop.call_at(at, self._tick, at)
+
+    def pace(self, call: CallAdapter) -> None:
+        """A call's audio or gap now waits on the clock (CallHost.pace): the timer comes within a tick interval."""
+        self.pacing.add(call)
+        soon = self.loop.time() + self.config.tick_interval
+        if self._tick_timer is not None and self._tick_timer.when() > soon:
+            self._tick_timer.cancel()
+            self._arm_tick(soon)
 
     def _housekeeping(self) -> None:
         """Heartbeat from the loop itself (a stuck loop stops beating and is replaced), plus slow work. Re-armed
