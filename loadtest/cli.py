@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from loadtest.bench.pinning import cpu_list
 from loadtest.media.simulator import KINDS
 from loadtest.shared.scenario import ScenarioError, load_scenario
 from loadtest.shared.thresholds import THRESHOLDS
@@ -120,6 +121,9 @@ def _add_bench_options(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--procs", type=int, default=1, help="load generator processes")
     bench.add_argument("--workers", type=int, default=1,
                        help="the gateway's worker processes (the baselines are one process each)")
+    bench.add_argument("--subject-cpus", metavar="LIST", type=cpu_list,
+                       help="run each subject on these CPUs (e.g. 1 or 2-3) and the load generator and the echo on "
+                            "the others: steadier figures on a small machine")
     bench.add_argument("--out", metavar="DIR", help="also write bench.json, bench.md and each round's report")
     bench.add_argument("--profile", metavar="DIR", help="py-spy the gateway during its first round (needs py-spy)")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.bench.gateway_metrics import gateway_own_figures
+from loadtest.bench.pinning import pin_harness, pinned
 from loadtest.bench.profile import Profiler
 from loadtest.bench.subjects import Subject, build_native, gateway, naive, native
 from loadtest.media.process import media_process
@@ -65,6 +66,8 @@ def _median(reports: list[dict[str, Any]], path: tuple[str, ...], scale: float) 
 
 def run_bench(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
+    if args.subject_cpus:
+        pin_harness(args.subject_cpus)
     media = Child(media_process, "echo", [("127.0.0.1", 0)])
     (echo_port,) = media.expect("ready", READY_TIMEOUT)[1]
     ramp_seconds = args.calls / args.ramp if args.ramp else 0.0
@@ -78,7 +81,7 @@ def run_bench(args: argparse.Namespace) -> int:
                   functools.partial(native, executable=build_native(Path(build.name))))
         for round_index in range(args.rounds):
             for make in makers:
-                subject = make(echo_port).start()
+                subject = _start(make(echo_port), args)
                 try:
                     report = _one_round(args, subject, echo_port, ramp_seconds, media)
                 finally:
@@ -104,6 +107,12 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _start(subject: Subject, args: argparse.Namespace) -> Subject:
+    if args.subject_cpus:
+        subject.command = pinned(subject.command, args.subject_cpus)
+    return subject.start()
+
+
 def _one_round(args: argparse.Namespace, subject: Subject, echo_port: int, ramp_seconds: float,
                media: Child) -> dict[str, Any]:
     scenario = Scenario(
@@ -120,7 +129,7 @@ def _one_round(args: argparse.Namespace, subject: Subject, echo_port: int, ramp_
 def _profiled_round(args: argparse.Namespace, echo_port: int, ramp_seconds: float,
                     media: Child) -> list[tuple[str, float, float]]:
     """One more gateway round under py-spy, left out of the figures: sampling costs CPU on a small machine."""
-    subject = gateway(echo_port, args.workers).start()
+    subject = _start(gateway(echo_port, args.workers), args)
     try:
         profiler = Profiler(subject.pid, Path(args.profile), ramp_seconds + 1,
                             min(PROFILE_MAX_SECONDS, args.seconds - 1))
@@ -147,7 +156,8 @@ def _cell(value: float | None) -> str:
 
 def render_table(args: argparse.Namespace, reports: dict[str, list[dict[str, Any]]]) -> str:
     workers = f", gateway workers {args.workers}" if args.workers != 1 else ""
-    lines = [f"\n{args.calls} calls, {args.rate} Hz{workers}, {args.rounds} rounds (medians)\n",
+    cpus = f", subjects on CPUs {','.join(map(str, sorted(args.subject_cpus)))}" if args.subject_cpus else ""
+    lines = [f"\n{args.calls} calls, {args.rate} Hz{workers}{cpus}, {args.rounds} rounds (medians)\n",
              "| figure | gateway | naive | native | naive ÷ gateway | gateway ÷ native |", "|---|---|---|---|---|---|"]
     for label, path, scale in METRICS:
         ours, naive_figure, native_figure = (_median(reports[name], path, scale)
