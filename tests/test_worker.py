@@ -1,9 +1,11 @@
-
+"""The worker's own decisions: admission, what it imports, when its timer comes."""
+import asyncio
 
 from gateway.dataplane.worker import Worker
 from gateway.shared.config import Config, Route
 from gateway.shared.replay import ReplayGuard
 from gateway.shared.scoreboard import Scoreboard
+from tests.test_worker_faults import Running, until, with_worker
 
 ASR = Route(name="asr", host="127.0.0.1", port=5004)
 
@@ -35,3 +37,19 @@ def test_a_worker_without_call_events_does_not_import_aiohttp():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "False"
 
+
+
+def test_the_timer_waits_for_the_deadline_tick_until_a_call_waits_on_the_clock():
+    """With no call's audio waiting on the clock the worker's timer comes every slow tick (10 tick intervals);
+    a call that starts waiting (Worker.pace) brings it within one tick interval."""
+    async def scenario(running: Running) -> None:
+        await running.call("waits")
+        worker, loop = running.worker, asyncio.get_running_loop()
+        interval = worker.config.tick_interval
+        await until(lambda: not worker.pacing and worker._tick_timer.when() > loop.time() + 2 * interval,
+                    "the timer armed for the deadline tick")
+        worker.pace(running.adapter("waits"))
+        assert worker._tick_timer.when() <= loop.time() + interval
+        assert running.adapter("waits") in worker.pacing
+
+    with_worker(scenario)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import websockets
 
-from gateway.core.rtp import build_bye, bye_sources
+from gateway.core.rtp import RtpPacketizer, build_bye, bye_sources
 from tests.aio import run
 from tests.gateway_process import GatewayProcess, scrape, value
 from tests.media_peer import MediaPeer
@@ -251,6 +251,35 @@ def test_rtcp_sender_report_names_the_call_and_bye_follows_hangup():
             await call.ws.close(1000, "caller hung up")
             await peer.wait_until(lambda: bye_sources(peer.rtcp[-1]))
             assert sdes_cname(peer.rtcp[-1]) == "cname-call"
+        finally:
+            await asyncio.to_thread(gateway.stop)
+            peer.close()
+
+    run(scenario())
+
+
+def test_a_burst_from_the_media_service_reaches_sinch_at_real_time():
+    """A burst (a TTS answer sent at once) waits in the return queue and goes to Sinch one frame per 20 ms: the
+    worker's timer comes every tick interval once a call waits on the clock. Were it left at the 100 ms deadline
+    tick, the burst would leave at one frame per 100 ms (the lead is one frame here): five times too slow."""
+    async def scenario() -> None:
+        peer = await MediaPeer(echo=False).start()
+        gateway = await start_gateway_with(peer.route("tts"), "--pacing-lead-frames", "1")
+        try:
+            call = await SinchCall.open(gateway.url + "/stream/tts")
+            await call.connect("burst", rate=8000)
+            await call.ws.send(sine(8000, 0.02))  # one frame, so the peer learns where the call's RTP comes from
+            await peer.wait_until(lambda: peer.packets)
+            packetizer = RtpPacketizer(peer.packets[0].payload_type, 0x5EED, 1, 0)
+            burst = [packetizer.pack(bytes(320), 160) for _ in range(50)]  # 1 s of silence, L16 at 8 kHz
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            for packet in burst:
+                peer.rtp_transport.sendto(packet, peer.gateway_rtp)
+            await call.receive_audio(len(burst) * 320)
+            took = loop.time() - started
+            assert 0.9 <= took < 3.0, f"50 frames took {took:.2f} s"
+            await call.ws.close()
         finally:
             await asyncio.to_thread(gateway.stop)
             peer.close()
