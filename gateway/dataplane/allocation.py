@@ -6,7 +6,8 @@ gateway asks, once per call, where its RTP goes.
 Asked from the worker's loop when the call is answered, while its RTP waits (held like call_started_wait's), and
 bounded by allocate_timeout, a DNS name in the answer resolved within it too. A timeout, an error or an answer
 that is no HOST:PORT is counted and logged, and the call goes to the route's own targets: a slow or failing
-webhook costs its call a late start, never the call, and never another call's data path.
+webhook costs its call a late start, never the call, and never another call's data path. A call that ends
+before the answer withdraws its question (counted and logged as abandoned).
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ class Allocator:
             return _fell_back(call_id, route, "bad_answer", str(exc))
         except (aiohttp.ClientError, OSError) as exc:
             return _fell_back(call_id, route, "error", str(exc) or type(exc).__name__)
+        except asyncio.CancelledError:  # the call ended first (CallAdapter._release): its target no longer matters
+            metrics.ALLOCATIONS.labels(route, "abandoned").inc()
+            log_event(log, logging.INFO, "call.allocation_abandoned", call_id=call_id, route=route,
+                      reason="the call ended before the webhook answered")
+            raise
         metrics.ALLOCATIONS.labels(route, "allocated").inc()
         log_event(log, logging.INFO, "call.allocated", call_id=call_id, route=route, target=target.name)
         return target

@@ -23,7 +23,7 @@ cdef class CallAdapter(WSListener):
     cdef object _clock
     cdef int _rtp_fd, _rtcp_fd
     cdef list _held_rtp
-    cdef object _answer
+    cdef object _answer, _allocation
 
     cpdef on_ws_connected(self, WSTransport transport)
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame)

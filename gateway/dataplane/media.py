@@ -153,6 +153,7 @@ class CallAdapter(WSListener):
         self._output_paused = False
         self._held_rtp: list[tuple[bool, bytes]] | None = None  # RTP and RTCP waiting for call.started's answer
         self._answer: tuple[Connect, int] | None = None  # the answered call's connect and rate, until announced
+        self._allocation: asyncio.Task[PoolTarget | None] | None = None  # the allocation webhook's question
 
     # ---- picows listener ------------------------------------------------------------------------------
 
@@ -298,7 +299,8 @@ class CallAdapter(WSListener):
             self._announce(None)
             return
         self._held_rtp = []  # issue 15.4: the call's RTP waits for the allocation webhook's target
-        allocator.allocate(connect.call_id, self.route.name, connect.headers).add_done_callback(self._allocated)
+        self._allocation = allocator.allocate(connect.call_id, self.route.name, connect.headers)
+        self._allocation.add_done_callback(self._allocated)
 
     def _allocated(self, allocation: asyncio.Task[PoolTarget | None]) -> None:
         if self._answer is None:
@@ -497,6 +499,7 @@ class CallAdapter(WSListener):
     def _release(self) -> None:
         """The call is over: its sockets and its place in the worker are given back whatever reporting does."""
         if self._answer is not None:  # ended while the allocation webhook was asked: the route's target it has
+            self._allocation.cancel()  # and the question is withdrawn: its answer could place nothing now
             try:
                 self._announce(None)
             except Exception:

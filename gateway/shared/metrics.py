@@ -77,8 +77,9 @@ TARGET_DOWN_REASONS = ("unreachable", "no_rtp")
 
 ALLOCATIONS = Counter("gateway_allocations_total", "Calls whose target was asked of allocate_url: allocated (its "
                       "answer used), or the route's own targets after a timeout, an error or a bad_answer (no "
-                      "HOST:PORT, or one that does not resolve)", ["route", "outcome"])
-ALLOCATION_OUTCOMES = ("allocated", "timeout", "error", "bad_answer")
+                      "HOST:PORT, or one that does not resolve), or abandoned (the call ended before the answer)",
+                      ["route", "outcome"])
+ALLOCATION_OUTCOMES = ("allocated", "timeout", "error", "bad_answer", "abandoned")
 
 # rtp_ports is shared by every worker (and any other process) of the machine: read from /proc/net/udp, so each
 # worker's latest reading is the machine's.

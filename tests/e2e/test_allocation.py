@@ -129,8 +129,9 @@ def test_a_slow_or_nonsense_answer_falls_back_to_the_routes_own_target():
 
 
 def test_a_call_that_ends_while_its_webhook_is_asked_leaves_nothing_behind():
-    """Sinch hangs up while the webhook still holds its answer: the call ends at the route's own target, and the
-    late answer starts nothing (no call, no RTP to it) and keeps nothing (no socket, no count)."""
+    """Sinch hangs up while the webhook still holds its answer: the call ends at the route's own target, its
+    question is withdrawn (counted and logged as abandoned, never as allocated), and the answer released after
+    starts nothing (no call, no RTP to it) and keeps nothing (no socket, no count)."""
     async def scenario() -> None:
         async with allocating(("late",), "--allocate-timeout", "5", held=frozenset({"late"})) as (
                 own, allocated, webhook, gateway):
@@ -142,8 +143,8 @@ def test_a_call_that_ends_while_its_webhook_is_asked_leaves_nothing_behind():
             await call.send_paced(sine(RATE, 0.2), RATE)
             await call.ws.close()  # Sinch hangs up; the webhook has not answered
             await asyncio.to_thread(gateway.wait_for, "call.ended", call_id="late")
+            await asyncio.to_thread(gateway.wait_for, "call.allocation_abandoned", call_id="late")
             webhook.release.set()
-            await asyncio.to_thread(gateway.wait_for, "call.allocated", call_id="late")  # the late answer, read
             answered = [event for event in gateway.events
                         if event.get("event") == "call.answered" and event.get("call_id") == "late"]
             assert [event["target"] for event in answered] == [f"127.0.0.1:{own.port}"]
@@ -153,7 +154,9 @@ def test_a_call_that_ends_while_its_webhook_is_asked_leaves_nothing_behind():
             samples = scrape(gateway)
             assert value(samples, "gateway_calls_active", route="pool") == 0
             assert value(samples, "gateway_target_calls", route="pool", target=f"127.0.0.1:{own.port}") == 0
-            assert value(samples, "gateway_allocations_total", route="pool", outcome="allocated") == 1
+            assert value(samples, "gateway_allocations_total", route="pool", outcome="abandoned") == 1
+            assert value(samples, "gateway_allocations_total", route="pool", outcome="allocated") == 0
+            assert not [event for event in gateway.events if event.get("event") == "call.allocated"]
             assert not [key for key, count in samples.items() if key[0] == "gateway_internal_errors_total" and count]
             assert not [event for event in gateway.events if event.get("level") == "error"]
 
