@@ -60,7 +60,13 @@ class TalkingCall:
         async def enough() -> None:
             while not predicate():
                 await asyncio.sleep(FRAME_SECONDS)
-        await asyncio.wait_for(enough(), timeout)
+        try:
+            await asyncio.wait_for(enough(), timeout)
+        except TimeoutError:  # what the call saw, for the failure's message
+            last = asyncio.get_running_loop().time() - self.arrivals[-1] if self.arrivals else None
+            raise AssertionError(
+                f"{len(self.arrivals)} frames, the last {last} s ago; websocket closed: {self.call.ws.close_code} "
+                f"{self.call.ws.close_reason!r}") from None
 
     def longest_gap(self) -> float:
         return max(later - earlier for earlier, later in zip(self.arrivals, self.arrivals[1:], strict=False))
