@@ -100,7 +100,8 @@ class Worker:
         self._server: asyncio.Server | None = None
         self._done: asyncio.Event
         self._max_lag = 0.0
-        self._tick_timer: asyncio.TimerHandle | None = None
+        self._tick_timer: asyncio.Handle | None = None
+        self._tick_at = 0.0  # when it is due (uvloop's call_at returns a plain Handle, without when(), for now)
         self._next_slow_tick = 0.0
         self._rounds = 0
         self._cpu_mark = (time.monotonic(), time.process_time())
@@ -318,13 +319,14 @@ class Worker:
             self._arm_tick(max(next_at, now))
 
     def _arm_tick(self, at: float) -> None:
+        self._tick_at = at
         self._tick_timer = self.loop.call_at(at, self._tick, at)
 
     def pace(self, call: CallAdapter) -> None:
         """A call's audio or gap now waits on the clock (CallHost.pace): the timer comes within a tick interval."""
         self.pacing.add(call)
         soon = self.loop.time() + self.config.tick_interval
-        if self._tick_timer is not None and self._tick_timer.when() > soon:
+        if self._tick_timer is not None and self._tick_at > soon:
             self._tick_timer.cancel()
             self._arm_tick(soon)
 
