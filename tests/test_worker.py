@@ -68,3 +68,15 @@ def test_a_call_can_start_waiting_while_the_timer_is_due_at_once():
         await running.keeps_beating()
 
     with_worker(scenario)
+
+
+def test_a_second_drain_after_one_with_no_time_left_keeps_the_first_deadline():
+    """drain_timeout may be 0: its deadline is due at once (a plain Handle under uvloop); a second SIGTERM then
+    compares against the time it was set for, and the call is closed by the first."""
+    async def scenario(running: Running) -> None:
+        call = await running.call("draining")
+        running.worker.drain(True, 0.0)
+        running.worker.drain(True, 0.0)  # asked the handle for its time, this raised
+        assert (await call.closed())[0] == 1001
+
+    with_worker(scenario)

@@ -87,7 +87,8 @@ class Worker:
         self.pacing: set[CallAdapter] = set()  # the calls the fast tick paces (joined through pace())
         self.answered_calls = 0
         self.state = WorkerState.BOOTING
-        self._drain_deadline: asyncio.TimerHandle | None = None
+        self._drain_deadline: asyncio.Handle | None = None
+        self._drain_at = 0.0
         self.latency_samples: list[float] = []
         self.metric_totals = MetricTotals()
         self.cpu_percent = 0.0
@@ -257,9 +258,10 @@ class Worker:
         """Close what is left in `seconds`, unless an earlier deadline is set already."""
         deadline = self.loop.time() + seconds
         if self._drain_deadline is not None:
-            if self._drain_deadline.when() <= deadline:
+            if self._drain_at <= deadline:
                 return
             self._drain_deadline.cancel()
+        self._drain_at = deadline  # not the handle's when(): for a time not in the future, uvloop gives a Handle
         self._drain_deadline = self.loop.call_at(deadline, self._close_all, "drain timeout")
 
     def _terminate(self) -> None:
