@@ -46,10 +46,10 @@ def test_the_timer_waits_for_the_deadline_tick_until_a_call_waits_on_the_clock()
         await running.call("waits")
         worker, loop = running.worker, asyncio.get_running_loop()
         interval = worker.config.tick_interval
-        await until(lambda: not worker.pacing and worker._tick_at > loop.time() + 2 * interval,
+        await until(lambda: not worker.pacing and worker._tick_timer.at > loop.time() + 2 * interval,
                     "the timer armed for the deadline tick")
         worker.pace(running.adapter("waits"))
-        assert worker._tick_at <= loop.time() + interval
+        assert worker._tick_timer.at <= loop.time() + interval
         assert running.adapter("waits") in worker.pacing
 
     with_worker(scenario)
@@ -61,8 +61,7 @@ def test_a_call_can_start_waiting_while_the_timer_is_due_at_once():
     async def scenario(running: Running) -> None:
         await running.call("due")
         worker = running.worker
-        worker._tick_timer.cancel()
-        worker._arm_tick(asyncio.get_running_loop().time())  # due at once: the one timer, as a plain Handle
+        worker._tick_timer.arm(asyncio.get_running_loop().time())  # due at once: under uvloop, a plain Handle
         worker.pace(running.adapter("due"))
         assert running.adapter("due") in worker.pacing
         await running.keeps_beating()

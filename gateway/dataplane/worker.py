@@ -39,6 +39,7 @@ from gateway.dataplane.datagrams import DatagramReader
 from gateway.dataplane.echo import EchoService
 from gateway.dataplane.errors import count_internal_error
 from gateway.dataplane.listener import PausableListener
+from gateway.dataplane.loop_timer import LoopTimer
 from gateway.dataplane.media import CallAdapter, tick_calls
 from gateway.dataplane.pools import MediaPools
 from gateway.dataplane.ports import pairs_taken
@@ -87,8 +88,7 @@ class Worker:
         self.pacing: set[CallAdapter] = set()  # the calls the fast tick paces (joined through pace())
         self.answered_calls = 0
         self.state = WorkerState.BOOTING
-        self._drain_deadline: asyncio.Handle | None = None
-        self._drain_at = 0.0
+        self._drain_deadline: LoopTimer  # made in run(), with the loop
         self.latency_samples: list[float] = []
         self.metric_totals = MetricTotals()
         self.cpu_percent = 0.0
@@ -101,8 +101,7 @@ class Worker:
         self._server: asyncio.Server | None = None
         self._done: asyncio.Event
         self._max_lag = 0.0
-        self._tick_timer: asyncio.Handle | None = None
-        self._tick_at = 0.0  # when it is due (uvloop's call_at returns a plain Handle, without when(), for now)
+        self._tick_timer: LoopTimer  # made in run(), with the loop
         self._next_slow_tick = 0.0
         self._rounds = 0
         self._cpu_mark = (time.monotonic(), time.process_time())
@@ -115,6 +114,8 @@ class Worker:
     async def run(self, sock: socket.socket | None = None) -> None:
         """Serve until told to stop; `sock` is a listener bound by the supervisor."""
         self.loop = loop = asyncio.get_running_loop()
+        self._tick_timer = LoopTimer(loop, self._tick)
+        self._drain_deadline = LoopTimer(loop, lambda _at: self._close_all("drain timeout"))
         self.unix_offset = time.time() - loop.time()
         self._done = asyncio.Event()
         if not self.routes:
@@ -239,7 +240,7 @@ class Worker:
         and end once the calls in progress have, or after `timeout` seconds. Draining already, a shorter
         timeout (a SIGTERM while retiring) brings the deadline forward."""
         if self.state is WorkerState.DRAINING:
-            if self._drain_deadline is not None:
+            if self._drain_deadline.armed:
                 self._set_drain_deadline(timeout)
             return
         self.state = WorkerState.DRAINING
@@ -256,13 +257,7 @@ class Worker:
 
     def _set_drain_deadline(self, seconds: float) -> None:
         """Close what is left in `seconds`, unless an earlier deadline is set already."""
-        deadline = self.loop.time() + seconds
-        if self._drain_deadline is not None:
-            if self._drain_at <= deadline:
-                return
-            self._drain_deadline.cancel()
-        self._drain_at = deadline  # not the handle's when(): for a time not in the future, uvloop gives a Handle
-        self._drain_deadline = self.loop.call_at(deadline, self._close_all, "drain timeout")
+        self._drain_deadline.no_later_than(self.loop.time() + seconds)
 
     def _terminate(self) -> None:
         """SIGTERM: from the supervisor, a drain that declines new upgrades; from the kernel because the
@@ -318,19 +313,12 @@ class Worker:
             count_internal_error(log, "worker.error", "tick")
         finally:
             next_at = scheduled + self.config.tick_interval if self.pacing else self._next_slow_tick
-            self._arm_tick(max(next_at, now))
-
-    def _arm_tick(self, at: float) -> None:
-        self._tick_at = at
-        self._tick_timer = self.loop.call_at(at, self._tick, at)
+            self._tick_timer.arm(max(next_at, now))
 
     def pace(self, call: CallAdapter) -> None:
         """A call's audio or gap now waits on the clock (CallHost.pace): the timer comes within a tick interval."""
         self.pacing.add(call)
-        soon = self.loop.time() + self.config.tick_interval
-        if self._tick_timer is not None and self._tick_at > soon:
-            self._tick_timer.cancel()
-            self._arm_tick(soon)
+        self._tick_timer.no_later_than(self.loop.time() + self.config.tick_interval)
 
     def _housekeeping(self) -> None:
         """Heartbeat from the loop itself (a stuck loop stops beating and is replaced), plus slow work. Re-armed
